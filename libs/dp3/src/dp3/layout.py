@@ -1,0 +1,56 @@
+"""Where a photo's files live: staging and store names, computed in one place.
+
+The dispatcher writes staging, the archiver writes stores, the portal reads
+both; if each computed names on its own they would drift. Pure functions only.
+
+::
+
+    staging/<id>/{<stem>_THUMBNAIL.jpg, <stem>_WEB.jpg, meta.json}
+    <store>/<YYYY-MM-DD>/<id>                 the original, byte for byte
+    <store>/<YYYY-MM-DD>/<stem>_THUMBNAIL.jpg, <stem>_WEB.jpg
+    <store>/<YYYY-MM-DD>/<id>.json            sidecar: metadata + journal
+
+``<stem>`` is the photo id without its extension, so two photographers'
+``DSC00372.JPG`` taken the same day never share an artifact name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from pathlib import Path, PurePosixPath
+
+STORE_MARKER = ".dp3-store"
+"""A store is used only while this file exists at its root (an unmounted drive has none)."""
+
+META_NAME = "meta.json"
+
+
+def artifact_stem(photo_id: str) -> str:
+    """The id without its extension (``A-B_1355517208_DSC00372.JPG`` -> ``A-B_1355517208_DSC00372``)."""
+    stem = PurePosixPath(photo_id).stem
+    return stem or photo_id
+
+
+def thumbnail_name(photo_id: str) -> str:
+    return f"{artifact_stem(photo_id)}_THUMBNAIL.jpg"
+
+
+def web_name(photo_id: str) -> str:
+    return f"{artifact_stem(photo_id)}_WEB.jpg"
+
+
+def sidecar_name(photo_id: str) -> str:
+    return f"{photo_id}.json"
+
+
+def staging_dir(staging_root: Path, photo_id: str) -> Path:
+    """``staging/<id>/``; the id never contains a slash (see ``make_photo_id``)."""
+    if "/" in photo_id or photo_id in ("", ".", ".."):
+        raise ValueError(f"not a photo id: {photo_id!r}")
+    return staging_root / photo_id
+
+
+def date_folder(capture_time: int, zone: zoneinfo.ZoneInfo) -> str:
+    """``YYYY-MM-DD`` of the capture time in the site's time zone."""
+    return dt.datetime.fromtimestamp(capture_time, tz=zone).strftime("%Y-%m-%d")

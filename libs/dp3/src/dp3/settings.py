@@ -1,0 +1,135 @@
+"""One settings model for every DP3 service, read from ``DP3_*`` variables.
+
+Settings are built once, in a service's ``main()``, and passed down; nothing
+else reads ``os.environ`` (reading configuration at import time makes tests
+and replicas disagree about what they run with). Services that need more add
+fields in a subclass, with the same prefix.
+
+A bad value stops start-up with one line that names the variable and what is
+wrong with it: :func:`load_settings` turns pydantic's report into
+:class:`~dp3.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AnyUrl, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from dp3.errors import ConfigError
+
+SettingsT = TypeVar("SettingsT", bound="Settings")
+
+
+class Settings(BaseSettings):
+    """What every service needs to know about this installation."""
+
+    model_config = SettingsConfigDict(env_prefix="DP3_", extra="ignore", frozen=True)
+
+    home: Path = Path("./var")
+    inbox: Path | None = None
+    staging: Path | None = None
+    # NoDecode: a comma-separated list, not JSON, so an operator can write
+    # DP3_STORES=/mnt/a,/mnt/b as in any shell profile.
+    stores: Annotated[tuple[Path, ...], NoDecode] = ()
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    mongo_url: str | None = None
+    timezone: str = "UTC"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    log_level: str = "INFO"
+
+    @field_validator("stores", mode="before")
+    @classmethod
+    def _split_stores(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",")]
+            if any(not part for part in parts):
+                raise ValueError("empty store path in the comma-separated list")
+            return tuple(Path(part) for part in parts)
+        return value
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _check_amqp_url(cls, value: str) -> str:
+        url = AnyUrl(value)
+        if url.scheme not in ("amqp", "amqps"):
+            raise ValueError(f"expected an amqp:// or amqps:// URL, got scheme {url.scheme!r}")
+        return value
+
+    @field_validator("mongo_url")
+    @classmethod
+    def _check_mongo_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("expected a mongodb:// or mongodb+srv:// URL (unset it for the embedded server)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Jerusalem)") from None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        # Frozen model: defaults that depend on DP3_HOME are filled in here.
+        if self.inbox is None:
+            object.__setattr__(self, "inbox", self.home / "inbox")
+        if self.staging is None:
+            object.__setattr__(self, "staging", self.home / "staging")
+        if not self.stores:
+            object.__setattr__(self, "stores", (self.home / "archive-a", self.home / "archive-b"))
+        return self
+
+    @property
+    def inbox_dir(self) -> Path:
+        assert self.inbox is not None  # filled in by _derive_paths
+        return self.inbox
+
+    @property
+    def staging_dir(self) -> Path:
+        assert self.staging is not None  # filled in by _derive_paths
+        return self.staging
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+def load_settings(cls: type[SettingsT] = Settings, **overrides: Any) -> SettingsT:  # type: ignore[assignment]
+    """Build settings from the environment, or raise ConfigError with one line.
+
+    ``overrides`` are for tests and command-line flags; they win over the
+    environment.
+    """
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(cls, exc)) from None
+
+
+def _describe(cls: type[Settings], exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "settings"
+        name = f"DP3_{field.upper()}" if field in cls.model_fields else field
+        message = str(error["msg"]).removeprefix("Value error, ")
+        value = error.get("input")
+        shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""
+        problems.append(f"{name}: {message}{shown}")
+    return "; ".join(problems)

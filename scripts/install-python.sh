@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create .venv (if missing) and install every DP3 package, editable, from pinned versions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+stamp=.venv/.dp3-installed
+inputs=(constraints.txt requirements-dev.txt libs/dp3/pyproject.toml libs/dp3/setup.py services/*/pyproject.toml)
+if [ -f "$stamp" ] && [ -z "$(find "${inputs[@]}" -newer "$stamp" 2>/dev/null)" ]; then
+  exit 0
+fi
+.venv/bin/pip install -q --upgrade pip setuptools wheel
+.venv/bin/pip install -q -c constraints.txt -r requirements-dev.txt \
+  -e libs/dp3 -e services/scanner -e services/dispatcher -e services/archiver -e services/portal
+touch "$stamp"

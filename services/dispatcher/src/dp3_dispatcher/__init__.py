@@ -1,0 +1,1 @@
+"""DP3 dispatcher service."""
