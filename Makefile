@@ -1,22 +1,38 @@
-# DP3: the two commands a newcomer needs are `make up` and `make test`.
-.PHONY: install system test lint unit integration
+# DP3. A newcomer needs two commands: `make up` (run the system) and `make test`.
+# Both install what this machine lacks (Debian packages, the .venv) first.
+.PHONY: up down demo test install system-run system-test rabbitmq lint unit bench
 
 PY := .venv/bin
+SRC := libs/dp3/src services/scanner/src services/dispatcher/src services/archiver/src services/portal/src
 
-install:  ## Python environment (.venv) from pinned versions
+up: system-run rabbitmq install  ## the whole system on this machine, in the foreground
+	$(PY)/python deploy/local/stack.py up
+
+down:  ## stop a stack started in the background (make up &)
+	$(PY)/python deploy/local/stack.py down
+
+demo: install  ## drop a sample of the shared corpus into two photographers' folders
+	$(PY)/python deploy/local/stack.py demo
+
+test: system-test rabbitmq install lint  ## everything CI runs
+	$(PY)/pytest
+
+install:  ## .venv from the pinned versions in constraints.txt
 	scripts/install-python.sh
 
-system:  ## Debian packages and a running RabbitMQ
-	scripts/install-system.sh
+system-run:
+	scripts/install-system.sh run
+
+system-test:
+	scripts/install-system.sh test
+
+rabbitmq:
 	scripts/ensure-rabbitmq.sh
 
 lint: install
 	$(PY)/ruff check .
 	$(PY)/ruff format --check .
-	$(PY)/mypy libs/dp3/src services/scanner/src services/dispatcher/src services/archiver/src services/portal/src tests
-
-test: system install lint  ## everything CI runs
-	$(PY)/pytest
+	$(PY)/mypy $(SRC) deploy/local tests benchmarks
 
 unit: install
 	$(PY)/pytest tests/unit

@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
 # Install the Debian packages DP3 needs on this machine, only those missing.
+#   scripts/install-system.sh run    what `make up` needs
+#   scripts/install-system.sh test   what `make test` needs (a superset)
 # Debian bookworm, as root (or with sudo). Safe to run again.
 set -euo pipefail
 
-packages=(
-  coop-computing-tools coop-computing-tools-dev  # Work Queue worker, factory, C library
+run_packages=(
+  coop-computing-tools coop-computing-tools-dev  # Work Queue worker, factory, C library for the binding
+  gcc libc6-dev zlib1g-dev libssl-dev            # build the Work Queue binding
   rabbitmq-server                                # the broker (normally already running)
+)
+test_packages=(
   chromium                                       # the portal's browser test
   prometheus                                     # dashboards and alerts are tested against it
   libvips42                                      # pyvips, for the render benchmark
   docker-compose                                 # validates docker-compose.yml offline
   debootstrap                                    # the HTCondor test pool's chroot
 )
+
+case "${1:-test}" in
+  run) packages=("${run_packages[@]}") ;;
+  test) packages=("${run_packages[@]}" "${test_packages[@]}") ;;
+  *) echo "usage: $0 run|test" >&2; exit 2 ;;
+esac
 
 missing=()
 for pkg in "${packages[@]}"; do

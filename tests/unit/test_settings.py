@@ -19,7 +19,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_defaults_derive_from_home(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DP3_HOME", "/srv/dp3")
-    settings: Settings = load_settings()
+    settings = load_settings()
     assert settings.inbox == Path("/srv/dp3/inbox")
     assert settings.staging == Path("/srv/dp3/staging")
     assert settings.stores == (Path("/srv/dp3/archive-a"), Path("/srv/dp3/archive-b"))

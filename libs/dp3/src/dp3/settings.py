@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import zoneinfo
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, overload
 
 from pydantic import AnyUrl, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -111,16 +111,21 @@ class Settings(BaseSettings):
         return zoneinfo.ZoneInfo(self.timezone)
 
 
-def load_settings(cls: type[SettingsT] = Settings, **overrides: Any) -> SettingsT:  # type: ignore[assignment]
+@overload
+def load_settings(cls: None = None, **overrides: Any) -> Settings: ...
+@overload
+def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT: ...
+def load_settings(cls: type[Settings] | None = None, **overrides: Any) -> Settings:
     """Build settings from the environment, or raise ConfigError with one line.
 
     ``overrides`` are for tests and command-line flags; they win over the
     environment.
     """
+    model = cls or Settings
     try:
-        return cls(**overrides)
+        return model(**overrides)
     except ValidationError as exc:
-        raise ConfigError(_describe(cls, exc)) from None
+        raise ConfigError(_describe(model, exc)) from None
 
 
 def _describe(cls: type[Settings], exc: ValidationError) -> str:

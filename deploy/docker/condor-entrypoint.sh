@@ -1,0 +1,10 @@
+#!/bin/sh
+# Start the personal HTCondor pool, then keep DP3 workers running as Condor
+# jobs (submitted as an ordinary user: HTCondor refuses root's jobs).
+set -eu
+condor_master
+until condor_status -schedd >/dev/null 2>&1; do sleep 1; done
+exec su dp3 -c "exec work_queue_factory -T condor \
+  --manager-host \"${DP3_MANAGER_HOST:-dispatcher}\" --manager-port \"${DP3_WORK_QUEUE_PORT:-9123}\" \
+  --min-workers \"${DP3_WORKERS_MIN:-0}\" --max-workers \"${DP3_WORKERS_MAX:-16}\" \
+  --workers-per-cycle 4 --timeout 900 --scratch-dir /tmp/dp3-factory"

@@ -1,0 +1,220 @@
+"""The whole DP3 system on one machine, under supervisord: ``make up`` / ``make down``.
+
+``up`` checks the settings (one line on a bad value), prepares ``$DP3_HOME``
+(inbox, staging, stores with their markers, logs), writes a supervisord
+configuration there and runs supervisord in the foreground: it starts the
+embedded MongoDB-wire server (unless ``DP3_MONGO_URL`` is set) and the four
+services, restarts any that crash, and on Ctrl-C or SIGTERM stops them all,
+each with its process group (the dispatcher's Work Queue workers included).
+``down`` asks a stack started in the background to do the same and waits.
+
+The same entry points run in the compose images (``dp3-scanner`` ...), so the
+local stack and the head node run the same code with the same settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dp3.errors import ConfigError
+from dp3.layout import STORE_MARKER
+from dp3.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+SERVICES = ("scanner", "dispatcher", "archiver", "portal")
+EMBEDDED_MONGO_PORT = 27017
+PORTAL_PORT_DEFAULT = 8000
+
+
+def _home(settings: Settings) -> Path:
+    return settings.home.resolve()
+
+
+def prepare_home(settings: Settings) -> None:
+    """Create $DP3_HOME's folders; mark each store (an empty folder is not a store)."""
+    for folder in (settings.inbox_dir, settings.staging_dir, _home(settings) / "logs"):
+        folder.mkdir(parents=True, exist_ok=True)
+    for store in settings.stores:
+        store.mkdir(parents=True, exist_ok=True)
+        if not (store / STORE_MARKER).exists():
+            subprocess.run([str(VENV_BIN / "dp3"), "stores", "init", str(store)], check=True)
+
+
+def admin_password(settings: Settings) -> str:
+    """DP3_ADMIN_PASSWORD, else one generated on first start and kept (0600) under $DP3_HOME."""
+    given = os.environ.get("DP3_ADMIN_PASSWORD")
+    if given:
+        return given
+    keep = _home(settings) / "admin-password"
+    if not keep.exists():
+        fd = os.open(keep, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(secrets.token_urlsafe(12) + "\n")
+    return keep.read_text().strip()
+
+
+def supervisor_config(settings: Settings, env: dict[str, str]) -> str:
+    home = _home(settings)
+    logs = home / "logs"
+    environment = ",".join(f'{key}="{value}"' for key, value in sorted(env.items()))
+    sections = [
+        "[supervisord]",
+        "nodaemon=true",
+        f"logfile={logs / 'supervisord.log'}",
+        f"pidfile={home / 'supervisord.pid'}",
+        f"childlogdir={logs}",
+        "",
+        "[unix_http_server]",
+        f"file={home / 'supervisor.sock'}",
+        "chmod=0700",
+        "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
+        "[supervisorctl]",
+        f"serverurl=unix://{home / 'supervisor.sock'}",
+        "",
+    ]
+    programs: dict[str, str] = {}
+    if not settings.mongo_url:
+        mongo = home / "mongo"
+        mongo.mkdir(exist_ok=True)
+        programs["mongo"] = (
+            f"{VENV_BIN / 'nx-27017'} --host 127.0.0.1 -p {EMBEDDED_MONGO_PORT} --data-dir {mongo} "
+            f"--pid-file {home / 'mongo.pid'} --log-file {logs / 'mongo-server.log'}"
+        )
+    for service in SERVICES:
+        programs[service] = str(VENV_BIN / f"dp3-{service}")
+    for name, command in programs.items():
+        sections += [
+            f"[program:{name}]",
+            f"command={command}",
+            f"directory={REPO}",
+            f"environment={environment}",
+            "autorestart=true",
+            "startsecs=2",
+            "startretries=1000",
+            "stopsignal=TERM",
+            "stopwaitsecs=30",
+            # Stop the whole process group: the dispatcher's factory and workers go with it.
+            "stopasgroup=true",
+            "killasgroup=true",
+            "redirect_stderr=true",
+            f"stdout_logfile={logs / (name + '.log')}",
+            "stdout_logfile_maxbytes=50MB",
+            "stdout_logfile_backups=5",
+            f"priority={1 if name == 'mongo' else 10}",
+            "",
+        ]
+    return "\n".join(sections)
+
+
+def stack_environment(settings: Settings, password: str) -> dict[str, str]:
+    """What every service process gets: the DP3_* settings made explicit and absolute."""
+    env = {key: value for key, value in os.environ.items() if key.startswith("DP3_")}
+    env.update(
+        DP3_HOME=str(_home(settings)),
+        DP3_INBOX=str(settings.inbox_dir.resolve()),
+        DP3_STAGING=str(settings.staging_dir.resolve()),
+        DP3_STORES=",".join(str(store.resolve()) for store in settings.stores),
+        DP3_ADMIN_PASSWORD=password,
+        PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+    )
+    if not settings.mongo_url:
+        env["DP3_MONGO_URL"] = f"mongodb://127.0.0.1:{EMBEDDED_MONGO_PORT}/dp3?directConnection=true"
+    return env
+
+
+def up(settings: Settings) -> int:
+    home = _home(settings)
+    home.mkdir(parents=True, exist_ok=True)
+    if _running_pid(home) is not None:
+        print(f"dp3: a stack is already running from {home} (make down stops it)", file=sys.stderr)
+        return 1
+    prepare_home(settings)
+    password = admin_password(settings)
+    env = stack_environment(settings, password)
+    conf = home / "supervisord.conf"
+    conf.write_text(supervisor_config(settings, env))
+    port = os.environ.get("DP3_PORTAL_PORT", str(PORTAL_PORT_DEFAULT))
+    print(
+        f"DP3 is starting from {home}\n"
+        f"  gallery:  http://127.0.0.1:{port}/   user: admin   password: {password}\n"
+        f"  inbox:    {settings.inbox_dir.resolve()}  (one sub-folder per photographer, FIRST-LAST)\n"
+        f"  logs:     {home / 'logs'}\n"
+        f"  stop:     Ctrl-C here, or `make down`",
+        flush=True,
+    )
+    os.execv(VENV_BIN / "supervisord", [str(VENV_BIN / "supervisord"), "-c", str(conf)])
+
+
+def down(settings: Settings, timeout: float = 60.0) -> int:
+    home = _home(settings)
+    pid = _running_pid(home)
+    if pid is None:
+        print(f"dp3: no stack is running from {home}")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _running_pid(home) is None:
+            print("dp3: stopped")
+            return 0
+        time.sleep(0.2)
+    print(f"dp3: supervisord (pid {pid}) did not stop within {timeout:.0f}s", file=sys.stderr)
+    return 1
+
+
+def demo(settings: Settings, corpus: Path, count: int) -> int:
+    """Copy a sample of the corpus into two photographers' folders."""
+    photos = sorted(p for p in (corpus / "jpg").rglob("*.jpg") if "invalid" not in p.parts and "tests" not in p.parts)
+    if not photos:
+        print(f"dp3: no photos under {corpus}", file=sys.stderr)
+        return 1
+    owners = ("JAEGER-NICHOLAS", "REEDER-PHILIP")
+    for index, photo in enumerate(photos[:count]):
+        folder = settings.inbox_dir / owners[index % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(photo, folder / photo.name)
+    print(f"dp3: dropped {min(count, len(photos))} photos into {', '.join(owners)} under {settings.inbox_dir}")
+    return 0
+
+
+def _running_pid(home: Path) -> int | None:
+    try:
+        pid = int((home / "supervisord.pid").read_text().strip())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    return pid
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stack", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("action", choices=("up", "down", "demo"))
+    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus" / "exif-samples")
+    parser.add_argument("--count", type=int, default=24)
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"dp3: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    if args.action == "up":
+        return up(settings)
+    if args.action == "down":
+        return down(settings)
+    return demo(settings, args.corpus, args.count)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
