@@ -31,8 +31,18 @@ from dp3.settings import Settings, load_settings
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 SERVICES = ("scanner", "dispatcher", "archiver", "portal")
-EMBEDDED_MONGO_PORT = 27017
+METRICS_PORT_DEFAULTS = {"scanner": 9101, "dispatcher": 9102, "archiver": 9103}
 PORTAL_PORT_DEFAULT = 8000
+EMBEDDED_MONGO_PORT_DEFAULT = 27017
+
+
+def metrics_port(service: str) -> int:
+    """``DP3_<SERVICE>_METRICS_PORT`` (a stack-level setting) or the service's default port."""
+    return int(os.environ.get(f"DP3_{service.upper()}_METRICS_PORT", METRICS_PORT_DEFAULTS[service]))
+
+
+def embedded_mongo_port() -> int:
+    return int(os.environ.get("DP3_EMBEDDED_MONGO_PORT", EMBEDDED_MONGO_PORT_DEFAULT))
 
 
 def _home(settings: Settings) -> Path:
@@ -65,7 +75,6 @@ def admin_password(settings: Settings) -> str:
 def supervisor_config(settings: Settings, env: dict[str, str]) -> str:
     home = _home(settings)
     logs = home / "logs"
-    environment = ",".join(f'{key}="{value}"' for key, value in sorted(env.items()))
     sections = [
         "[supervisord]",
         "nodaemon=true",
@@ -89,12 +98,16 @@ def supervisor_config(settings: Settings, env: dict[str, str]) -> str:
         mongo = home / "mongo"
         mongo.mkdir(exist_ok=True)
         programs["mongo"] = (
-            f"{VENV_BIN / 'nx-27017'} --host 127.0.0.1 -p {EMBEDDED_MONGO_PORT} --data-dir {mongo} "
+            f"{VENV_BIN / 'nx-27017'} --host 127.0.0.1 -p {embedded_mongo_port()} --data-dir {mongo} "
             f"--pid-file {home / 'mongo.pid'} --log-file {logs / 'mongo-server.log'}"
         )
     for service in SERVICES:
         programs[service] = str(VENV_BIN / f"dp3-{service}")
     for name, command in programs.items():
+        program_env = dict(env)
+        if name in METRICS_PORT_DEFAULTS:
+            program_env["DP3_METRICS_PORT"] = str(metrics_port(name))
+        environment = ",".join(f'{key}="{_escape(value)}"' for key, value in sorted(program_env.items()))
         sections += [
             f"[program:{name}]",
             f"command={command}",
@@ -118,6 +131,12 @@ def supervisor_config(settings: Settings, env: dict[str, str]) -> str:
     return "\n".join(sections)
 
 
+def _escape(value: str) -> str:
+    # supervisord's environment= is a comma-separated list of KEY="value"; % starts
+    # its own interpolation, and a quote would end the value.
+    return value.replace("%", "%%").replace('"', '\\"')
+
+
 def stack_environment(settings: Settings, password: str) -> dict[str, str]:
     """What every service process gets: the DP3_* settings made explicit and absolute."""
     env = {key: value for key, value in os.environ.items() if key.startswith("DP3_")}
@@ -130,7 +149,7 @@ def stack_environment(settings: Settings, password: str) -> dict[str, str]:
         PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
     )
     if not settings.mongo_url:
-        env["DP3_MONGO_URL"] = f"mongodb://127.0.0.1:{EMBEDDED_MONGO_PORT}/dp3?directConnection=true"
+        env["DP3_MONGO_URL"] = f"mongodb://127.0.0.1:{embedded_mongo_port()}/dp3?directConnection=true"
     return env
 
 
