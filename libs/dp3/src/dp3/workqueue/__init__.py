@@ -1,0 +1,34 @@
+"""Python binding to cctools Work Queue (cffi over ``work_queue.h``, built at install).
+
+::
+
+    with Manager(port=0, name="dp3") as manager:
+        task_id = manager.submit(Task("python3 render_task.py photo .", inputs=[...], outputs=[...]))
+        result = manager.wait(timeout=5)
+
+See :mod:`dp3.workqueue._manager` for the pitfalls of cctools 8.0 it handles.
+"""
+
+from dp3.workqueue._manager import (
+    InputFile,
+    Manager,
+    OutputFile,
+    Result,
+    Stats,
+    Task,
+    TaskResult,
+    WorkQueueError,
+    result_text,
+)
+
+__all__ = [
+    "InputFile",
+    "Manager",
+    "OutputFile",
+    "Result",
+    "Stats",
+    "Task",
+    "TaskResult",
+    "WorkQueueError",
+    "result_text",
+]
