@@ -52,6 +52,7 @@ class ErrorKind(enum.StrEnum):
     WORKER_ENVIRONMENT = "worker_environment"  # a worker lacks Python or an imaging library
     RENDER_FAILED = "render_failed"  # the task kept producing invalid artifacts
     ARCHIVE_UNAVAILABLE = "archive_unavailable"  # a store is down, read-only or full
+    SOURCE_CHANGED = "source_changed"  # the inbox file changed or vanished before it was archived
 
 
 class ErrorInfo(BaseModel):
@@ -91,6 +92,9 @@ class JournalEntry(BaseModel):
     duplicate_of: str | None = Field(default=None, description="on Duplicate: the id already archived")
     upload_finished_at: float | None = Field(default=None, description="Unix time the upload was seen finished")
     attempt: int = Field(default=0, ge=0, description="re-drive generation of a Detected")
+    stored_name: str | None = Field(
+        default=None, description="on Archived/Collected: the original's file name in the stores (id, or id~sha)"
+    )
 
     @field_validator("id", "path")
     @classmethod
