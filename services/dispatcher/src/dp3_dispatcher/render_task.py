@@ -1,0 +1,564 @@
+#!/usr/bin/env python3
+"""The render task: one photo in; a thumbnail, a web version and meta.json out.
+
+This file is shipped to Work Queue workers as a cached input file and run there
+as ``python3 render_task.py [--max-pixels N] INPUT OUTDIR``. A cluster node
+offers the Python its administrators installed, so the script needs only the
+standard library and Pillow (pillow-heif, when present, adds HEIC/HEIF): Debian
+bookworm's ``python3`` + ``python3-pil`` (Pillow 9.4) is enough. Hence no dp3
+import, and no Pillow API newer than 8.0 without a fallback. Annotations are
+quoted rather than postponed (``from __future__ import annotations``), so that
+an old Python still parses the file and reaches the version check below, which
+turns "Python too old" into exit 20 instead of a SyntaxError.
+
+Exit status is the contract with the dispatcher (``dp3_dispatcher.verify``)::
+
+    0   ok: OUTDIR/thumbnail.jpg, OUTDIR/web.jpg, OUTDIR/meta.json
+    10  corrupt_image       the bytes are not a decodable image
+    11  unsupported_format  an image, but not one DP3 renders
+    12  too_large           width*height above --max-pixels, seen in the header
+    13  empty_file          zero bytes
+    20  worker_environment  this worker cannot render (Python/Pillow missing or old)
+    1   render_failed       anything else (a bug, a full disk): worth a retry
+
+On a non-zero exit, stdout carries one JSON line ``{"kind", "message"}`` and no
+artifact file is left in OUTDIR.
+
+Speed: a 24-megapixel JPEG is decoded by libjpeg at 1/8 scale in the DCT
+domain (``draft``), never at full size; only that small image is resized,
+rotated and encoded, and the thumbnail is made from the web version. The
+sha256 of the bytes runs in a thread meanwhile (hashlib releases the GIL).
+"""
+
+import argparse
+import contextlib
+import datetime
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import sys
+import threading
+import time
+import warnings
+from typing import Any
+
+MIN_PYTHON = (3, 7)
+MIN_PILLOW = (8, 0)
+
+EXIT_OK = 0
+EXIT_RENDER_FAILED = 1
+EXIT_CORRUPT_IMAGE = 10
+EXIT_UNSUPPORTED_FORMAT = 11
+EXIT_TOO_LARGE = 12
+EXIT_EMPTY_FILE = 13
+EXIT_WORKER_ENVIRONMENT = 20
+
+KIND_BY_EXIT = {
+    EXIT_RENDER_FAILED: "render_failed",
+    EXIT_CORRUPT_IMAGE: "corrupt_image",
+    EXIT_UNSUPPORTED_FORMAT: "unsupported_format",
+    EXIT_TOO_LARGE: "too_large",
+    EXIT_EMPTY_FILE: "empty_file",
+    EXIT_WORKER_ENVIRONMENT: "worker_environment",
+}
+
+THUMBNAIL_NAME = "thumbnail.jpg"
+WEB_NAME = "web.jpg"
+META_NAME = "meta.json"
+ARTIFACT_NAMES = (THUMBNAIL_NAME, WEB_NAME, META_NAME)
+
+THUMBNAIL_BOX = (120, 90)
+WEB_BOX = (640, 480)
+JPEG_QUALITY = 85
+DEFAULT_MAX_PIXELS = 200_000_000
+
+EXIF_KEYS = (
+    "make",
+    "model",
+    "lens",
+    "datetime_original",
+    "offset_time_original",
+    "exposure_time",
+    "f_number",
+    "iso",
+    "focal_length",
+    "orientation",
+    "gps",
+)
+META_KEYS = ("sha256", "size", "format", "width", "height", "thumbnail", "web", "exif", "render_seconds")
+
+# Formats Pillow decodes that DP3 renders. Anything else Pillow happens to open
+# (EPS runs Ghostscript, PDF, PSD, ICO...) is refused as unsupported_format.
+RENDERED_FORMATS = ("JPEG", "MPO", "PNG", "TIFF", "HEIF", "WEBP", "BMP", "GIF")
+DRAFTABLE_FORMATS = ("JPEG", "MPO")
+
+# EXIF tag numbers (not Pillow's ExifTags enums, which Pillow 8 lacks).
+TAG_ORIENTATION = 0x0112
+TAG_MAKE = 0x010F
+TAG_MODEL = 0x0110
+TAG_EXIF_IFD = 0x8769
+TAG_GPS_IFD = 0x8825
+TAG_EXPOSURE_TIME = 0x829A
+TAG_F_NUMBER = 0x829D
+TAG_ISO = 0x8827
+TAG_DATETIME_ORIGINAL = 0x9003
+TAG_OFFSET_TIME_ORIGINAL = 0x9011
+TAG_FOCAL_LENGTH = 0x920A
+TAG_LENS_MODEL = 0xA434
+GPS_LATITUDE_REF, GPS_LATITUDE, GPS_LONGITUDE_REF, GPS_LONGITUDE, GPS_ALTITUDE_REF, GPS_ALTITUDE = 1, 2, 3, 4, 5, 6
+
+try:
+    import PIL
+    from PIL import Image
+
+    PILLOW_IMPORT_ERROR = ""
+    LANCZOS = getattr(Image, "Resampling", Image).LANCZOS  # Image.LANCZOS before Pillow 9.1
+except Exception as exc:  # noqa: BLE001 -- ImportError, or a broken install failing in _imaging
+    PILLOW_IMPORT_ERROR = f"{type(exc).__name__}: {exc}"
+
+
+class RenderError(Exception):
+    """A classified failure: the exit status and a sentence a person can act on."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def environment_problem() -> "str | None":
+    """Why this worker cannot render at all, or None. Checked before touching the photo."""
+    if sys.version_info < MIN_PYTHON:
+        found = ".".join(str(part) for part in sys.version_info[:3])
+        wanted = ".".join(str(part) for part in MIN_PYTHON)
+        return f"python3 on this worker is {found}; the render task needs Python >= {wanted}"
+    if PILLOW_IMPORT_ERROR:
+        return (
+            f"Pillow cannot be imported on this worker ({PILLOW_IMPORT_ERROR}); "
+            "install python3-pil (Debian) or 'pip install Pillow' for the workers' python3"
+        )
+    version = pillow_version()
+    if version < MIN_PILLOW:
+        wanted = ".".join(str(part) for part in MIN_PILLOW)
+        return f"Pillow {PIL.__version__} on this worker is too old; the render task needs Pillow >= {wanted}"
+    from PIL import features
+
+    if not features.check_codec("jpg"):
+        return "Pillow on this worker was built without JPEG support (libjpeg); install a complete Pillow"
+    return None
+
+
+def pillow_version() -> "tuple[int, ...]":
+    parts = []
+    for piece in PIL.__version__.split(".")[:2]:
+        digits = re.match(r"\d+", piece)
+        parts.append(int(digits.group()) if digits else 0)
+    return tuple(parts)
+
+
+# ---------------------------------------------------------------- geometry
+
+
+def fit_within(width: int, height: int, box: "tuple[int, int]") -> "tuple[int, int]":
+    """The size of a ``width`` x ``height`` image scaled to fit ``box``, aspect kept, never enlarged."""
+    scale = min(box[0] / width, box[1] / height, 1.0)
+    return (
+        min(box[0], max(1, round(width * scale))),
+        min(box[1], max(1, round(height * scale))),
+    )
+
+
+def swaps_axes(orientation: int) -> bool:
+    """Orientations 5-8 turn the stored image by a quarter: width and height swap."""
+    return orientation in (5, 6, 7, 8)
+
+
+def transpose_method(orientation: int) -> "int | None":
+    """Pillow's transpose operation that makes a stored image with this EXIF orientation upright."""
+    ops = getattr(Image, "Transpose", Image)
+    return {
+        2: ops.FLIP_LEFT_RIGHT,
+        3: ops.ROTATE_180,
+        4: ops.FLIP_TOP_BOTTOM,
+        5: ops.TRANSPOSE,
+        6: ops.ROTATE_270,
+        7: ops.TRANSVERSE,
+        8: ops.ROTATE_90,
+    }.get(orientation)
+
+
+# ---------------------------------------------------------------- EXIF subset
+
+
+def as_float(value: Any) -> "float | None":
+    """A finite float from an EXIF number (IFDRational, int, (num, den) pair), else None."""
+    try:
+        if isinstance(value, tuple) and len(value) == 2 and all(isinstance(part, int) for part in value):
+            number = value[0] / value[1]
+        elif isinstance(value, (tuple, list)) and len(value) == 1:
+            return as_float(value[0])
+        else:
+            number = float(value)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def as_int(value: Any) -> "int | None":
+    if isinstance(value, (tuple, list)):
+        return as_int(value[0]) if value else None
+    number = as_float(value)
+    if number is None or abs(number) > 2**53:
+        return None
+    return int(number)
+
+
+def as_text(value: Any, limit: int = 200) -> "str | None":
+    """Printable text from an EXIF string (str or bytes, NUL-padded, any encoding), else None."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if not isinstance(value, str):
+        return None
+    text = "".join(char for char in value if char.isprintable()).strip()
+    return text[:limit] or None
+
+
+def exif_datetime(value: Any) -> "str | None":
+    """``2008:05:30 15:56:01`` -> ``2008-05-30T15:56:01``; a placeholder or garbage -> None."""
+    text = as_text(value) or ""
+    match = re.match(r"(\d{4})[:-](\d{2})[:-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})", text)
+    if not match:
+        return None
+    try:
+        year, month, day, hour, minute, second = (int(part) for part in match.groups())
+        moment = datetime.datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return None
+    return moment.isoformat()
+
+
+def exif_offset(value: Any) -> "str | None":
+    text = as_text(value) or ""
+    return text if re.fullmatch(r"[+-]\d{2}:\d{2}", text) else None
+
+
+def degrees(value: Any, reference: Any, negative: str) -> "float | None":
+    """Degrees, minutes, seconds plus N/S or E/W -> signed decimal degrees."""
+    if not isinstance(value, (tuple, list)) or not 1 <= len(value) <= 3:
+        return None
+    parts = [as_float(part) for part in value]
+    if any(part is None for part in parts):
+        return None
+    total = 0.0
+    for index, part in enumerate(parts):
+        total += (part or 0.0) / 60**index
+    if (as_text(reference) or "").upper().startswith(negative):
+        total = -total
+    return round(total, 7)
+
+
+def gps_position(gps: "dict[int, Any]") -> "dict[str, float | None] | None":
+    latitude = degrees(gps.get(GPS_LATITUDE), gps.get(GPS_LATITUDE_REF), "S")
+    longitude = degrees(gps.get(GPS_LONGITUDE), gps.get(GPS_LONGITUDE_REF), "W")
+    if latitude is None or longitude is None or abs(latitude) > 90 or abs(longitude) > 180:
+        return None
+    altitude = as_float(gps.get(GPS_ALTITUDE))
+    reference = gps.get(GPS_ALTITUDE_REF)
+    if altitude is not None and (reference == 1 or reference == b"\x01"):
+        altitude = -altitude
+    return {
+        "latitude": latitude,
+        "longitude": longitude,
+        "altitude": None if altitude is None else round(altitude, 3),
+    }
+
+
+def read_ifd(exif: Any, tag: int) -> "dict[int, Any]":
+    try:
+        ifd = exif.get_ifd(tag)
+    except Exception:  # noqa: BLE001 -- odd EXIF must never fail the render
+        return {}
+    return dict(ifd) if isinstance(ifd, dict) else {}
+
+
+def read_exif(image: Any) -> "tuple[dict[str, Any], int]":
+    """The EXIF subset a researcher wants, JSON-safe, and the orientation (1 when absent or invalid)."""
+    try:
+        exif = image.getexif()
+        base = dict(exif)
+    except Exception:  # noqa: BLE001 -- a malformed EXIF block: render the pixels, report no EXIF
+        return dict.fromkeys(EXIF_KEYS), 1
+    details = read_ifd(exif, TAG_EXIF_IFD)
+
+    def tag(number: int) -> Any:
+        return details.get(number, base.get(number))
+
+    orientation = as_int(base.get(TAG_ORIENTATION))
+    if orientation not in range(1, 9):
+        orientation = None
+    exposure = as_float(tag(TAG_EXPOSURE_TIME))
+    f_number = as_float(tag(TAG_F_NUMBER))
+    focal = as_float(tag(TAG_FOCAL_LENGTH))
+    gps = read_ifd(exif, TAG_GPS_IFD)
+    subset = {
+        "make": as_text(base.get(TAG_MAKE)),
+        "model": as_text(base.get(TAG_MODEL)),
+        "lens": as_text(tag(TAG_LENS_MODEL)),
+        "datetime_original": exif_datetime(tag(TAG_DATETIME_ORIGINAL)),
+        "offset_time_original": exif_offset(tag(TAG_OFFSET_TIME_ORIGINAL)),
+        "exposure_time": None if exposure is None else round(exposure, 9),
+        "f_number": None if f_number is None else round(f_number, 3),
+        "iso": as_int(tag(TAG_ISO)),
+        "focal_length": None if focal is None else round(focal, 3),
+        "orientation": orientation,
+        "gps": gps_position(gps) if gps else None,
+    }
+    return subset, orientation or 1
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def sniff_unsupported(head: bytes) -> "str | None":
+    """A name for bytes that are an image or video format Pillow here cannot open, else None."""
+    if head[4:8] == b"ftyp":
+        brand = head[8:12].decode("ascii", errors="replace")
+        if brand in ("heic", "heix", "heim", "heis", "hevc", "hevx", "mif1", "msf1"):
+            return f"HEIF/HEIC (brand {brand}); this worker lacks pillow-heif"
+        if brand in ("avif", "avis"):
+            return "AVIF"
+        return f"an ISO media file (brand {brand}), e.g. a video"
+    if head[:4] == b"RIFF":
+        return "a RIFF file (WebP without Pillow support, or audio/video)"
+    if head[:4] == b"%PDF":
+        return "PDF"
+    return None
+
+
+def open_image(data: bytes) -> Any:
+    """Open (header only), or raise RenderError with the kind."""
+    head = data[:16]
+    if head[4:8] == b"ftyp":
+        # Imported only for HEIF-family files (it costs time); absent or broken -> unsupported here.
+        with contextlib.suppress(Exception):
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise RenderError(EXIT_TOO_LARGE, f"refused before decoding: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 -- Pillow's plugins raise many types for bad bytes
+        what = sniff_unsupported(head)
+        if what:
+            raise RenderError(EXIT_UNSUPPORTED_FORMAT, f"{what} cannot be rendered: convert it to JPEG") from None
+        if isinstance(exc, Image.UnidentifiedImageError):
+            reason = f"its content is not an image format Pillow knows (it starts with {head[:8]!r})"
+        else:
+            reason = f"its header is damaged ({type(exc).__name__}: {exc})"
+        raise RenderError(EXIT_CORRUPT_IMAGE, f"not a readable image: {reason}; re-export or re-upload it") from None
+    if image.format not in RENDERED_FORMATS:
+        raise RenderError(
+            EXIT_UNSUPPORTED_FORMAT,
+            f"{image.format} images are not rendered (DP3 renders {', '.join(RENDERED_FORMATS)}): convert it to JPEG",
+        )
+    return image
+
+
+def check_pixels(image: Any, max_pixels: int) -> None:
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise RenderError(EXIT_CORRUPT_IMAGE, f"the header claims a {width}x{height} image; re-export it")
+    if width * height > max_pixels:
+        raise RenderError(
+            EXIT_TOO_LARGE,
+            f"{width}x{height} = {width * height} pixels is above the limit of {max_pixels} "
+            "(DP3_MAX_PIXELS); it was not decoded: downscale it, or raise the limit if it is genuine",
+        )
+
+
+def flatten(image: Any) -> Any:
+    """RGB, L or CMYK pixels: transparency composed on white, 16-bit and palette images to 8 bits.
+
+    The image's ``info`` (its ICC profile) is kept for :func:`to_srgb`.
+    """
+    info = image.info
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in info):
+        rgba = image.convert("RGBA")
+        image = Image.new("RGB", rgba.size, (255, 255, 255))
+        image.paste(rgba, mask=rgba.getchannel("A"))
+    elif image.mode.startswith("I") or image.mode == "F":
+        image = image.convert("I").point(lambda value: value * (1 / 256) if value > 255 else value).convert("L")
+    elif image.mode not in ("RGB", "L", "CMYK"):
+        image = image.convert("RGB")
+    image.info = info
+    return image
+
+
+def to_srgb(image: Any) -> Any:
+    """RGB pixels in the sRGB space: the embedded ICC profile, if any, converted."""
+    image = flatten(image)
+    icc = image.info.get("icc_profile")
+    if icc:
+        converted = icc_to_srgb(image, icc)
+        if converted is not None:
+            return converted
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def icc_to_srgb(image: Any, icc: bytes) -> Any:
+    """The image converted from its embedded profile to sRGB, or None (no ImageCms, odd profile)."""
+    try:
+        from PIL import ImageCms
+
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if image.mode == "RGB" and "srgb" in (ImageCms.getProfileDescription(source) or "").lower():
+            return image
+        return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+    except Exception:  # noqa: BLE001 -- a broken or mismatched profile: keep the pixels as they are
+        return None
+
+
+def decode_web(image: Any, orientation: int) -> Any:
+    """Decode just enough of ``image`` to make the upright, sRGB web version."""
+    stored_width, stored_height = image.size
+    swapped = swaps_axes(orientation)
+    upright = (stored_height, stored_width) if swapped else (stored_width, stored_height)
+    web_width, web_height = fit_within(upright[0], upright[1], WEB_BOX)
+    target = (web_height, web_width) if swapped else (web_width, web_height)
+    try:
+        if image.format in DRAFTABLE_FORMATS:
+            image.draft("RGB", target)  # libjpeg scales by 1/2, 1/4 or 1/8 while decoding
+        image.load()
+        if image.mode not in ("RGB", "L", "CMYK", "RGBA", "LA"):
+            image = flatten(image)  # resize needs these modes for a filtered result
+        if image.size != target:
+            info = image.info
+            image = image.resize(target, LANCZOS, reducing_gap=3.0)
+            image.info = info
+        image = to_srgb(image)
+    except RenderError:
+        raise
+    except MemoryError:
+        raise RenderError(EXIT_RENDER_FAILED, "the worker ran out of memory decoding the image") from None
+    except Exception as exc:  # noqa: BLE001 -- truncated data, bad Huffman tables, broken TIFF strips...
+        raise RenderError(
+            EXIT_CORRUPT_IMAGE, f"the image data is damaged ({type(exc).__name__}: {exc}); re-export or re-upload it"
+        ) from None
+    method = transpose_method(orientation)
+    return image if method is None else image.transpose(method)
+
+
+# ---------------------------------------------------------------- output
+
+
+def save_jpeg(image: Any, path: str, progressive: bool) -> None:
+    with open(path, "wb") as handle:
+        image.save(handle, "JPEG", quality=JPEG_QUALITY, progressive=progressive)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def remove_artifacts(outdir: str) -> None:
+    """No artifact may survive a failed run: a half-written set must never look like a result."""
+    for name in ARTIFACT_NAMES:
+        for candidate in (name, f".{name}.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(outdir, candidate))
+
+
+class Sha256Thread(threading.Thread):
+    """Hashes the bytes in the background: hashlib releases the GIL on large chunks."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(daemon=True)
+        self.data = data
+        self.hexdigest = ""
+
+    def run(self) -> None:
+        digest = hashlib.sha256()
+        view = memoryview(self.data)
+        for start in range(0, len(view), 1 << 20):
+            digest.update(view[start : start + (1 << 20)])
+        self.hexdigest = digest.hexdigest()
+
+
+def render(source: str, outdir: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> "dict[str, Any]":
+    """Render ``source`` into ``outdir``; returns meta.json's content. Raises RenderError."""
+    started = time.perf_counter()
+    with open(source, "rb") as handle:
+        data = handle.read()
+    if not data:
+        raise RenderError(EXIT_EMPTY_FILE, "the file is empty (0 bytes): the upload did not finish; upload it again")
+    hasher = Sha256Thread(data)
+    hasher.start()
+    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own bomb guard, behind the header check below
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DecompressionBombWarning, odd-EXIF warnings: decided on here
+        image = open_image(data)
+        check_pixels(image, max_pixels)
+        exif, orientation = read_exif(image)
+        image_format = image.format
+        stored = image.size
+        web = decode_web(image, orientation)
+    thumbnail = web.resize(fit_within(web.width, web.height, THUMBNAIL_BOX), LANCZOS)
+    os.makedirs(outdir, exist_ok=True)
+    save_jpeg(thumbnail, os.path.join(outdir, f".{THUMBNAIL_NAME}.tmp"), progressive=False)
+    save_jpeg(web, os.path.join(outdir, f".{WEB_NAME}.tmp"), progressive=True)
+    hasher.join()
+    width, height = (stored[1], stored[0]) if swaps_axes(orientation) else stored
+    meta = {
+        "sha256": hasher.hexdigest,
+        "size": len(data),
+        "format": image_format,
+        "width": width,
+        "height": height,
+        "thumbnail": {"width": thumbnail.width, "height": thumbnail.height},
+        "web": {"width": web.width, "height": web.height},
+        "exif": exif,
+        "render_seconds": round(time.perf_counter() - started, 4),
+    }
+    meta_temp = os.path.join(outdir, f".{META_NAME}.tmp")
+    with open(meta_temp, "w", encoding="utf-8") as handle:
+        json.dump(meta, handle, allow_nan=False, ensure_ascii=False, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    # meta.json last: its presence says the set is complete.
+    for name in ARTIFACT_NAMES:
+        os.replace(os.path.join(outdir, f".{name}.tmp"), os.path.join(outdir, name))
+    return meta
+
+
+# ---------------------------------------------------------------- command line
+
+
+def fail(status: int, message: str) -> int:
+    print(json.dumps({"kind": KIND_BY_EXIT[status], "message": message}, ensure_ascii=False), flush=True)
+    return status
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    parser = argparse.ArgumentParser(description="Render a thumbnail, a web version and meta.json for one photo.")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
+    parser.add_argument("input", help="the photo")
+    parser.add_argument("outdir", help="where thumbnail.jpg, web.jpg and meta.json go")
+    args = parser.parse_args(argv)
+    problem = environment_problem()
+    if problem:
+        return fail(EXIT_WORKER_ENVIRONMENT, problem)
+    try:
+        render(args.input, args.outdir, args.max_pixels)
+    except RenderError as exc:
+        remove_artifacts(args.outdir)
+        return fail(exc.status, exc.message)
+    except Exception as exc:  # noqa: BLE001 -- a bug or a full disk: not the photo's fault, so retryable
+        remove_artifacts(args.outdir)
+        return fail(EXIT_RENDER_FAILED, f"the render task failed on this worker: {type(exc).__name__}: {exc}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
