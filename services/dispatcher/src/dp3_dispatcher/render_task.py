@@ -355,7 +355,7 @@ def open_image(data: bytes) -> Any:
         what = sniff_unsupported(head)
         if what:
             raise RenderError(EXIT_UNSUPPORTED_FORMAT, f"{what} cannot be rendered: convert it to JPEG") from None
-        if isinstance(exc, Image.UnidentifiedImageError):
+        if isinstance(exc, PIL.UnidentifiedImageError):
             reason = f"its content is not an image format Pillow knows (it starts with {head[:8]!r})"
         else:
             reason = f"its header is damaged ({type(exc).__name__}: {exc})"
