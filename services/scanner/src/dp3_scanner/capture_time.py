@@ -1,0 +1,110 @@
+"""When a photo was taken: EXIF DateTimeOriginal, else the file's mtime.
+
+DateTimeOriginal is a local wall-clock time without a zone. With
+OffsetTimeOriginal (EXIF 2.31) it is exact; without it, it is read in the
+site's zone (``DP3_TIMEZONE``). Anything unreadable, absent or absurd falls
+back to the mtime: camera firmware and editors write every kind of garbage
+into EXIF (empty strings, ``0000:00:00``, wrong types, truncated IFDs), and a
+bad tag must never stop a photo, let alone the scanner.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import re
+import warnings
+import zoneinfo
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from PIL import ExifTags, Image
+
+log = logging.getLogger(__name__)
+
+try:  # HEIC/HEIF support is optional: without it HEIC photos are dated by mtime
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - pillow-heif is installed in every DP3 environment
+    pass
+
+DATE_TIME_ORIGINAL = 0x9003
+OFFSET_TIME_ORIGINAL = 0x9011
+_DATETIME = re.compile(r"\s*(\d{4})[:\-/](\d{2})[:\-/](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
+_OFFSET = re.compile(r"\s*([+-])(\d{2}):?(\d{2})\s*$")
+EARLIEST_YEAR = 1826  # the oldest surviving photograph; anything earlier is a broken clock
+
+
+class TimeSource(enum.StrEnum):
+    EXIF_OFFSET = "exif_offset"  # DateTimeOriginal + OffsetTimeOriginal
+    EXIF_SITE_ZONE = "exif_site_zone"  # DateTimeOriginal read in DP3_TIMEZONE
+    MTIME = "mtime"  # no usable EXIF date
+
+
+@dataclass(frozen=True)
+class CaptureTime:
+    seconds: int
+    source: TimeSource
+
+
+def parse_exif_datetime(raw: object, offset: object, zone: zoneinfo.ZoneInfo) -> CaptureTime | None:
+    """Unix seconds from the two EXIF strings, or None when the date is missing or absurd."""
+    text = _as_text(raw)
+    if text is None:
+        return None
+    match = _DATETIME.match(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(group) for group in match.groups())
+    if year < EARLIEST_YEAR:
+        return None
+    try:
+        local = dt.datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return None
+    offset_text = _as_text(offset)
+    offset_match = _OFFSET.match(offset_text) if offset_text else None
+    if offset_match is not None:
+        sign, hours, minutes = offset_match.groups()
+        delta = dt.timedelta(hours=int(hours), minutes=int(minutes))
+        if delta <= dt.timedelta(hours=14):
+            aware = local.replace(tzinfo=dt.timezone(-delta if sign == "-" else delta))
+            return CaptureTime(int(aware.timestamp()), TimeSource.EXIF_OFFSET)
+    if local.year > 9998:  # the zone conversion could overflow datetime's range
+        return None
+    return CaptureTime(int(local.replace(tzinfo=zone).timestamp()), TimeSource.EXIF_SITE_ZONE)
+
+
+def _as_text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if isinstance(value, tuple | list) and value:
+        value = value[0]
+    if not isinstance(value, str):
+        return None
+    return value.strip("\x00 ") or None
+
+
+def read_exif_time(stream: BinaryIO, zone: zoneinfo.ZoneInfo) -> CaptureTime | None:
+    """The EXIF capture time of the image in ``stream``, or None; never raises."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DecompressionBombWarning, corrupt-EXIF warnings: we only read tags
+            with Image.open(stream) as image:
+                exif = image.getexif()
+                ifd = exif.get_ifd(ExifTags.IFD.Exif)
+                raw, offset = ifd.get(DATE_TIME_ORIGINAL), ifd.get(OFFSET_TIME_ORIGINAL)
+        return parse_exif_datetime(raw, offset, zone)
+    except Exception as exc:  # noqa: BLE001 - any malformed file falls back to the mtime, by design
+        log.debug("no EXIF capture time: %r", exc)
+        return None
+
+
+def capture_time(stream: BinaryIO, mtime_ns: int, zone: zoneinfo.ZoneInfo) -> CaptureTime:
+    """EXIF DateTimeOriginal (with its offset, or in ``zone``), else the mtime in Unix seconds."""
+    found = read_exif_time(stream, zone)
+    if found is not None:
+        return found
+    return CaptureTime(mtime_ns // 1_000_000_000, TimeSource.MTIME)

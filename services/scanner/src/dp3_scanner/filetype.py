@@ -1,0 +1,32 @@
+"""Which files are photos DP3 takes: by extension or by content, case-insensitive.
+
+A file with a photo extension is accepted whatever its bytes (the render then
+classifies a non-image, and the original is archived). A file with another or
+no extension is accepted when its first bytes are those of a JPEG, PNG, TIFF or
+HEIC/HEIF. Anything else is ignored.
+"""
+
+from __future__ import annotations
+
+import os
+
+ACCEPTED_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".heic", ".heif", ".hif"})
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"})
+SNIFF_BYTES = 32
+
+
+def has_photo_extension(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in ACCEPTED_EXTENSIONS
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The photo format the first bytes announce (``jpeg``, ``png``, ``tiff``, ``heif``), or None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
+        return "tiff"
+    if len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+        return "heif"
+    return None

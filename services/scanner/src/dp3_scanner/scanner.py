@@ -1,0 +1,407 @@
+"""The scanner loop: candidate paths in, one event per finished upload out.
+
+One thread owns the loop. Paths reach it two ways: hints from inotify
+(:mod:`dp3_scanner.watch`, low latency) and full rescans (at start-up and
+every ``DP3_RESCAN_SECONDS``, the safety net for missed events and for files
+that arrived while the scanner was down). Either way a file is compared with
+the index first: an unchanged file already handled costs one dict lookup.
+
+A changed or new file waits in ``pending`` until its state has rested for
+``DP3_STABLE_SECONDS`` (:mod:`dp3_scanner.stability`); then it is opened once
+(without following symlinks), hashed, dated, turned into an event
+(:mod:`dp3_scanner.outcome`), published with a confirm, and only then
+recorded in the index. A crash in between re-emits it (at-least-once); a
+lost message is healed by the re-drive of files still in the inbox.
+
+The scanner never writes, moves or deletes anything in the inbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dp3.errors import BrokerError
+from dp3.events import JournalEntry, Status
+from dp3.files import sha256_stream
+from dp3_scanner import metrics
+from dp3_scanner.capture_time import capture_time
+from dp3_scanner.filetype import SNIFF_BYTES, has_photo_extension, sniff_format
+from dp3_scanner.index import FileKey, FileRecord, Index, Outcome
+from dp3_scanner.names import IgnoreReason, owner_of, path_ignore_reason, relative_parts
+from dp3_scanner.outcome import SERVICE, Upload, decide, unreadable
+from dp3_scanner.settings import ScannerSettings
+from dp3_scanner.stability import FileState, Watched, is_stable, observe, stable_at
+from dp3_scanner.walk import walk_inbox
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[JournalEntry], None]
+"""Publishes one event and returns once the broker confirmed it (raises BrokerError otherwise)."""
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_REDRIVEN_OUTCOMES = (Outcome.DETECTED, Outcome.DUPLICATE)
+
+
+def _key(info: os.stat_result) -> FileKey:
+    return (info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+def _state(key: FileKey) -> FileState:
+    return FileState(*key)
+
+
+@dataclass(frozen=True)
+class _Forget:
+    path: str
+    sha256: str | None
+
+
+class Scanner:
+    """Turns finished uploads in the inbox into events; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: ScannerSettings,
+        index: Index,
+        publish: Publish,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.inbox = os.path.abspath(settings.inbox_dir)
+        self._settings = settings
+        self._zone = settings.zone
+        self._index = index
+        self._publish = publish
+        self._clock = clock
+        self._wall = wall_clock
+        self.pending: dict[str, Watched] = {}
+        self._hints: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._forgets: queue.SimpleQueue[_Forget] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._next_rescan = 0.0
+        self.rescans = 0
+        """Completed full rescans (tests and the health check read it)."""
+        self.last_step = clock()
+
+    # --- called from other threads -------------------------------------------
+
+    def hint(self, path: str) -> None:
+        """Something happened at ``path`` (from inotify); look at it soon."""
+        self._hints.put(path)
+        self._wake.set()
+
+    def forget_later(self, path: str, sha256: str | None) -> None:
+        """The photo at ``path`` was collected (removed by the archiver): drop it from the index."""
+        self._forgets.put(_Forget(path, sha256))
+        self._wake.set()
+
+    def request_rescan(self) -> None:
+        self._next_rescan = 0.0
+        self._wake.set()
+
+    # --- the loop ---------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Scan until ``stop`` is set; the first step is the start-up rescan."""
+        while not stop.is_set():
+            self.step()
+            self._wake.wait(max(0.0, min(self._next_deadline() - self._clock(), 1.0)))
+            self._wake.clear()
+
+    def step(self) -> None:
+        """One round: collected paths, inotify hints, a rescan if due, then finished uploads."""
+        self.last_step = self._clock()
+        self._drain_forgets()
+        self._drain_hints()
+        if self._clock() >= self._next_rescan:
+            self.rescan()
+        self._handle_due()
+
+    def _next_deadline(self) -> float:
+        deadline = self._next_rescan
+        stable = self._settings.stable_seconds
+        for watched in self.pending.values():
+            deadline = min(deadline, stable_at(watched, stable))
+        return deadline
+
+    # --- rescans ---------------------------------------------------------------
+
+    def rescan(self) -> None:
+        """Walk the whole inbox and compare it with the index in memory."""
+        started = time.perf_counter()
+        walked = walk_inbox(self.inbox)
+        now, wall = self._clock(), self._wall()
+        known = self._index.files
+        pending = self.pending
+        due: list[FileRecord] = []
+        for path, key in walked.files.items():
+            record = known.get(path)
+            if record is not None and record.key == key:
+                if record.next_redrive_at is not None and record.next_redrive_at <= wall:
+                    due.append(record)
+                continue
+            pending[path] = observe(pending.get(path), _state(key), now)
+        for path, reason in walked.refused.items():
+            self._ignore(path, reason, None)
+        vanished = [
+            path
+            for path in known
+            if path not in walked.files
+            and path not in walked.refused
+            and not any(path.startswith(folder + "/") for folder in walked.unlistable)
+        ]
+        self._index.forget(vanished)
+        for path in [path for path in pending if path not in walked.files]:
+            del pending[path]
+        for record in due:
+            self._redrive(record)
+        self._next_rescan = self._clock() + self._settings.rescan_seconds
+        self.rescans += 1
+        metrics.INBOX_FILES.set(len(walked.files))
+        metrics.INBOX_BYTES.set(walked.total_bytes)
+        elapsed = time.perf_counter() - started
+        metrics.SCAN_SECONDS.observe(elapsed)
+        log.debug("rescan: %d files, %d pending, %.3fs", len(walked.files), len(pending), elapsed)
+
+    # --- hints -----------------------------------------------------------------
+
+    def _drain_hints(self) -> None:
+        seen: set[str] = set()
+        while True:
+            try:
+                path = self._hints.get_nowait()
+            except queue.Empty:
+                break
+            if path not in seen:
+                seen.add(path)
+                self._look_at(path)
+
+    def _look_at(self, path: str) -> None:
+        path = os.path.normpath(path)
+        parts = relative_parts(self.inbox, path)
+        if parts is None:
+            return
+        reason = path_ignore_reason(parts)
+        if reason is not None:
+            self._ignore(path, reason, None)
+            return
+        # inotify reports paths as the kernel walked them; refuse anything below a symlinked folder.
+        folder = self.inbox
+        for part in parts[:-1]:
+            folder = os.path.join(folder, part)
+            if os.path.islink(folder):
+                return
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            self.pending.pop(path, None)
+            if self._index.get(path) is not None:
+                self._index.forget([path])
+            return
+        except OSError:
+            return
+        if stat.S_ISLNK(info.st_mode):
+            self._ignore(path, IgnoreReason.SYMLINK, None)
+        elif stat.S_ISDIR(info.st_mode):
+            walked = walk_inbox(path)  # a folder moved in arrives as one event
+            for file_path, key in walked.files.items():
+                self._consider(file_path, key)
+            for refused, why in walked.refused.items():
+                self._ignore(refused, why, None)
+        elif stat.S_ISREG(info.st_mode):
+            self._consider(path, _key(info))
+        else:
+            self._ignore(path, IgnoreReason.NOT_REGULAR, None)
+
+    def _consider(self, path: str, key: FileKey) -> None:
+        record = self._index.get(path)
+        if record is not None and record.key == key:
+            return
+        self.pending[path] = observe(self.pending.get(path), _state(key), self._clock())
+
+    def _drain_forgets(self) -> None:
+        while True:
+            try:
+                forget = self._forgets.get_nowait()
+            except queue.Empty:
+                return
+            record = self._index.get(forget.path)
+            if record is not None and (forget.sha256 is None or record.sha256 == forget.sha256):
+                self._index.forget([forget.path])
+                self.pending.pop(forget.path, None)
+                if os.path.lexists(forget.path):
+                    self.hint(forget.path)  # new bytes at the same name: look again
+
+    # --- finished uploads ------------------------------------------------------
+
+    def _handle_due(self) -> None:
+        now = self._clock()
+        stable = self._settings.stable_seconds
+        for path, watched in list(self.pending.items()):
+            if now < stable_at(watched, stable):
+                continue
+            try:
+                info = os.lstat(path)
+            except FileNotFoundError:
+                del self.pending[path]
+                continue
+            except OSError:
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                del self.pending[path]
+                self._look_at(path)
+                continue
+            current = _state(_key(info))
+            if not is_stable(watched, current, now, stable):
+                self.pending[path] = observe(watched, current, now)
+                continue
+            del self.pending[path]
+            self._handle_finished(path, _key(info), watched)
+
+    def _handle_finished(self, path: str, key: FileKey, watched: Watched) -> None:
+        parts = relative_parts(self.inbox, path)
+        if parts is None:
+            return
+        name, owner = parts[-1], owner_of(parts)
+        finished_wall = self._wall()
+        stable_since_wall = finished_wall - (self._clock() - stable_at(watched, self._settings.stable_seconds))
+        try:
+            fd = os.open(path, _OPEN_FLAGS)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self._unreadable(path, name, owner, key, exc)
+            return
+        with os.fdopen(fd, "rb") as stream:
+            try:
+                if _key(os.fstat(fd)) != key:
+                    self._consider(path, _key(os.fstat(fd)))  # replaced between lstat and open
+                    return
+                if not has_photo_extension(name):
+                    if sniff_format(stream.read(SNIFF_BYTES)) is None:
+                        self._ignore(path, IgnoreReason.UNSUPPORTED_TYPE, key)
+                        return
+                    stream.seek(0)
+                sha256, size = sha256_stream(stream)
+                stream.seek(0)
+                taken = capture_time(stream, key[1], self._zone)
+                after = _key(os.fstat(fd))
+            except OSError as exc:
+                self._unreadable(path, name, owner, key, exc)
+                return
+        if after != key or size != key[0]:
+            self._consider(path, after)  # it changed while we read it: not finished after all
+            return
+        upload = Upload(path, name, owner, taken.seconds, sha256, size, finished_wall)
+        entry = decide(upload, self._index.archived(sha256))
+        previous = self._index.get(path)
+        if (
+            previous is not None
+            and previous.sha256 == sha256
+            and previous.event is not None
+            and JournalEntry.from_json(previous.event).status == entry.status
+        ):
+            # Same bytes, new stat (touched, or copied over itself): nothing new to say.
+            previous.key = key
+            self._index.put(previous)
+            return
+        if not self._emit(entry, path, key):
+            return
+        metrics.DETECT_LATENCY.observe(max(0.0, self._wall() - stable_since_wall))
+        if entry.status == Status.DETECTED:
+            metrics.DETECTED.labels(owner or "").inc()
+        elif entry.status == Status.DUPLICATE:
+            metrics.DUPLICATES.labels(owner or "").inc()
+            log.info("re-upload of archived %s", entry.duplicate_of, extra={"photo_id": entry.id})
+        elif entry.error is not None:
+            metrics.FAILED.labels(entry.error.kind.value).inc()
+            log.warning("%s: %s", entry.error.kind.value, path, extra={"photo_id": entry.id})
+
+    def _emit(self, entry: JournalEntry, path: str, key: FileKey) -> bool:
+        """Publish, then record; False (and the file is tried again later) if the broker refused."""
+        try:
+            self._publish(entry)
+        except BrokerError as exc:
+            metrics.PUBLISH_ERRORS.inc()
+            log.error("could not publish %s (%s); will retry", entry.status, exc, extra={"photo_id": entry.id})
+            self.pending[path] = observe(None, _state(key), self._clock())
+            return False
+        wall = self._wall()
+        redriven = entry.status in (Status.DETECTED, Status.DUPLICATE)
+        outcome = {Status.DETECTED: Outcome.DETECTED, Status.DUPLICATE: Outcome.DUPLICATE}.get(
+            entry.status, Outcome.FAILED
+        )
+        self._index.put(
+            FileRecord(
+                path=path,
+                key=key,
+                outcome=outcome,
+                reason=entry.error.kind.value if entry.error else None,
+                sha256=entry.sha256,
+                event=entry.to_json().decode(),
+                emitted_at=wall,
+                attempt=entry.attempt,
+                next_redrive_at=wall + self._redrive_interval(entry.attempt) if redriven else None,
+            )
+        )
+        log.info("%s %s", entry.status, path, extra={"photo_id": entry.id})
+        return True
+
+    def _redrive_interval(self, attempt: int) -> float:
+        """``DP3_REDRIVE_SECONDS`` doubled per attempt, capped at ``DP3_REDRIVE_MAX_SECONDS``."""
+        base, cap = self._settings.redrive_seconds, self._settings.redrive_max_seconds
+        return float(min(base * 2 ** min(attempt, 40), cap))
+
+    def _redrive(self, record: FileRecord) -> None:
+        if record.outcome == Outcome.FAILED:
+            # An unreadable file: try reading it again (its permissions may have been fixed).
+            record.next_redrive_at = None
+            self.pending[record.path] = Watched(_state(record.key), self._clock() - self._settings.stable_seconds)
+            return
+        if record.outcome not in _REDRIVEN_OUTCOMES or record.event is None:
+            return
+        last = JournalEntry.from_json(record.event)
+        entry = last.next(last.status, service=SERVICE, attempt=record.attempt + 1)
+        if self._emit(entry, record.path, record.key):
+            metrics.REDRIVEN.labels(entry.status.value).inc()
+            log.info("re-drove %s (attempt %d)", entry.status, entry.attempt, extra={"photo_id": entry.id})
+
+    def _unreadable(self, path: str, name: str, owner: str | None, key: FileKey, exc: OSError) -> None:
+        previous = self._index.get(path)
+        wall = self._wall()
+        if previous is not None and previous.outcome == Outcome.FAILED and previous.reason == "unreadable":
+            attempt = previous.attempt + 1
+            previous.key, previous.attempt = key, attempt
+            previous.next_redrive_at = wall + self._redrive_interval(attempt)
+            self._index.put(previous)  # reported already: just look again later
+            return
+        entry = unreadable(path, name, owner, key[1], exc.strerror or type(exc).__name__)
+        if self._emit(entry, path, key):
+            metrics.FAILED.labels("unreadable").inc()
+            log.warning("cannot read %s: %s", path, exc, extra={"photo_id": entry.id})
+            record = self._index.get(path)
+            if record is not None:
+                record.next_redrive_at = wall + self._redrive_interval(0)
+                self._index.put(record)
+
+    # --- ignored entries ---------------------------------------------------------
+
+    def _ignore(self, path: str, reason: IgnoreReason, key: FileKey | None) -> None:
+        """Count and log an ignored entry once per path and reason."""
+        record = self._index.get(path)
+        if record is not None and record.outcome == Outcome.IGNORED and record.reason == reason.value:
+            if key is not None and record.key != key:
+                record.key = key
+                self._index.put(record)
+            return
+        metrics.IGNORED.labels(reason.value).inc()
+        log.info("ignoring %s (%s)", path, reason.value)
+        self._index.put(FileRecord(path=path, key=key or (0, 0, 0), outcome=Outcome.IGNORED, reason=reason.value))

@@ -1,0 +1,47 @@
+"""Pure rule for "the upload has finished": size and mtime unchanged for a while.
+
+A sync client over a slow link writes a file in pieces for minutes; every
+piece changes the size and the mtime. A file is judged finished once the
+scanner has seen the same ``(size, mtime_ns, inode)`` for ``stable_seconds``
+of its own clock. The clock starts at the first observation of a state, not
+at the file's mtime, so a client that preserves an old mtime while writing
+is still waited for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """What a stat says about a file, enough to notice any rewrite."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """A state and the monotonic time it was first seen."""
+
+    state: FileState
+    since: float
+
+
+def observe(previous: Watched | None, state: FileState, now: float) -> Watched:
+    """Keep the clock running if nothing changed, restart it otherwise."""
+    if previous is not None and previous.state == state:
+        return previous
+    return Watched(state, now)
+
+
+def stable_at(watched: Watched, stable_seconds: float) -> float:
+    """The monotonic time the file will count as finished if it does not change."""
+    return watched.since + stable_seconds
+
+
+def is_stable(watched: Watched, current: FileState, now: float, stable_seconds: float) -> bool:
+    """True when ``current`` is the watched state and it has rested long enough."""
+    return watched.state == current and now >= stable_at(watched, stable_seconds)
