@@ -1,0 +1,206 @@
+"""Catalog queries, kept to the subset MongoDB and the embedded server both answer right.
+
+The embedded MongoDB-wire server (``nx-27017`` 0.8.1 over neosqlite 1.17.2)
+answers some queries silently wrong. This module uses only:
+
+* equality on scalar fields that are never null (``owner``, ``model``,
+  ``status``, ``failed``, ``kind``, ``_id``), and ``$in`` on ``_id``;
+* ``$gte``/``$lt`` ranges on scalar strings and numbers (``sort_key``,
+  ``at_ts``);
+* string ``$regex`` (a plain string pattern, never a compiled ``re``) on
+  ``name``, which is stored lower-cased so no options are needed;
+* ``sort`` / ``limit``, ``find_one``, and aggregations made of ``$match``
+  + ``$group`` (``$sum: 1``) or ``$match`` + ``$count``.
+
+and never: ``$exists`` or ``None`` tests (nulls), comparisons against array
+fields, compiled regexes, ``$project``, ``$addToSet``, ``$push`` of documents
+(stored as JSON strings), ``$not``, ``count_documents`` (seconds at 100,000
+photos), ``$ne: None`` (matches missing fields). A ``$count`` that matches
+nothing gives ``[]`` on MongoDB and ``[{"n": 0}]`` on nx-27017; both read as 0. Tests in ``tests/integration/portal/test_catalog.py`` assert the
+answers, so a server upgrade that changes one fails a test.
+
+Speed by design, not by hoping for an index: each photo stores ``sort_key``
+= fixed-width capture time + ``|`` + id. Newest-first is descending
+``sort_key``; a capture date range is a range on ``sort_key`` itself; the
+cursor is the last ``sort_key`` of a page, so page 50 costs what page 1
+costs (no ``skip``). The other filters are equalities on scalars.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+import time
+import zoneinfo
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from dp3.events import Status
+from dp3_portal.fold import SORT_WIDTH, Photo, time_prefix
+from dp3_portal.store_schema import FACETS, JOURNAL, PHOTOS
+
+DEFAULT_LIMIT = 60
+MAX_LIMIT = 200
+FAILED = "failed"
+"""The status filter value for every photo that failed, whatever its pipeline status."""
+
+_SORT_KEY = re.compile(rf"^\d{{{SORT_WIDTH}}}\|.+$")
+
+
+class BadQuery(ValueError):
+    """A filter or cursor a client sent that cannot be used."""
+
+
+@dataclass(frozen=True)
+class PhotoFilter:
+    owner: str = ""
+    model: str = ""
+    status: str = ""
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status and self.status != FAILED and self.status not in {s.value for s in Status}:
+            raise BadQuery(f"unknown status {self.status!r}")
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise BadQuery("the date range ends before it starts")
+
+    def as_params(self) -> dict[str, str]:
+        """The filter as query-string parameters (for the next-page link)."""
+        params = {
+            "owner": self.owner,
+            "model": self.model,
+            "status": self.status,
+            "date_from": self.date_from.isoformat() if self.date_from else "",
+            "date_to": self.date_to.isoformat() if self.date_to else "",
+            "q": self.text,
+        }
+        return {key: value for key, value in params.items() if value}
+
+
+def encode_cursor(sort_key: str) -> str:
+    return base64.urlsafe_b64encode(sort_key.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        sort_key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadQuery("not a cursor from this portal") from None
+    if not _SORT_KEY.match(sort_key):
+        raise BadQuery("not a cursor from this portal")
+    return sort_key
+
+
+def _day_start(day: dt.date, zone: zoneinfo.ZoneInfo) -> int:
+    return int(dt.datetime.combine(day, dt.time.min, tzinfo=zone).timestamp())
+
+
+def photo_query(flt: PhotoFilter, zone: zoneinfo.ZoneInfo, after: str | None = None) -> dict[str, Any]:
+    """Pure: the filter document for one gallery page (see the module docstring)."""
+    query: dict[str, Any] = {}
+    if flt.owner:
+        query["owner"] = flt.owner
+    if flt.model:
+        query["model"] = flt.model
+    if flt.status == FAILED:
+        query["failed"] = True
+    elif flt.status:
+        query["status"] = flt.status
+    if flt.text:
+        query["name"] = {"$regex": re.escape(flt.text.lower())}
+    key_range: dict[str, str] = {}
+    if flt.date_from:
+        key_range["$gte"] = time_prefix(_day_start(flt.date_from, zone))
+    uppers = []
+    if flt.date_to:
+        uppers.append(time_prefix(_day_start(flt.date_to + dt.timedelta(days=1), zone)))
+    if after:
+        uppers.append(after)
+    if uppers:
+        key_range["$lt"] = min(uppers)
+    if key_range:
+        query["sort_key"] = key_range
+    return query
+
+
+@dataclass
+class Page:
+    items: list[Photo]
+    next_cursor: str | None
+
+
+@dataclass
+class StatusReport:
+    per_status: dict[str, int]
+    failed: int
+    last_hour: dict[str, int]
+    failures_by_kind: dict[str, int]
+    recent_failures: list[Photo] = field(default_factory=list)
+
+    @property
+    def inbox_backlog(self) -> int:
+        """Photos whose original is still in the inbox: not yet collected, or failed before archiving."""
+        waiting = (Status.DETECTED, Status.PROCESSED, Status.ARCHIVED, Status.FAILED)
+        return sum(self.per_status.get(status.value, 0) for status in waiting)
+
+
+class Catalog:
+    """Read side of the catalog, on the app's event loop."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], zone: zoneinfo.ZoneInfo) -> None:
+        self.db = db
+        self.zone = zone
+
+    async def page(self, flt: PhotoFilter, *, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> Page:
+        limit = max(1, min(limit, MAX_LIMIT))
+        after = decode_cursor(cursor) if cursor else None
+        query = photo_query(flt, self.zone, after)
+        found = await self.db[PHOTOS].find(query).sort("sort_key", -1).limit(limit + 1).to_list()
+        items = found[:limit]
+        more = len(found) > limit
+        return Page(items, encode_cursor(items[-1]["sort_key"]) if more and items else None)
+
+    async def photo(self, photo_id: str) -> Photo | None:
+        return await self.db[PHOTOS].find_one({"_id": photo_id})
+
+    async def journal_entries(self, photo_id: str, status: Status) -> list[dict[str, Any]]:
+        found = await self.db[JOURNAL].find({"id": photo_id, "status": status.value}).to_list()
+        return sorted(found, key=lambda doc: float(doc.get("at_ts", 0)))
+
+    async def count(self, collection: str, match: dict[str, Any]) -> int:
+        result = await (await self.db[collection].aggregate([{"$match": match}, {"$count": "n"}])).to_list()
+        return int(result[0]["n"]) if result else 0
+
+    async def group(self, collection: str, match: dict[str, Any], by: str) -> dict[str, int]:
+        pipeline = [{"$match": match}, {"$group": {"_id": f"${by}", "n": {"$sum": 1}}}]
+        result = await (await self.db[collection].aggregate(pipeline)).to_list()
+        return {str(row["_id"]): int(row["n"]) for row in result}
+
+    async def stats(self) -> dict[str, int]:
+        """Photos per status (one indexed count each: a ``$group`` over all photos scans them)."""
+        counts = {status.value: await self.count(PHOTOS, {"status": status.value}) for status in Status}
+        counts[FAILED] = await self.count(PHOTOS, {"failed": True})
+        return counts
+
+    async def status_report(self, now: float | None = None) -> StatusReport:
+        now = time.time() if now is None else now
+        counts = await self.stats()
+        failed = counts.pop(FAILED)
+        recent = await self.db[PHOTOS].find({"failed": True}).sort("updated_ts", -1).limit(20).to_list()
+        return StatusReport(
+            per_status=counts,
+            failed=failed,
+            last_hour=await self.group(JOURNAL, {"at_ts": {"$gte": now - 3600}}, "status"),
+            failures_by_kind=await self.group(PHOTOS, {"failed": True}, "error_kind"),
+            recent_failures=recent,
+        )
+
+    async def facet(self, kind: str) -> list[str]:
+        found = await self.db[FACETS].find({"kind": kind}).to_list()
+        return sorted(str(doc["value"]) for doc in found)

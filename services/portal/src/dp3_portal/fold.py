@@ -1,0 +1,174 @@
+"""Pure: journal entries in, a photo's catalog document out. No I/O.
+
+The catalog holds one document per photo with its current state. Events
+arrive out of order and more than once, so folding is:
+
+* idempotent: an event whose ``event_id`` is already in the photo's history
+  changes nothing;
+* forward-only: a status replaces the current one only if it ranks higher
+  (``Detected < Processed | Failed | Duplicate < Archived < Collected``), or
+  ranks the same and was emitted later (a retried photo goes Failed ->
+  Processed). So a late ``Detected`` never hides a ``Collected``, and a
+  re-drive ``Detected`` of a processed photo changes no state (it is only
+  added to the history);
+* order-independent for facts: metadata, archives, size and hash are filled
+  from whichever event carries them, so a ``Processed`` arriving after
+  ``Collected`` still brings its EXIF.
+
+The error of the event that set the current status is the photo's error: a
+photo whose render failed keeps it on its ``Archived``/``Collected`` events,
+and stays "failed" in the catalog.
+
+Every field a query filters on is a scalar that is never null (``""`` or
+``False`` instead), because the embedded server answers null tests wrongly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import PurePosixPath
+from typing import Any
+
+from dp3.events import JournalEntry, Status
+
+RANK = {
+    Status.DETECTED: 0,
+    Status.PROCESSED: 1,
+    Status.FAILED: 1,
+    Status.DUPLICATE: 1,
+    Status.ARCHIVED: 2,
+    Status.COLLECTED: 3,
+}
+
+SORT_WIDTH = 12
+"""Digits of the capture time in ``sort_key``: fixed width, so strings sort as numbers."""
+
+Photo = dict[str, Any]
+
+
+def time_prefix(seconds: int) -> str:
+    """The ``sort_key`` prefix for a capture time; range bounds are built from it."""
+    return f"{max(int(seconds), 0):0{SORT_WIDTH}d}"
+
+
+def sort_key(capture_time: int, photo_id: str) -> str:
+    """Capture time then id: unique, and newest-first is simply descending order."""
+    return f"{time_prefix(capture_time)}|{photo_id}"
+
+
+def at_seconds(at: str) -> float:
+    """``at`` (UTC ISO 8601) as Unix seconds; 0 when unparseable (old journals)."""
+    try:
+        parsed = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
+def camera_model(meta: dict[str, Any] | None) -> str:
+    """The camera model from the render's metadata, tolerant of how it is nested."""
+    if not meta:
+        return ""
+    for holder in (meta, meta.get("exif") or {}):
+        if isinstance(holder, dict):
+            for key in ("model", "Model", "camera_model"):
+                value = holder.get(key)
+                if isinstance(value, str) and value.strip():
+                    return value.strip().strip("\x00")
+    return ""
+
+
+def history_item(entry: JournalEntry) -> dict[str, Any]:
+    return {
+        "event_id": entry.event_id,
+        "status": entry.status.value,
+        "at": entry.at,
+        "service": entry.service,
+        "attempt": entry.attempt,
+        "error": entry.error.model_dump(mode="json") if entry.error else None,
+    }
+
+
+def new_photo(entry: JournalEntry) -> Photo:
+    return {
+        "_id": entry.id,
+        "id": entry.id,
+        "version": 0,
+        "status": entry.status.value,
+        "rank": RANK[entry.status],
+        "status_at": entry.at,
+        "updated_ts": at_seconds(entry.at),
+        "owner": entry.owner or "",
+        "path": entry.path,
+        "name": PurePosixPath(entry.path).name.lower(),
+        "datetime": entry.datetime,
+        "sort_key": sort_key(entry.datetime, entry.id),
+        "sha256": entry.sha256 or "",
+        "size": entry.size if entry.size is not None else 0,
+        "archives": list(entry.archives),
+        "meta": entry.meta,
+        "model": camera_model(entry.meta),
+        "error": entry.error.model_dump(mode="json") if entry.error else None,
+        "failed": entry.error is not None or entry.status is Status.FAILED,
+        "error_kind": entry.error.kind.value if entry.error else "",
+        "duplicate_of": entry.duplicate_of or "",
+        "history": [history_item(entry)],
+    }
+
+
+def _wins(entry: JournalEntry, photo: Photo) -> bool:
+    rank = RANK[entry.status]
+    if rank != photo["rank"]:
+        return rank > int(photo["rank"])
+    return at_seconds(entry.at) > at_seconds(str(photo["status_at"]))
+
+
+def apply(photo: Photo | None, entry: JournalEntry) -> Photo:
+    """The photo after ``entry``; returns ``photo`` itself when the event is already in it."""
+    if photo is None:
+        return new_photo(entry)
+    if any(item["event_id"] == entry.event_id for item in photo["history"]):
+        return photo
+    updated = dict(photo)
+    updated["history"] = sorted([*photo["history"], history_item(entry)], key=lambda item: at_seconds(item["at"]))
+    if _wins(entry, photo):
+        updated.update(
+            status=entry.status.value,
+            rank=RANK[entry.status],
+            status_at=entry.at,
+            updated_ts=at_seconds(entry.at),
+            error=entry.error.model_dump(mode="json") if entry.error else None,
+            failed=entry.error is not None or entry.status is Status.FAILED,
+            error_kind=entry.error.kind.value if entry.error else "",
+        )
+        if entry.archives:
+            updated["archives"] = list(entry.archives)
+        if entry.duplicate_of:
+            updated["duplicate_of"] = entry.duplicate_of
+    # Facts fill in from any event that carries them.
+    if not updated["archives"] and entry.archives:
+        updated["archives"] = list(entry.archives)
+    if entry.meta is not None and (updated["meta"] is None or entry.status is Status.PROCESSED):
+        updated["meta"] = entry.meta
+        updated["model"] = camera_model(entry.meta)
+    if not updated["sha256"] and entry.sha256:
+        updated["sha256"] = entry.sha256
+    if not updated["size"] and entry.size:
+        updated["size"] = entry.size
+    if not updated["owner"] and entry.owner:
+        updated["owner"] = entry.owner
+    return updated
+
+
+def fold(photo: Photo | None, entries: list[JournalEntry]) -> Photo:
+    """Apply ``entries`` (any order, duplicates allowed) to ``photo``."""
+    for entry in entries:
+        photo = apply(photo, entry)
+    assert photo is not None
+    return photo
+
+
+STATE_FIELDS = ("status", "error", "failed", "archives", "meta", "sha256", "size", "owner", "path", "datetime")
+"""The fields that make up a photo's state, as opposed to its history."""

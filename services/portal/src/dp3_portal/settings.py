@@ -1,0 +1,27 @@
+"""The portal's own ``DP3_*`` settings, on top of the shared ones."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from dp3.settings import Settings
+
+
+class PortalSettings(Settings):
+    """What the portal needs beyond every service's settings."""
+
+    portal_host: str = "0.0.0.0"  # noqa: S104 - published by compose; /metrics is network-restricted there
+    portal_port: int = Field(default=8000, ge=0, le=65535)
+    admin_password: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    dispatcher_metrics_url: str | None = None
+    mongo_database: str = "dp3"
+    secure_cookies: bool = False
+    """Mark the session cookie Secure; set it when the portal is served over HTTPS."""
+    session_hours: float = Field(default=12.0, gt=0)
+    login_free_attempts: int = Field(default=3, ge=1)
+    """Failed logins allowed for one name or client before answers slow down."""
+    login_delay_seconds: float = Field(default=1.0, ge=0)
+    """The first slowdown; it doubles with each further failure, up to 30 s."""
+    recorder_prefetch: int = Field(default=2000, ge=1)
+    recorder_batch: int = Field(default=500, ge=1)
