@@ -391,7 +391,10 @@ def flatten(image: Any) -> Any:
         image = Image.new("RGB", rgba.size, (255, 255, 255))
         image.paste(rgba, mask=rgba.getchannel("A"))
     elif image.mode.startswith("I") or image.mode == "F":
-        image = image.convert("I").point(lambda value: value * (1 / 256) if value > 255 else value).convert("L")
+        # 16-bit samples scale down by 256; 32-bit integer or float ones by their own maximum.
+        high = image.getextrema()[1]
+        scale = 1 / 256 if image.mode.startswith("I;16") else (255 / high if high > 255 else 1.0)
+        image = (image if image.mode == "F" else image.convert("I")).point(lambda value: value * scale).convert("L")
     elif image.mode not in ("RGB", "L", "CMYK"):
         image = image.convert("RGB")
     image.info = info
@@ -495,7 +498,7 @@ def render(source: str, outdir: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> "d
         raise RenderError(EXIT_EMPTY_FILE, "the file is empty (0 bytes): the upload did not finish; upload it again")
     hasher = Sha256Thread(data)
     hasher.start()
-    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own bomb guard, behind the header check below
+    Image.MAX_IMAGE_PIXELS = None  # check_pixels() below is the guard, with a message that names the limit
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DecompressionBombWarning, odd-EXIF warnings: decided on here
         image = open_image(data)
