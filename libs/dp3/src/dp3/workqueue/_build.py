@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from cffi import FFI
+from cffi import FFI  # type: ignore[import-untyped]
 
 CCTOOLS_INCLUDE = os.environ.get("DP3_CCTOOLS_INCLUDE", "/usr/include/cctools")
 CCTOOLS_LIB = os.environ.get("DP3_CCTOOLS_LIB", "/usr/lib")

@@ -1,0 +1,113 @@
+"""The dispatcher assembled: manager, wait loop, factory, staging, consumer.
+
+:class:`DispatcherApp` owns the lifetimes; ``__main__`` only builds settings,
+starts it and waits for the stop signal. Stop order matters: the consumer
+first (no new work), then the Work Queue loop (outstanding renders are
+abandoned unacknowledged, so RabbitMQ redelivers them), then the factory and
+every worker it started.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+
+from dp3.broker import Consumer, Publisher
+from dp3.topology import DISPATCHER
+from dp3.workqueue import Manager
+from dp3_dispatcher import metrics
+from dp3_dispatcher.dispatcher import Dispatcher
+from dp3_dispatcher.runner import TaskRunner
+from dp3_dispatcher.settings import DispatcherSettings
+from dp3_dispatcher.staging import Staging
+from dp3_dispatcher.workers import FactoryConfig, WorkerFactory, local_worker_environment
+
+log = logging.getLogger(__name__)
+
+METRICS_PERIOD = 1.0
+
+
+class DispatcherApp:
+    def __init__(self, settings: DispatcherSettings) -> None:
+        self.settings = settings
+        self.staging = Staging(settings.staging_dir)
+        reaped = self.staging.reap()
+        if reaped:
+            log.info("removed %d render workspaces left by a previous run", reaped)
+        self.manager = Manager(settings.work_queue_port, settings.work_queue_name)
+        log.info("Work Queue manager listening on port %d", self.manager.port)
+        self.runner = TaskRunner(self.manager)
+        self.factory = self._factory()
+        self.dispatcher = Dispatcher(
+            settings,
+            self.runner,
+            self.staging,
+            on_demand=self.factory.ensure_running if self.factory is not None else None,
+        )
+        self.publisher = Publisher(settings.amqp_url)
+        self.consumer = Consumer(
+            settings.amqp_url,
+            DISPATCHER,
+            self.dispatcher.handle,
+            publisher=self.publisher,
+            prefetch=settings.prefetch,
+        )
+        self._consumer_thread = threading.Thread(target=self.consumer.run, name="dp3-consume", daemon=True)
+
+    def _factory(self) -> WorkerFactory | None:
+        settings = self.settings
+        if settings.work_queue_batch == "none":
+            return None
+        config = FactoryConfig(
+            batch=settings.work_queue_batch,
+            manager_host=settings.work_queue_host or ("127.0.0.1" if settings.work_queue_batch == "local" else _fqdn()),
+            manager_port=self.manager.port,
+            workers_min=settings.workers_min,
+            workers_max=settings.max_workers,
+            idle_timeout=settings.worker_idle_timeout,
+            scratch=settings.scratch_dir,
+            condor_requirements=settings.condor_requirements,
+            extra_env=local_worker_environment() if settings.work_queue_batch == "local" else {},
+        )
+        return WorkerFactory(config)
+
+    def healthy(self) -> tuple[bool, str]:
+        if not self.runner.alive.is_set():
+            return False, "the Work Queue loop is not running"
+        if not self.consumer.connected.is_set():
+            return False, "not consuming from RabbitMQ"
+        return True, f"ok, {self.runner.stats.workers_connected} workers on port {self.manager.port}"
+
+    def start(self) -> None:
+        self.runner.start()
+        if self.factory is not None and self.settings.workers_min > 0:
+            self.factory.ensure_running()
+        self._consumer_thread.start()
+
+    def run_until(self, stop: threading.Event) -> None:
+        """Refresh the gauges and keep the factory alive until ``stop`` is set."""
+        while not stop.wait(METRICS_PERIOD):
+            stats = self.runner.stats
+            metrics.WORKERS_CONNECTED.set(stats.workers_connected)
+            metrics.TASKS_WAITING.set(stats.tasks_waiting)
+            metrics.TASKS_RUNNING.set(stats.tasks_running)
+            if self.factory is not None and self.factory.pid is not None:
+                self.factory.ensure_running()  # restart it if it died
+            if not self.runner.alive.is_set():
+                log.error("the Work Queue loop died; stopping")
+                break
+
+    def stop(self) -> None:
+        self.consumer.stop()
+        self._consumer_thread.join(30)
+        self.runner.stop()
+        if self.factory is not None:
+            self.factory.stop()
+        self.dispatcher.close()
+        self.publisher.close()
+
+
+def _fqdn() -> str:
+    """The name Condor workers use to reach this manager."""
+    return socket.getfqdn()

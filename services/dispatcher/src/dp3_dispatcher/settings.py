@@ -1,0 +1,58 @@
+"""The dispatcher's own ``DP3_*`` settings, on top of the shared ones."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from dp3.settings import Settings
+
+DEFAULT_MAX_PIXELS = 200_000_000
+
+
+class DispatcherSettings(Settings):
+    """How the dispatcher runs its Work Queue manager and provisions workers."""
+
+    # Workers: a factory keeps between workers_min and workers_max of them, by demand.
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="default for workers_max")
+    workers_min: int = Field(default=0, ge=0)
+    workers_max: int | None = Field(default=None, ge=1)
+    worker_idle_timeout: int = Field(default=60, ge=2, description="seconds an idle worker stays before leaving")
+    # local: work_queue_factory -T local; condor: -T condor; none: workers come from elsewhere.
+    work_queue_batch: Literal["local", "condor", "none"] = "local"
+    work_queue_port: int = Field(default=9123, ge=0, le=65535, description="0: the first free port from 1024")
+    work_queue_host: str | None = Field(default=None, description="how workers reach the manager (default: this host)")
+    work_queue_name: str | None = Field(default=None, description="project name; set it to advertise to a catalog")
+    work_queue_scratch: Path | None = None
+    condor_requirements: str | None = None
+    # The render.
+    max_pixels: int = Field(default=DEFAULT_MAX_PIXELS, ge=1)
+    render_attempts: int = Field(default=3, ge=1, description="tries for a task that returns invalid artifacts")
+    environment_failures_max: int = Field(default=20, ge=1, description="worker_environment failures before giving up")
+    task_memory_mb: int = Field(default=1024, ge=64)
+    task_max_seconds: int = Field(default=600, ge=1)
+    prefetch: int = Field(default=64, ge=1)
+
+    @model_validator(mode="after")
+    def _check_workers(self) -> DispatcherSettings:
+        if self.workers_max is None:
+            object.__setattr__(self, "workers_max", max(self.workers, self.workers_min, 1))
+        assert self.workers_max is not None
+        if self.workers_min > self.workers_max:
+            raise ValueError(f"DP3_WORKERS_MIN ({self.workers_min}) is above DP3_WORKERS_MAX ({self.workers_max})")
+        if self.work_queue_scratch is None:
+            object.__setattr__(self, "work_queue_scratch", self.home / "work-queue")
+        return self
+
+    @property
+    def max_workers(self) -> int:
+        assert self.workers_max is not None
+        return self.workers_max
+
+    @property
+    def scratch_dir(self) -> Path:
+        assert self.work_queue_scratch is not None
+        return self.work_queue_scratch

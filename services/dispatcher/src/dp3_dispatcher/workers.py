@@ -1,0 +1,194 @@
+"""Elastic workers: the ``work_queue_factory`` process and its lifecycle.
+
+The factory asks the manager (directly, by host and port: no catalog server)
+how many tasks wait, and keeps between ``min`` and ``max`` workers running,
+locally (``-T local``) or as HTCondor jobs (``-T condor``). Workers leave by
+themselves after ``idle_timeout`` seconds without work, so a burst brings them
+up and a quiet queue lets them go.
+
+Stopping: a SIGTERM to the factory alone left its local workers running until
+their idle timeout, so :meth:`WorkerFactory.stop` notes every descendant
+first, asks the factory to stop (for Condor it removes its jobs with
+``condor_rm``), then kills the factory's process group and whatever
+descendant is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FACTORY = "work_queue_factory"
+
+
+@dataclass(frozen=True)
+class FactoryConfig:
+    """What the factory is told; see ``work_queue_factory --help``."""
+
+    batch: str  # "local" or "condor"
+    manager_host: str
+    manager_port: int
+    workers_min: int
+    workers_max: int
+    idle_timeout: int
+    scratch: Path
+    cores_per_worker: int = 1
+    condor_requirements: str | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    debug_log: Path | None = None
+
+    def command(self) -> list[str]:
+        args = [
+            FACTORY,
+            "-T",
+            self.batch,
+            "--min-workers",
+            str(self.workers_min),
+            "--max-workers",
+            str(self.workers_max),
+            # A burst may bring every worker up in the first 30 s cycle.
+            "--workers-per-cycle",
+            str(self.workers_max),
+            "--timeout",
+            str(self.idle_timeout),
+            "--cores",
+            str(self.cores_per_worker),
+            "--scratch-dir",
+            str(self.scratch),
+            "--parent-death",
+        ]
+        if self.condor_requirements:
+            args += ["--condor-requirements", self.condor_requirements]
+        if self.debug_log is not None:
+            args += ["-d", "all", "-o", str(self.debug_log)]
+        args += [self.manager_host, str(self.manager_port)]
+        return args
+
+
+def local_worker_environment() -> dict[str, str]:
+    """PATH with this interpreter's folder first, so a local worker's ``python3`` has Pillow."""
+    path = os.environ.get("PATH", "/usr/bin:/bin")
+    return {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{path}"}
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (from /proc), children first."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child in children.get(parent, ()):
+            found.append(child)
+            frontier.append(child)
+    return found
+
+
+class WorkerFactory:
+    """Runs one ``work_queue_factory``; restarts it if it dies; stops it with its workers."""
+
+    def __init__(self, config: FactoryConfig) -> None:
+        self.config = config
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def ensure_running(self) -> None:
+        """Start the factory if it is not running (first demand, or after it died)."""
+        with self._lock:
+            if self._stopped or self.running:
+                return
+            if self._process is not None:
+                log.warning("work_queue_factory exited with status %s; starting it again", self._process.returncode)
+            self.config.scratch.mkdir(parents=True, exist_ok=True)
+            env = {**os.environ, **self.config.extra_env}
+            self._process = subprocess.Popen(
+                self.config.command(),
+                cwd=self.config.scratch,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group: stop() takes the workers too
+            )
+            log.info(
+                "started work_queue_factory -T %s (pid %d, %d..%d workers)",
+                self.config.batch,
+                self._process.pid,
+                self.config.workers_min,
+                self.config.workers_max,
+            )
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop the factory and every worker it started. Idempotent."""
+        with self._lock:
+            self._stopped = True
+            process, self._process = self._process, None
+        if process is None:
+            return
+        below = descendants(process.pid)
+        if process.poll() is None:
+            # For Condor the factory's own clean-up removes its jobs (condor_rm);
+            # local workers get the SIGTERM themselves, as the factory alone
+            # would leave them running until their idle timeout.
+            targets = [process.pid] if self.config.batch == "condor" else [process.pid, *below]
+            for pid in targets:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGTERM)
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                log.warning("work_queue_factory did not stop in %.0fs; killing it", grace)
+        below += descendants(process.pid)
+        _kill_all([process.pid, *below], process_group=process.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(5)
+        log.info("stopped work_queue_factory and %d processes below it", len(set(below)))
+
+
+def _kill_all(pids: Sequence[int], process_group: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process_group, signal.SIGKILL)
+    for pid in set(pids):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

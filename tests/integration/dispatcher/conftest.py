@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.dispatcher.harness import DispatcherProcess, Outcomes, Worker
+
+
+@pytest.fixture
+def outcomes(amqp_url: str) -> Iterator[Outcomes]:
+    collected = Outcomes(amqp_url)
+    yield collected
+    collected.close()
+
+
+@pytest.fixture
+def start_dispatcher(
+    tmp_path: Path, amqp_url: str, corpus: Path
+) -> Iterator[Callable[..., DispatcherProcess]]:
+    """Start dispatcher processes (same home: a restart sees the same staging); all stopped at the end."""
+    started: list[DispatcherProcess] = []
+
+    def start(**env: str) -> DispatcherProcess:
+        process = DispatcherProcess(tmp_path / "home", {"DP3_AMQP_URL": amqp_url, "DP3_INBOX": str(corpus), **env})
+        started.append(process)
+        return process
+
+    yield start
+    for process in reversed(started):
+        if process.process.poll() is None:
+            try:
+                process.stop(60)
+            finally:
+                process.kill_group()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    workers: list[Worker] = []
+
+    def start(port: int, name: str, **kwargs: object) -> Worker:
+        worker = Worker(port, workdir=tmp_path / "workers" / name, **kwargs)  # type: ignore[arg-type]
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Path:
+    """A writable inbox for generated (non-corpus) files: empty, not an image, ..."""
+    folder = tmp_path / "inbox"
+    (folder / "ANNA-SMITH").mkdir(parents=True)
+    return folder

@@ -1,0 +1,250 @@
+"""Drive a real dispatcher process: publish Detected events, collect what comes out.
+
+Everything is real: the ``dp3-dispatcher`` console script in a subprocess, a
+throwaway RabbitMQ vhost, ``work_queue_worker`` / ``work_queue_factory``
+processes, and the corpus photos read in place (the corpus folder is the
+inbox; the dispatcher never writes there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pika
+
+from dp3.broker import Publisher
+from dp3.events import EXCHANGE, JournalEntry, Status, make_photo_id
+from dp3.files import sha256_file
+from tests.rabbit import wait_for
+
+DISPATCHER = Path(sys.executable).with_name("dp3-dispatcher")
+VENV_BIN = Path(sys.executable).parent
+
+
+def detected(photo: Path, inbox: Path) -> JournalEntry:
+    """The Detected event the scanner would emit for ``photo`` (owner: its top folder under the inbox)."""
+    owner = photo.relative_to(inbox).parts[0]
+    sha256, size = sha256_file(photo)
+    capture = int(photo.stat().st_mtime)
+    return JournalEntry(
+        id=make_photo_id(owner, capture, photo.name),
+        status=Status.DETECTED,
+        datetime=capture,
+        owner=owner,
+        path=str(photo),
+        sha256=sha256,
+        size=size,
+        service="scanner",
+    )
+
+
+class Outcomes:
+    """Collects Processed and Failed events from a private queue in the test's vhost."""
+
+    def __init__(self, amqp_url: str) -> None:
+        self._url = amqp_url
+        self.events: dict[str, list[JournalEntry]] = defaultdict(list)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        channel = connection.channel()
+        channel.exchange_declare(EXCHANGE, exchange_type="topic", durable=True)
+        channel.queue_declare("test.outcomes", durable=False)
+        for status in (Status.PROCESSED, Status.FAILED):
+            channel.queue_bind("test.outcomes", EXCHANGE, routing_key=status.routing_key)
+        connection.close()
+        self._thread = threading.Thread(target=self._consume, daemon=True)
+        self._thread.start()
+
+    def _consume(self) -> None:
+        connection = pika.BlockingConnection(pika.URLParameters(self._url))
+        channel = connection.channel()
+        for _method, _props, body in channel.consume("test.outcomes", auto_ack=True, inactivity_timeout=0.2):
+            if self._stop.is_set():
+                break
+            if body is None:
+                continue
+            entry = JournalEntry.from_json(body)
+            with self._lock:
+                self.events[entry.id].append(entry)
+        with contextlib.suppress(Exception):
+            connection.close()
+
+    def final(self) -> dict[str, JournalEntry]:
+        """The last outcome per photo id."""
+        with self._lock:
+            return {photo_id: entries[-1] for photo_id, entries in self.events.items()}
+
+    def count(self, photo_id: str) -> int:
+        with self._lock:
+            return len(self.events.get(photo_id, ()))
+
+    def wait_all(self, ids: set[str], timeout: float) -> dict[str, JournalEntry]:
+        wait_for(lambda: ids <= set(self.final()), timeout, f"outcomes for {len(ids)} photos")
+        return self.final()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def publish(amqp_url: str, entries: list[JournalEntry]) -> None:
+    publisher = Publisher(amqp_url)
+    try:
+        for entry in entries:
+            publisher.publish(entry)
+    finally:
+        publisher.close()
+
+
+class DispatcherProcess:
+    """``dp3-dispatcher`` in a subprocess with its own DP3_HOME; logs go to a file."""
+
+    def __init__(self, home: Path, env: Mapping[str, str]) -> None:
+        self.home = home
+        self.log_path = home / "dispatcher.log"
+        home.mkdir(parents=True, exist_ok=True)
+        full_env = {
+            **os.environ,
+            "DP3_HOME": str(home),
+            "DP3_STAGING": str(home / "staging"),
+            "DP3_METRICS_PORT": "0",
+            "DP3_WORK_QUEUE_PORT": "0",
+            "DP3_LOG_LEVEL": "INFO",
+            **env,
+        }
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(DISPATCHER)], env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        found: list[re.Match[str]] = []
+
+        def seen() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"dispatcher exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+            match = re.search(pattern, self.log())
+            if match:
+                found.append(match)
+            return bool(match)
+
+        wait_for(seen, timeout, f"dispatcher log line matching {pattern!r}")
+        return found[0]
+
+    def manager_port(self) -> int:
+        return int(self.wait_log(r"Work Queue manager listening on port (\d+)").group(1))
+
+    def metrics_port(self) -> int:
+        return int(self.wait_log(r"serving /metrics and /healthz on port (\d+)").group(1))
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        """SIGKILL the dispatcher alone (as a crash would); its factory notices by --parent-death."""
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+        self.process.wait(10)
+
+    def kill_group(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+class Worker:
+    """One real ``work_queue_worker`` aimed at a manager port."""
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        workdir: Path,
+        env: Mapping[str, str] | None = None,
+        hostname: str | None = None,
+        idle_timeout: int = 120,
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        command = [
+            "work_queue_worker",
+            "--cores",
+            "1",
+            "--timeout",
+            str(idle_timeout),
+            "--workdir",
+            str(workdir),
+            "127.0.0.1",
+            str(port),
+        ]
+        if hostname is not None:
+            # Another host, as the manager sees it: its own UTS namespace and name.
+            command = ["unshare", "--uts", "sh", "-c", f'hostname {hostname} && exec "$@"', "sh", *command]
+        self.log_path = workdir / "worker.log"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def pillow_path() -> dict[str, str]:
+    """PATH whose python3 has Pillow (this virtual environment's)."""
+    return {"PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def python_without_pillow_path() -> dict[str, str]:
+    """PATH whose python3 is the system's, which has no Pillow: a broken worker."""
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "/usr/bin:/bin").split(os.pathsep) if p != str(VENV_BIN))
+    return {"PATH": path}
+
+
+def worker_processes() -> list[int]:
+    """Pids of every work_queue_worker on this machine (tests compare against a baseline)."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                comm = Path(entry.path, "comm").read_text().strip()
+                state = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if comm.startswith("work_queue_work") and state != "Z":
+                    pids.append(int(entry.name))
+    return pids
+
+
+@contextlib.contextmanager
+def running(process: DispatcherProcess) -> Iterator[DispatcherProcess]:
+    try:
+        yield process
+    finally:
+        if process.process.poll() is None:
+            process.stop()
