@@ -1,0 +1,254 @@
+"""Processed, permanent Failed and Duplicate events -> verified copies in every store -> Archived.
+
+The handler is idempotent by construction: it looks at what the stores hold,
+copies only what is missing or wrong, and re-emits the journaled ``Archived``
+event when everything was already there, so a redelivered message writes
+nothing twice.
+
+Order inside one store: original, artifacts, then the sidecar. A sidecar is
+therefore only ever beside complete, verified copies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zoneinfo
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dp3 import layout
+from dp3.broker import Message
+from dp3.errors import Retryable
+from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status
+from dp3.files import OutsideRoot, is_within, path_under, sha256_file
+from dp3.log import PhotoLogger, photo_logger
+from dp3_archiver import metrics, sidecar
+from dp3_archiver.naming import StoredFiles, candidate_names, capture_times_in_id, is_date_folder
+from dp3_archiver.stores import CopyOutcome, SourceMismatch, Store, ensure_all_usable
+
+log = logging.getLogger(__name__)
+
+SERVICE = "archiver"
+ARCHIVE_STAGE = "archive"
+NOT_ARCHIVED = frozenset({ErrorKind.NO_OWNER, ErrorKind.UNREADABLE, ErrorKind.SOURCE_CHANGED})
+"""Failures whose file stays where it is: no owner to file it under, or no bytes we could read."""
+
+
+@dataclass
+class Target:
+    """Where a photo goes: its date folder and stored name, and what the stores already say about it."""
+
+    date: str
+    name: str
+    claimed: dict[str, bool] = field(default_factory=dict)  # store label -> its sidecar claims name for our sha
+    existing: dict[str, Any] | None = None  # the most complete sidecar already written for it
+
+    @property
+    def files(self) -> StoredFiles:
+        return StoredFiles(self.name)
+
+
+class Archiver:
+    """The ``archiver`` queue's handler."""
+
+    def __init__(self, stores: Sequence[Store], *, inbox: Path, staging: Path, zone: zoneinfo.ZoneInfo) -> None:
+        if not stores:
+            raise ValueError("at least one store is needed")
+        self.stores = tuple(stores)
+        self.inbox = Path(os.path.abspath(inbox))
+        self.staging = staging
+        self.zone = zone
+
+    def handle(self, message: Message) -> list[JournalEntry]:
+        return self.archive(message.entry)
+
+    def archive(self, entry: JournalEntry) -> list[JournalEntry]:
+        plog = photo_logger(log, entry.id)
+        if not self._wanted(entry, plog):
+            return []
+        if entry.sha256 is None or entry.size is None:
+            raise ValueError(f"{entry.status} event without sha256/size cannot be archived")
+        ensure_all_usable(self.stores)
+        target = self._existing_target(entry) if entry.status is Status.DUPLICATE else None
+        if target is None:
+            target = self._choose_target(entry)
+        try:
+            records, missing_artifacts = self._copy_everything(entry, target, plog)
+        except SourceMismatch as exc:
+            plog.error("the original is gone or changed and no store holds it: %s", exc)
+            return [self._source_changed(entry)]
+        document = sidecar.merged(
+            target.existing,
+            entry,
+            name=target.name,
+            date=target.date,
+            files=records,
+            missing_artifacts=missing_artifacts,
+        )
+        archived = entry.next(
+            Status.ARCHIVED,
+            service=SERVICE,
+            archives=[str(store.root / target.date) for store in self.stores],
+            stored_name=target.name,
+        )
+        journaled = sidecar.find_equivalent(document, archived)
+        if journaled is not None:
+            archived = journaled  # a replay: re-emit the same event
+        else:
+            document = sidecar.with_entry(document, archived)
+        data = sidecar.dumps(document)
+        for store in self.stores:
+            store.write_document(store.root / target.date / target.files.sidecar, data)
+        metrics.ARCHIVED.inc()
+        plog.info("archived as %s in %s", target.name, ", ".join(archived.archives))
+        return [archived]
+
+    # --- what to do ---------------------------------------------------------------
+
+    def _wanted(self, entry: JournalEntry, plog: PhotoLogger) -> bool:
+        if entry.status is Status.FAILED:
+            if entry.error is None or entry.error.kind in NOT_ARCHIVED or entry.error.stage == ARCHIVE_STAGE:
+                plog.info("not archived: failure %s leaves the file in place", entry.error and entry.error.kind)
+                return False
+            return True
+        if entry.status in (Status.PROCESSED, Status.DUPLICATE):
+            return True
+        plog.warning("ignoring a %s event on the archiver queue", entry.status)
+        return False
+
+    def _choose_target(self, entry: JournalEntry) -> Target:
+        """The id in its date folder, unless a different photo holds it there: then a collision name."""
+        assert entry.sha256 is not None
+        date = layout.date_folder(entry.datetime, self.zone)
+        for name in candidate_names(entry.id, entry.sha256):
+            target = self._target_if_free(date, name, entry.sha256)
+            if target is not None:
+                if name != entry.id:
+                    photo_logger(log, entry.id).warning("id collides with a different photo; stored as %s", name)
+                return target
+        raise RuntimeError(f"every candidate name for {entry.id} is taken by other bytes")
+
+    def _target_if_free(self, date: str, name: str, sha256: str) -> Target | None:
+        target = Target(date, name)
+        files = target.files
+        for store in self.stores:
+            folder = store.root / date
+            found = sidecar.loads(store.read_bytes(folder / files.sidecar))
+            if found is not None:
+                if found["sha256"] != sha256:
+                    return None  # another photo's name
+                target.claimed[store.label] = True
+                if target.existing is None or len(found.get("journal", [])) > len(target.existing.get("journal", [])):
+                    target.existing = found
+                continue
+            present = store.read_hash(folder / files.original)
+            if present is not None and present[0] != sha256:
+                return None  # another photo's copy, its sidecar not written yet
+            target.claimed[store.label] = False
+        return target
+
+    def _existing_target(self, entry: JournalEntry) -> Target | None:
+        """For a Duplicate: where the photo with the same bytes is already archived, if anywhere."""
+        assert entry.sha256 is not None
+        archived_id = entry.duplicate_of or entry.id
+        names = candidate_names(archived_id, entry.sha256)
+        dates = [Path(folder).name for folder in entry.archives]
+        dates += [layout.date_folder(t, self.zone) for t in capture_times_in_id(archived_id)]
+        for date in dict.fromkeys(d for d in dates if is_date_folder(d)):
+            target = self._claimed_target(date, names, entry.sha256)
+            if target is not None:
+                return target
+        for store in self.stores:  # slow path: the date is unknown
+            with store.translated("listing date folders"):
+                folders = sorted(child.name for child in store.root.iterdir() if is_date_folder(child.name))
+            for date in folders:
+                target = self._claimed_target(date, names, entry.sha256)
+                if target is not None:
+                    return target
+        photo_logger(log, entry.id).warning("duplicate of %s, which no store holds: archived as itself", archived_id)
+        return None
+
+    def _claimed_target(self, date: str, names: Sequence[str], sha256: str) -> Target | None:
+        for name in names:
+            if any(
+                (found := sidecar.loads(store.read_bytes(store.root / date / StoredFiles(name).sidecar))) is not None
+                and found["sha256"] == sha256
+                for store in self.stores
+            ):
+                return self._target_if_free(date, name, sha256)
+        return None
+
+    # --- copying -----------------------------------------------------------------
+
+    def _copy_everything(
+        self, entry: JournalEntry, target: Target, plog: PhotoLogger
+    ) -> tuple[dict[str, sidecar.FileRecord], bool]:
+        assert entry.sha256 is not None and entry.size is not None
+        files = target.files
+        original = sidecar.FileRecord("original", files.original, entry.sha256, entry.size)
+        inbox_copy = self._inbox_path(entry)
+        self._copy(original, [inbox_copy] if inbox_copy else [], target, replace_if=target.claimed)
+        records = {"original": original}
+        missing = False
+        if entry.status is Status.PROCESSED:
+            recorded = sidecar.file_records(target.existing or {})
+            staged_dir = layout.staging_dir(self.staging, entry.id)
+            for role, staged_name, stored_name in (
+                ("thumbnail", layout.thumbnail_name(entry.id), files.thumbnail),
+                ("web", layout.web_name(entry.id), files.web),
+            ):
+                staged = staged_dir / staged_name
+                try:
+                    sha, size = sha256_file(staged)
+                    record = sidecar.FileRecord(role, stored_name, sha, size)
+                    sources = [staged]
+                except OSError:
+                    if role not in recorded:
+                        plog.warning("artifact %s is not in staging nor in any store; archived without it", role)
+                        missing = True
+                        continue
+                    record, sources = recorded[role], []
+                try:
+                    self._copy(record, sources, target, replace_if=None)
+                except SourceMismatch as exc:
+                    raise Retryable(f"staged artifact changed while it was copied: {exc}") from exc
+                records[role] = record
+        return records, missing
+
+    def _copy(
+        self, record: sidecar.FileRecord, sources: list[Path], target: Target, *, replace_if: dict[str, bool] | None
+    ) -> None:
+        """Into every store; other stores' copies are fallback sources (the check of each is its sha256)."""
+        copies = [store.root / target.date / record.name for store in self.stores]
+        for store, final in zip(self.stores, copies, strict=True):
+            may_replace = True if replace_if is None else replace_if.get(store.label, False)
+            others = [copy for copy in copies if copy != final]
+            outcome = store.ensure_copy([*sources, *others], final, record.sha256, record.size, may_replace=may_replace)
+            if outcome is CopyOutcome.TAKEN:
+                raise Retryable(f"{final} was just taken by a different photo; choosing another name")
+
+    def _inbox_path(self, entry: JournalEntry) -> Path | None:
+        """The inbox original, if the event's path is a plain path inside the inbox (no symlinks)."""
+        path = Path(os.path.normpath(entry.path))
+        if not path.is_absolute() or path == self.inbox or not is_within(self.inbox, path):
+            photo_logger(log, entry.id).error("path %s is not inside the inbox %s; not read", entry.path, self.inbox)
+            return None
+        try:
+            return path_under(self.inbox, path.relative_to(self.inbox))
+        except OutsideRoot as exc:
+            photo_logger(log, entry.id).error("path %s not read: %s", entry.path, exc)
+            return None
+
+    def _source_changed(self, entry: JournalEntry) -> JournalEntry:
+        message = (
+            "the file in the inbox changed or disappeared before it was archived; "
+            "if it was replaced, the new version is processed as a new upload"
+        )
+        return entry.next(
+            Status.FAILED,
+            service=SERVICE,
+            error=ErrorInfo(stage=ARCHIVE_STAGE, kind=ErrorKind.SOURCE_CHANGED, message=message),
+        )

@@ -1,0 +1,80 @@
+"""The deletion rule (invariant 1), small and alone so it can be read in one go.
+
+An inbox original is deleted only if
+
+* every configured store returned, read back just now, a copy whose sha256
+  equals the archived sha256, and
+* the inbox file, hashed now (at deletion time), still has that sha256, and it
+  is the very file that was hashed (same inode, size and mtime right before the
+  unlink), and
+* its path is a plain path inside the inbox: no ``..``, no symlink anywhere on
+  the way, not a symlink itself, a regular file.
+
+Otherwise nothing is deleted. A user who replaced the file keeps the new one;
+it is detected as a new upload.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import stat
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from dp3.files import OutsideRoot, fsync_dir, is_within, path_under, sha256_stream
+
+
+class Outcome(enum.Enum):
+    DELETED = "deleted"  # it was the archived bytes, now gone from the inbox
+    ABSENT = "absent"  # no file there (collected before, or removed by the user)
+    CHANGED = "changed"  # other bytes now: left in place
+    NOT_VERIFIED = "not_verified"  # some store has no verified copy: left in place
+    REFUSED = "refused"  # not a plain regular file inside the inbox: never touched
+
+
+def collect_original(
+    inbox: Path,
+    path: Path,
+    archived_sha256: str,
+    read_back: Mapping[str, str | None],
+    stores: Sequence[str],
+) -> Outcome:
+    """Apply the rule. ``read_back`` maps each store to the sha256 of its copy as just read (None: none)."""
+    if not stores or any(read_back.get(store) != archived_sha256 for store in stores):
+        return Outcome.NOT_VERIFIED
+    inbox = Path(os.path.abspath(inbox))
+    path = Path(os.path.normpath(path))
+    if not path.is_absolute() or path == inbox or not is_within(inbox, path):
+        return Outcome.REFUSED
+    try:
+        path = path_under(inbox, path.relative_to(inbox))
+    except OutsideRoot:
+        return Outcome.REFUSED
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return Outcome.ABSENT
+    except OSError:
+        return Outcome.REFUSED  # a symlink (ELOOP), or unreadable: leave it
+    with os.fdopen(fd, "rb") as stream:
+        before = os.fstat(stream.fileno())
+        if not stat.S_ISREG(before.st_mode):
+            return Outcome.REFUSED
+        sha256, _size = sha256_stream(stream)
+    if sha256 != archived_sha256:
+        return Outcome.CHANGED
+    try:
+        now = os.lstat(path)
+    except FileNotFoundError:
+        return Outcome.ABSENT
+    if (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) != (
+        before.st_dev,
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    ):
+        return Outcome.CHANGED  # replaced or rewritten while we hashed it
+    os.unlink(path)
+    fsync_dir(path.parent)
+    return Outcome.DELETED

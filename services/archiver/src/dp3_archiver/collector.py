@@ -1,0 +1,119 @@
+"""Archived -> re-verify every store -> delete the inbox original (collect.py's rule) -> Collected.
+
+Runs on the ``archiver.collect`` queue, separately from archiving, so the
+deletion always starts from a fresh read-back of every store's copy and never
+from what an earlier step believed. ``Collected`` is published here (confirmed)
+before the staging folder is removed and the message acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import zoneinfo
+from collections.abc import Sequence
+from pathlib import Path
+
+from dp3 import layout
+from dp3.broker import Message, Publisher
+from dp3.errors import Retryable
+from dp3.events import JournalEntry, Status
+from dp3_archiver import metrics, sidecar
+from dp3_archiver.archive import SERVICE
+from dp3_archiver.collect import Outcome, collect_original
+from dp3_archiver.naming import StoredFiles
+from dp3_archiver.stores import Store, ensure_all_usable
+
+log = logging.getLogger(__name__)
+
+
+class CopiesNotVerified(Retryable):
+    """A store lacks a verified copy at collection time: the original stays, the message comes back."""
+
+
+class Collector:
+    """The ``archiver.collect`` queue's handler."""
+
+    def __init__(
+        self,
+        stores: Sequence[Store],
+        *,
+        inbox: Path,
+        staging: Path,
+        zone: zoneinfo.ZoneInfo,
+        publisher: Publisher,
+    ) -> None:
+        self.stores = tuple(stores)
+        self.inbox = Path(os.path.abspath(inbox))
+        self.staging = staging
+        self.zone = zone
+        self.publisher = publisher
+
+    def handle(self, message: Message) -> list[JournalEntry]:
+        entry = message.entry
+        if entry.status is not Status.ARCHIVED:
+            return []
+        if entry.sha256 is None:
+            raise ValueError("Archived event without sha256")
+        collected = self.collect(entry)
+        if collected is not None:
+            self.publisher.publish(collected)
+            self._remove_staging(entry)
+        return []
+
+    def collect(self, entry: JournalEntry) -> JournalEntry | None:
+        """Delete the original if the rule allows; the Collected event to publish, or None if it stays."""
+        assert entry.sha256 is not None
+        ensure_all_usable(self.stores)
+        files = StoredFiles(entry.stored_name or entry.id)
+        folders = {store.label: self._folder(store, entry) for store in self.stores}
+        read_back: dict[str, str | None] = {}
+        for store in self.stores:
+            found = store.read_hash(folders[store.label] / files.original)
+            read_back[store.label] = None if found is None else found[0]
+        labels = [store.label for store in self.stores]
+        outcome = collect_original(self.inbox, Path(entry.path), entry.sha256, read_back, labels)
+        if outcome is Outcome.NOT_VERIFIED:
+            bad = [label for label in labels if read_back[label] != entry.sha256]
+            for label in bad:
+                metrics.STORE_ERRORS.labels(label, "verify").inc()
+            raise CopiesNotVerified(f"no verified copy in {', '.join(bad)}; the original stays in the inbox")
+        log_ = logging.LoggerAdapter(log, {"photo_id": entry.id})
+        if outcome in (Outcome.CHANGED, Outcome.REFUSED):
+            log_.warning("inbox file %s left in place: %s", entry.path, outcome.value)
+            return None
+        if outcome is Outcome.DELETED:
+            metrics.COLLECTED.inc()
+            log_.info("collected %s", entry.path)
+        collected = entry.next(Status.COLLECTED, service=SERVICE)
+        return self._journal(collected, files, folders)
+
+    def _folder(self, store: Store, entry: JournalEntry) -> Path:
+        for folder in entry.archives:
+            if Path(folder).parent == store.root:
+                return Path(folder)
+        return store.root / layout.date_folder(entry.datetime, self.zone)
+
+    def _journal(self, collected: JournalEntry, files: StoredFiles, folders: dict[str, Path]) -> JournalEntry:
+        """Add Collected to every store's sidecar; on a replay, re-emit the journaled event instead."""
+        documents = {}
+        for store in self.stores:
+            path = folders[store.label] / files.sidecar
+            documents[store.label] = (path, sidecar.loads(store.read_bytes(path)))
+        result = next(
+            (found for _, doc in documents.values() if (found := sidecar.find_equivalent(doc, collected)) is not None),
+            collected,
+        )
+        for store in self.stores:
+            path, document = documents[store.label]
+            if document is not None:  # a missing sidecar is restored by fsck from another store
+                store.write_document(path, sidecar.dumps(sidecar.with_entry(document, result)))
+        return result
+
+    def _remove_staging(self, entry: JournalEntry) -> None:
+        folder = layout.staging_dir(self.staging, entry.id)
+        if folder.is_symlink():
+            folder.unlink()
+        elif folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,176 @@
+"""Fixity audit: re-hash every copy in every store, report what is missing or corrupted, repair it.
+
+The sidecars are the record: each names the photo's files and their sha256.
+For every photo found in any store, every store's copy of every file is read
+back from the storage and compared. A missing or corrupted copy is repaired
+from a copy in another store that still verifies (``Store.ensure_copy``:
+atomic, hashed while copied, read back). A missing or unreadable sidecar is
+restored from another store's. Nothing is ever deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dp3.files import TEMP_PREFIX
+from dp3_archiver import metrics, sidecar
+from dp3_archiver.naming import StoredFiles, is_date_folder, name_of_sidecar
+from dp3_archiver.stores import SourceMismatch, Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Finding:
+    store: str
+    path: Path
+    problem: str  # missing | corrupt | unavailable
+    repaired: bool
+    detail: str = ""
+
+    def line(self) -> str:
+        state = "repaired" if self.repaired else "NOT REPAIRED"
+        return f"{self.problem:<11} {state:<12} {self.path}  {self.detail}".rstrip()
+
+
+@dataclass
+class AuditReport:
+    photos: int = 0
+    copies_checked: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def unrepaired(self) -> list[Finding]:
+        return [finding for finding in self.findings if not finding.repaired]
+
+    def summary(self) -> str:
+        repaired = len(self.findings) - len(self.unrepaired)
+        return (
+            f"{self.photos} photos, {self.copies_checked} copies checked: {len(self.findings)} problems, "
+            f"{repaired} repaired, {len(self.unrepaired)} not repaired"
+        )
+
+
+@dataclass
+class _Photo:
+    date: str
+    name: str
+    documents: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # store label -> parsed sidecar
+    raw: dict[str, bytes] = field(default_factory=dict)  # store label -> sidecar bytes that parse
+
+
+def audit(stores: Sequence[Store], *, repair: bool = True) -> AuditReport:
+    """Check (and, if ``repair``, fix) every photo recorded in any usable store."""
+    report = AuditReport()
+    usable = []
+    for store in stores:
+        if store.is_marked():
+            usable.append(store)
+        else:
+            report.findings.append(Finding(store.label, store.root, "unavailable", False, "store marker missing"))
+    photos = _photos(usable, report)
+    report.photos = len(photos)
+    for photo in photos:
+        try:
+            _check_photo(photo, usable, report, repair)
+        except StoreUnavailable as exc:
+            report.findings.append(Finding(exc.store, Path(exc.store), "unavailable", False, str(exc)))
+    for finding in report.findings:
+        if finding.problem != "unavailable":
+            metrics.FIXITY_FAILURES.labels(finding.store).inc()
+    log.info("fixity audit: %s", report.summary())
+    return report
+
+
+def _photos(stores: Sequence[Store], report: AuditReport) -> list[_Photo]:
+    found: dict[tuple[str, str], _Photo] = {}
+    for store in stores:
+        try:
+            with store.translated("listing"):
+                dates = sorted(child.name for child in store.root.iterdir() if is_date_folder(child.name))
+                for date in dates:
+                    for child in sorted((store.root / date).iterdir()):
+                        name = name_of_sidecar(child.name)
+                        if name is None or child.name.startswith(TEMP_PREFIX):
+                            continue
+                        photo = found.setdefault((date, name), _Photo(date, name))
+                        data = store.read_bytes(child)
+                        document = sidecar.loads(data)
+                        photo.documents[store.label] = document
+                        if document is not None and data is not None:
+                            photo.raw[store.label] = data
+        except StoreUnavailable as exc:
+            report.findings.append(Finding(store.label, store.root, "unavailable", False, str(exc)))
+    return [found[key] for key in sorted(found)]
+
+
+def _check_photo(photo: _Photo, stores: Sequence[Store], report: AuditReport, repair: bool) -> None:
+    parsed = {label: doc for label, doc in photo.documents.items() if doc is not None}
+    if not parsed:
+        for label in photo.documents:
+            path = Path(label) / photo.date / StoredFiles(photo.name).sidecar
+            report.findings.append(Finding(label, path, "corrupt", False, "no store has a readable sidecar"))
+        return
+    hashes: dict[tuple[str, str], str | None] = {}
+    for store in stores:
+        for record in _all_records(parsed.values()):
+            found = store.read_hash(store.root / photo.date / record.name)
+            hashes[(store.label, record.name)] = None if found is None else found[0]
+    best_label = max(
+        parsed,
+        key=lambda label: (
+            sum(hashes.get((s.label, parsed[label]["name"])) == parsed[label]["sha256"] for s in stores),
+            len(parsed[label].get("journal", [])),
+        ),
+    )
+    records = sidecar.file_records(parsed[best_label])
+    for record in records.values():
+        paths = {store.label: store.root / photo.date / record.name for store in stores}
+        good = [paths[s.label] for s in stores if hashes.get((s.label, record.name)) == record.sha256]
+        for store in stores:
+            report.copies_checked += 1
+            got = hashes.get((store.label, record.name))
+            if got == record.sha256:
+                continue
+            problem = "missing" if got is None else "corrupt"
+            detail = f"expected sha256 {record.sha256[:12]}" + ("" if got is None else f", found {got[:12]}")
+            repaired = False
+            if repair and good:
+                try:
+                    store.ensure_copy(good, paths[store.label], record.sha256, record.size, may_replace=True)
+                    repaired = True
+                    detail += f"; restored from {good[0]}"
+                except (SourceMismatch, StoreUnavailable) as exc:
+                    detail += f"; repair failed: {exc}"
+            report.findings.append(Finding(store.label, paths[store.label], problem, repaired, detail))
+            log.warning("fixity: %s %s (%s)", problem, paths[store.label], detail, extra={"store": store.label})
+    _check_sidecars(photo, stores, report, repair, photo.raw[best_label])
+
+
+def _check_sidecars(photo: _Photo, stores: Sequence[Store], report: AuditReport, repair: bool, good: bytes) -> None:
+    for store in stores:
+        report.copies_checked += 1
+        if photo.documents.get(store.label) is not None:
+            continue
+        path = store.root / photo.date / StoredFiles(photo.name).sidecar
+        problem = "missing" if store.label not in photo.documents else "corrupt"
+        repaired = False
+        if repair:
+            try:
+                store.write_document(path, good)
+                repaired = True
+            except StoreUnavailable as exc:
+                log.warning("fixity: could not restore %s: %s", path, exc)
+        report.findings.append(Finding(store.label, path, problem, repaired, "sidecar"))
+
+
+def _all_records(documents: Any) -> list[sidecar.FileRecord]:
+    seen: dict[str, sidecar.FileRecord] = {}
+    for document in documents:
+        for record in sidecar.file_records(document).values():
+            seen.setdefault(record.name, record)
+    return list(seen.values())

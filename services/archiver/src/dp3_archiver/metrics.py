@@ -1,0 +1,23 @@
+"""The archiver's Prometheus metrics, declared once (a metric name is registered once per process)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+ARCHIVED = Counter("dp3_archiver_archived_total", "Photos archived (every store verified), Archived emitted")
+COLLECTED = Counter("dp3_archiver_collected_total", "Inbox originals deleted after every store verified")
+BYTES = Counter("dp3_archiver_bytes_total", "Bytes written into a store (verified copies)", ["store"])
+STORE_ERRORS = Counter(
+    "dp3_archiver_store_errors_total",
+    "Store trouble that held a photo back (down, read_only, full, io, verify)",
+    ["store", "kind"],
+)
+STORE_FREE = Gauge("dp3_archiver_store_free_bytes", "Free bytes in a store, as last seen", ["store"])
+COPY_SECONDS = Histogram(
+    "dp3_archiver_copy_seconds",
+    "Time to write and read back one file into one store",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+FIXITY_FAILURES = Counter(
+    "dp3_archiver_fixity_failures_total", "Copies found missing or corrupted by the fixity audit", ["store"]
+)

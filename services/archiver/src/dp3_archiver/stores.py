@@ -1,0 +1,318 @@
+"""One archive store: is it usable, how full is it, and copies that are verified by reading them back.
+
+A store is a directory (in production, a mount of some storage system) that
+is used only while its marker file is present, so an unmounted network drive
+counts as *down* and its empty mount point is never written into.
+
+Every write goes through :meth:`Store.ensure_copy`: a copy already present with
+the right sha256 is left alone; otherwise the bytes go to a temporary file in
+the same folder, are fsynced, renamed into place (the folder fsynced too), and
+then read back *from the storage* (the page cache is dropped first) and
+compared with the expected sha256. Any trouble with the store itself (gone,
+read-only, full, I/O error, a read-back that does not match) is raised as
+:class:`StoreUnavailable`, a :class:`~dp3.errors.Retryable`: the photo waits and
+the message comes back later; a metric and a log line name the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import errno
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from dp3 import layout
+from dp3.errors import Retryable
+from dp3.events import ErrorKind
+from dp3.files import CHUNK, atomic_writer, fsync_dir, temp_path_for
+from dp3_archiver import metrics
+
+log = logging.getLogger(__name__)
+
+_READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_DOWN = {errno.ENOENT, errno.ENODEV, errno.ESTALE, errno.ENOTCONN, errno.EHOSTDOWN, errno.ENXIO, errno.ETIMEDOUT}
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+
+
+class StoreUnavailable(Retryable):
+    """A store cannot take or prove a copy right now (``problem``: down, read_only, full, io, verify)."""
+
+    def __init__(self, store: str, problem: str, detail: str) -> None:
+        super().__init__(f"store {store} is {problem.replace('_', '-')}: {detail}", kind=ErrorKind.ARCHIVE_UNAVAILABLE)
+        self.store = store
+        self.problem = problem
+
+
+class SourceMismatch(Exception):
+    """No source offered for a copy was readable with the expected sha256."""
+
+
+class CopyOutcome(enum.Enum):
+    PRESENT = "present"  # already there, verified: nothing written
+    WRITTEN = "written"  # written now, verified
+    TAKEN = "taken"  # the name holds other bytes that are not ours to replace
+
+
+def problem_of(exc: OSError) -> str:
+    if exc.errno in _READ_ONLY:
+        return "read_only"
+    if exc.errno in _FULL:
+        return "full"
+    if exc.errno in _DOWN:
+        return "down"
+    return "io"
+
+
+def hash_uncached(path: Path) -> tuple[str, int]:
+    """sha256 and size of ``path`` read from the storage, not from the page cache (no symlinks)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        digest = hashlib.sha256()
+        size = 0
+        while chunk := os.read(fd, CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        return digest.hexdigest(), size
+    finally:
+        os.close(fd)
+
+
+class Store:
+    """One configured store root; every file system call on it is translated into StoreUnavailable."""
+
+    def __init__(self, root: Path, *, reserve_bytes: int = 0) -> None:
+        self.root = root
+        self.reserve_bytes = reserve_bytes
+
+    @property
+    def label(self) -> str:
+        return str(self.root)
+
+    @property
+    def marker(self) -> Path:
+        return self.root / layout.STORE_MARKER
+
+    def __repr__(self) -> str:
+        return f"Store({self.label!r})"
+
+    # --- state -----------------------------------------------------------------
+
+    def is_marked(self) -> bool:
+        try:
+            return self.marker.is_file()
+        except OSError:
+            return False
+
+    def ensure_usable(self) -> None:
+        """Raise StoreUnavailable(down) unless the marker is present (the store is mounted and initialised)."""
+        if not self.is_marked():
+            raise self._failure("down", f"marker {layout.STORE_MARKER} missing (not mounted, or not initialised)")
+
+    def free_bytes(self) -> int:
+        with self.translated("checking free space"):
+            stat = os.statvfs(self.root)
+        free = stat.f_bavail * stat.f_frsize
+        metrics.STORE_FREE.labels(self.label).set(free)
+        return free
+
+    def ensure_space(self, nbytes: int) -> None:
+        """Raise StoreUnavailable(full) if writing ``nbytes`` would eat into the reserve."""
+        free = self.free_bytes()
+        if free < nbytes + self.reserve_bytes:
+            raise self._failure("full", f"{free} bytes free, {nbytes} needed plus a reserve of {self.reserve_bytes}")
+
+    def init(self) -> bool:
+        """Write the marker (``dp3 stores init``); the root must already exist. True if it was written now."""
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"{self.root} does not exist (mount it first, or create it)")
+        if self.is_marked():
+            return False
+        body = json.dumps({"store": self.label, "initialised_at": time.time()}).encode()
+        with atomic_writer(self.marker) as stream:
+            stream.write(body)
+        return True
+
+    # --- reading -----------------------------------------------------------------
+
+    def read_hash(self, path: Path) -> tuple[str, int] | None:
+        """sha256 and size of a copy read back from the storage; None if there is no such file."""
+        try:
+            return hash_uncached(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return None  # a symlink is not a copy
+            raise self._failure(problem_of(exc), f"reading {path}: {exc.strerror}") from exc
+
+    def read_bytes(self, path: Path) -> bytes | None:
+        try:
+            with open(path, "rb") as stream:
+                return stream.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise self._failure(problem_of(exc), f"reading {path}: {exc.strerror}") from exc
+
+    # --- writing -----------------------------------------------------------------
+
+    def ensure_copy(
+        self, sources: Sequence[Path], final: Path, sha256: str, size: int, *, may_replace: bool
+    ) -> CopyOutcome:
+        """Make ``final`` a verified copy with ``sha256``, from the first source that has those bytes.
+
+        A copy already there with the right sha256 is not written again. One with
+        other bytes is replaced only if ``may_replace`` (it is ours: a torn or
+        rotten copy); otherwise the name is left alone and TAKEN is returned.
+        Raises SourceMismatch if no source has the bytes, StoreUnavailable for
+        trouble with this store.
+        """
+        present = self.read_hash(final)
+        if present is not None and present[0] == sha256:
+            return CopyOutcome.PRESENT
+        if present is not None and not may_replace:
+            return CopyOutcome.TAKEN
+        self.ensure_usable()
+        self.ensure_space(size)
+        started = time.monotonic()
+        temp = self._write_temp(sources, final, sha256)
+        try:
+            if present is None and not self._link_new(temp, final):
+                return self.ensure_copy(sources, final, sha256, size, may_replace=False)
+            if present is not None:
+                with self.translated(f"renaming into {final}"):
+                    os.replace(temp, final)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+        with self.translated(f"syncing {final.parent}"):
+            fsync_dir(final.parent)
+        self._verify(final, sha256)
+        metrics.BYTES.labels(self.label).inc(size)
+        metrics.COPY_SECONDS.observe(time.monotonic() - started)
+        return CopyOutcome.WRITTEN
+
+    def write_document(self, final: Path, data: bytes) -> bool:
+        """Atomically replace ``final`` with ``data`` (a sidecar) unless it holds it; read back. True if written."""
+        if self.read_bytes(final) == data:
+            return False
+        self.ensure_usable()
+        self.ensure_space(len(data))
+        self._make_folder(final.parent)
+        with self.translated(f"writing {final}"), atomic_writer(final) as stream:
+            stream.write(data)
+        if self.read_bytes(final) != data:
+            raise self._failure("verify", f"{final} read back differs from what was written")
+        metrics.BYTES.labels(self.label).inc(len(data))
+        return True
+
+    def _write_temp(self, sources: Sequence[Path], final: Path, sha256: str) -> Path:
+        self._make_folder(final.parent)
+        for source in sources:
+            try:
+                src_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                continue  # gone, a symlink, unreadable: try the next source
+            try:
+                temp = self._copy_into_temp(src_fd, source, final, sha256)
+            finally:
+                os.close(src_fd)
+            if temp is not None:
+                return temp
+        raise SourceMismatch(f"no source for {final.name} has sha256 {sha256[:12]}... (tried {len(sources)})")
+
+    def _copy_into_temp(self, src_fd: int, source: Path, final: Path, sha256: str) -> Path | None:
+        temp = temp_path_for(final)
+        digest = hashlib.sha256()
+        with self.translated(f"creating {temp}"):
+            dst_fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        keep = False
+        try:
+            while True:
+                try:
+                    chunk = os.read(src_fd, CHUNK)
+                except OSError:
+                    log.warning("could not read source %s; trying the next one", source)
+                    return None
+                if not chunk:
+                    break
+                digest.update(chunk)
+                with self.translated(f"writing {temp}"):
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(dst_fd, view) :]
+            if digest.hexdigest() != sha256:
+                return None
+            with self.translated(f"syncing {temp}"):
+                os.fsync(dst_fd)
+            os.posix_fadvise(dst_fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            keep = True
+            return temp
+        finally:
+            os.close(dst_fd)
+            if not keep:
+                with contextlib.suppress(OSError):
+                    temp.unlink()
+
+    def _link_new(self, temp: Path, final: Path) -> bool:
+        """Give ``temp`` the name ``final`` only if no file has it (two writers of different bytes never clash)."""
+        try:
+            os.link(temp, final)
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise self._failure(problem_of(exc), f"linking {final}: {exc.strerror}") from exc
+        # A file system without hard links (some network drives): check, then rename.
+        if final.exists():
+            return False
+        with self.translated(f"renaming into {final}"):
+            os.replace(temp, final)
+        return True
+
+    def _verify(self, final: Path, sha256: str) -> None:
+        back = self.read_hash(final)
+        if back is None or back[0] != sha256:
+            got = "nothing" if back is None else back[0][:12]
+            raise self._failure("verify", f"{final} read back as {got}, expected {sha256[:12]}")
+
+    def _make_folder(self, folder: Path) -> None:
+        if folder.parent != self.root:
+            raise ValueError(f"{folder} is not a date folder of {self.root}")
+        with self.translated(f"creating {folder}"):
+            folder.mkdir(exist_ok=True)  # never parents: an unmounted root is not re-created
+
+    @contextlib.contextmanager
+    def translated(self, doing: str) -> Iterator[None]:
+        """Turn an OSError from this store into StoreUnavailable naming the store (and count it)."""
+        try:
+            yield
+        except OSError as exc:
+            raise self._failure(problem_of(exc), f"{doing}: {exc.strerror or exc}") from exc
+
+    def _failure(self, problem: str, detail: str) -> StoreUnavailable:
+        metrics.STORE_ERRORS.labels(self.label, problem).inc()
+        log.warning("store %s unavailable (%s): %s", self.label, problem, detail, extra={"store": self.label})
+        return StoreUnavailable(self.label, problem, detail)
+
+
+def ensure_all_usable(stores: Sequence[Store]) -> None:
+    """Raise for the first store that is down; every store is checked so each one's metric is counted."""
+    failures: list[StoreUnavailable] = []
+    for store in stores:
+        try:
+            store.ensure_usable()
+        except StoreUnavailable as exc:
+            failures.append(exc)
+    if failures:
+        raise failures[0]
