@@ -34,7 +34,7 @@ from dp3_scanner import metrics
 from dp3_scanner.capture_time import capture_time
 from dp3_scanner.filetype import SNIFF_BYTES, has_photo_extension, sniff_format
 from dp3_scanner.index import FileKey, FileRecord, Index, Outcome
-from dp3_scanner.names import IgnoreReason, owner_of, path_ignore_reason, relative_parts
+from dp3_scanner.names import IgnoreReason, name_ignore_reason, owner_of, relative_parts
 from dp3_scanner.outcome import SERVICE, Upload, decide, unreadable
 from dp3_scanner.settings import ScannerSettings
 from dp3_scanner.stability import FileState, Watched, is_stable, observe, stable_at
@@ -189,10 +189,11 @@ class Scanner:
         parts = relative_parts(self.inbox, path)
         if parts is None:
             return
-        reason = path_ignore_reason(parts)
-        if reason is not None:
-            self._ignore(path, reason, None)
-            return
+        for depth, part in enumerate(parts, start=1):
+            reason = name_ignore_reason(part)
+            if reason is not None:  # counted once, at the hidden or temporary entry itself
+                self._ignore(os.path.join(self.inbox, *parts[:depth]), reason, None)
+                return
         # inotify reports paths as the kernel walked them; refuse anything below a symlinked folder.
         folder = self.inbox
         for part in parts[:-1]:
