@@ -15,9 +15,11 @@ answers some queries silently wrong. This module uses only:
 and never: ``$exists`` or ``None`` tests (nulls), comparisons against array
 fields, compiled regexes, ``$project``, ``$addToSet``, ``$push`` of documents
 (stored as JSON strings), ``$not``, ``count_documents`` (seconds at 100,000
-photos), ``$ne: None`` (matches missing fields). A ``$count`` that matches
-nothing gives ``[]`` on MongoDB and ``[{"n": 0}]`` on nx-27017; both read as 0. Tests in ``tests/integration/portal/test_catalog.py`` assert the
-answers, so a server upgrade that changes one fails a test.
+photos), ``$ne: None`` (matches missing fields), ``replace_one(upsert=True)``
+(ignores the filter's ``_id``: upserts use ``update_one`` + ``$set``). A ``$count`` that matches
+nothing gives ``[]`` on MongoDB and ``[{"n": 0}]`` on nx-27017; both read as 0.
+Tests in ``tests/integration/portal/test_catalog.py`` assert the answers, so a
+server upgrade that changes one fails a test.
 
 Speed by design, not by hoping for an index: each photo stores ``sort_key``
 = fixed-width capture time + ``|`` + id. Newest-first is descending

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import Counter
-from pymongo import InsertOne, ReplaceOne
+from pymongo import InsertOne, ReplaceOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure
 
@@ -136,7 +136,8 @@ class Recorder:
         if not new:
             return
         writes = [
-            ReplaceOne({"_id": f"{kind}:{value}"}, {"kind": kind, "value": value}, upsert=True) for kind, value in new
+            UpdateOne({"_id": f"{kind}:{value}"}, {"$set": {"kind": kind, "value": value}}, upsert=True)
+            for kind, value in new
         ]
         self.db[FACETS].bulk_write(writes, ordered=False)
         self._known_facets.update(f"{kind}:{value}" for kind, value in new)
@@ -156,9 +157,7 @@ class BatchingHandler:
         self.recorder = recorder
         self.batch = batch
         self.linger = linger
-        self._queue: queue.Queue[tuple[JournalEntry, concurrent.futures.Future[Sequence[JournalEntry]]]] = (
-            queue.Queue()
-        )
+        self._queue: queue.Queue[tuple[JournalEntry, concurrent.futures.Future[Sequence[JournalEntry]]]] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dp3-portal-recorder", daemon=True)
         self._thread.start()
@@ -183,7 +182,9 @@ class BatchingHandler:
             while len(items) < self.batch:
                 remaining = deadline - time.monotonic()
                 try:
-                    items.append(self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait())
+                    items.append(
+                        self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait()
+                    )
                 except queue.Empty:
                     break
             self._write(items)

@@ -1,0 +1,44 @@
+"""The recorder's consume loop on a background thread: ``portal.journal`` -> :class:`Recorder`."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from pymongo import MongoClient
+
+from dp3.broker import BrokerOptions, Consumer, Publisher
+from dp3.topology import PORTAL
+from dp3_portal.recorder import BatchingHandler, Recorder, ensure_indexes
+
+
+class RecorderThread:
+    """Owns a synchronous MongoDB client, a consumer and its thread."""
+
+    def __init__(
+        self,
+        amqp_url: str,
+        mongo_url: str,
+        database: str,
+        *,
+        publisher: Publisher,
+        prefetch: int,
+        batch: int,
+        options: BrokerOptions | None = None,
+    ) -> None:
+        self.client: MongoClient[dict[str, Any]] = MongoClient(mongo_url)
+        ensure_indexes(self.client[database])
+        self.handler = BatchingHandler(Recorder(self.client[database]), batch=batch)
+        self.consumer = Consumer(
+            amqp_url, PORTAL, self.handler, publisher=publisher, prefetch=prefetch, workers=2, options=options
+        )
+        self.thread = threading.Thread(target=self.consumer.run, name="dp3-portal-consumer", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.consumer.stop()
+        self.thread.join(15)
+        self.handler.stop()
+        self.client.close()

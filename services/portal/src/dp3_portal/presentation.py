@@ -1,0 +1,96 @@
+"""Pure helpers that turn catalog documents into what pages and the API show."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from typing import Any
+
+from dp3.events import ErrorKind
+
+ADVICE = {
+    ErrorKind.CORRUPT_IMAGE.value: "The file is not a readable image (truncated or damaged). Export it again from "
+    "the camera or phone and drop the new copy in your inbox folder; the damaged original is kept in the archive.",
+    ErrorKind.UNSUPPORTED_FORMAT.value: "DP3 cannot render this format. Convert it to JPEG, TIFF or HEIC and drop "
+    "the converted file in your inbox folder; the original is kept in the archive.",
+    ErrorKind.TOO_LARGE.value: "The image has more pixels than DP3 renders (DP3_MAX_PIXELS). Downscale it, or ask "
+    "an operator to raise the limit and retry.",
+    ErrorKind.EMPTY_FILE.value: "The file is empty: the upload never completed. Upload it again.",
+    ErrorKind.NO_OWNER.value: "The file was dropped in the inbox root. Move it into your FIRST-LAST folder.",
+    ErrorKind.UNREADABLE.value: "DP3 could not read the file (permissions or disk error). Ask an operator to check "
+    "the inbox, then retry.",
+    ErrorKind.WORKER_ENVIRONMENT.value: "A render worker lacked Python or an imaging library. Fix or remove the "
+    "worker, then retry.",
+    ErrorKind.RENDER_FAILED.value: "The render kept producing invalid artifacts. Retry; if it fails again, report "
+    "the photo id to an operator.",
+    ErrorKind.ARCHIVE_UNAVAILABLE.value: "An archive store was down, read-only or full. Once it is back the photo "
+    "completes by itself; retry if it does not.",
+}
+
+API_FIELDS = ("id", "status", "owner", "datetime", "path", "archives", "sha256", "size", "error", "failed", "model")
+
+
+def advice(photo: dict[str, Any]) -> str:
+    kind = str(photo.get("error_kind") or "")
+    return ADVICE.get(kind, "Report the photo id to an operator.") if photo.get("failed") else ""
+
+
+def capture_text(seconds: int, zone: zoneinfo.ZoneInfo) -> str:
+    return dt.datetime.fromtimestamp(seconds, zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def capture_iso(seconds: int, zone: zoneinfo.ZoneInfo) -> str:
+    return dt.datetime.fromtimestamp(seconds, zone).isoformat()
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def gps(meta: dict[str, Any] | None) -> tuple[float, float] | None:
+    """Latitude and longitude from the render's metadata, wherever it put them."""
+    if not meta:
+        return None
+    holders = [meta, meta.get("gps"), meta.get("exif"), (meta.get("exif") or {}).get("gps")]
+    for holder in holders:
+        if not isinstance(holder, dict):
+            continue
+        for lat_key, lon_key in (("latitude", "longitude"), ("lat", "lon"), ("gps_latitude", "gps_longitude")):
+            lat, lon = _number(holder.get(lat_key)), _number(holder.get(lon_key))
+            if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180:
+                return lat, lon
+    return None
+
+
+def map_link(position: tuple[float, float]) -> str:
+    lat, lon = position
+    return f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}#map=15/{lat:.6f}/{lon:.6f}"
+
+
+def flat_metadata(meta: dict[str, Any] | None, prefix: str = "") -> list[tuple[str, str]]:
+    """``meta.json`` as sorted (name, value) rows for a table."""
+    rows: list[tuple[str, str]] = []
+    for key, value in sorted((meta or {}).items()):
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows += flat_metadata(value, f"{name}.")
+        elif value is not None and value != "":
+            rows.append((name, str(value)))
+    return rows
+
+
+def api_item(photo: dict[str, Any], zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
+    item = {name: photo.get(name) for name in API_FIELDS}
+    item["capture_time"] = capture_iso(int(photo["datetime"]), zone)
+    return item
+
+
+def api_detail(photo: dict[str, Any], zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
+    return {
+        **api_item(photo, zone),
+        "meta": photo.get("meta"),
+        "history": photo.get("history", []),
+        "advice": advice(photo),
+    }

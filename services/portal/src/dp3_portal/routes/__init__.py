@@ -1,0 +1,1 @@
+"""One router per area: ops (health, metrics), login, pages (gallery, photo, status), api."""

@@ -1,0 +1,130 @@
+"""The JSON API (OpenAPI at ``/api/openapi.json``, docs at ``/api/docs``), for scripts.
+
+Cookie sessions and HTTP Basic both work. Images are found by photo id only:
+no route takes a file path from the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from enum import StrEnum
+from pathlib import PurePosixPath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from pydantic import BaseModel
+
+from dp3_portal import images, presentation
+from dp3_portal.catalog import DEFAULT_LIMIT, MAX_LIMIT, BadQuery
+from dp3_portal.routes.deps import PortalDep, UserDep
+from dp3_portal.routes.filters import FilterDep
+
+router = APIRouter(prefix="/api", tags=["photos"])
+PhotoId = Annotated[str, Path(max_length=400, description="the photo id, e.g. JAEGER-NICHOLAS_1355517208_DSC00372.JPG")]
+
+
+class ErrorOut(BaseModel):
+    stage: str
+    kind: str
+    message: str
+
+
+class PhotoOut(BaseModel):
+    id: str
+    status: str
+    owner: str
+    datetime: int
+    capture_time: str
+    path: str
+    archives: list[str]
+    sha256: str
+    size: int
+    error: ErrorOut | None
+    failed: bool
+    model: str
+
+
+class PhotoPage(BaseModel):
+    items: list[PhotoOut]
+    next: str | None
+
+
+class PhotoDetail(PhotoOut):
+    meta: dict[str, Any] | None
+    history: list[dict[str, Any]]
+    advice: str
+
+
+class ImageKind(StrEnum):
+    thumbnail = "thumbnail"
+    web = "web"
+    original = "original"
+
+
+@router.get("/photos", response_model=PhotoPage)
+async def list_photos(
+    portal: PortalDep,
+    user: UserDep,
+    params: FilterDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str, Query(description="`next` of the previous page", max_length=600)] = "",
+) -> dict[str, Any]:
+    """Photos, newest capture first, with the gallery's filters; follow `next` for the following page."""
+    try:
+        page = await portal.catalog.page(params.build(), limit=limit, cursor=cursor or None)
+    except BadQuery as exc:
+        raise HTTPException(400, str(exc)) from None
+    return {"items": [presentation.api_item(p, portal.settings.zone) for p in page.items], "next": page.next_cursor}
+
+
+@router.get("/photos/{photo_id}", response_model=PhotoDetail)
+async def get_photo(portal: PortalDep, user: UserDep, photo_id: PhotoId) -> dict[str, Any]:
+    """One photo with its metadata (`meta.json`) and the history of its journal events."""
+    photo = await portal.catalog.photo(photo_id)
+    if photo is None:
+        raise HTTPException(404, "no such photo")
+    return presentation.api_detail(photo, portal.settings.zone)
+
+
+@router.get(
+    "/photos/{photo_id}/{kind}",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}, "application/octet-stream": {}}}},
+)
+async def get_image(portal: PortalDep, user: UserDep, photo_id: PhotoId, kind: ImageKind) -> FileResponse:
+    """The thumbnail, web version or original (from the first store whose copy verifies)."""
+    photo = await portal.catalog.photo(photo_id)
+    if photo is None:
+        raise HTTPException(404, "no such photo")
+    settings = portal.settings
+    if kind is ImageKind.original:
+        found = await asyncio.to_thread(images.original_path, photo, settings.stores)
+        if found is None:
+            raise HTTPException(404, "no verified copy of the original in any store")
+        return FileResponse(
+            found,
+            media_type="application/octet-stream",
+            filename=PurePosixPath(str(photo["path"])).name or str(photo["_id"]),
+        )
+    artifact = images.artifact_path(photo, kind.value, settings.stores, settings.staging_dir)
+    if artifact is None:
+        raise HTTPException(404, f"no {kind.value} for this photo")
+    return FileResponse(artifact, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/stats")
+async def stats(portal: PortalDep, user: UserDep) -> dict[str, int]:
+    """Photos per status; `failed` counts every photo whose render failed, whatever its status."""
+    return await portal.catalog.stats()
+
+
+@router.get("/openapi.json", include_in_schema=False)
+async def openapi(request: Request, user: UserDep) -> JSONResponse:
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/docs", include_in_schema=False)
+async def docs(user: UserDep) -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/api/openapi.json", title="DP3 portal API")

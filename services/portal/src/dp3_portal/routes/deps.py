@@ -1,0 +1,81 @@
+"""Request dependencies: the portal, the logged-in user, CSRF checks.
+
+Every route except ``/healthz``, ``/metrics`` and the login form depends on
+:func:`current_user`. Without a user, pages redirect to ``/login`` and the
+API answers 401 with a Basic challenge.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import Depends, Form, HTTPException, Request
+
+from dp3_portal.app import Portal
+from dp3_portal.auth import CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, csrf_ok
+
+
+class NotAuthenticated(Exception):
+    """Raised by :func:`current_user`; turned into a redirect or a 401 by the app."""
+
+    def __init__(self, api: bool) -> None:
+        super().__init__("login required")
+        self.api = api
+
+
+def get_portal(request: Request) -> Portal:
+    portal: Portal = request.app.state.portal
+    return portal
+
+
+PortalDep = Annotated[Portal, Depends(get_portal)]
+
+
+def _basic_credentials(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+async def current_user(request: Request, portal: PortalDep) -> str:
+    user = portal.sessions.user(request.cookies.get(SESSION_COOKIE))
+    if user is not None:
+        return user
+    credentials = _basic_credentials(request)
+    if credentials is not None:
+        name, password = credentials
+        if portal.basic_cache.known(name, password):
+            return name
+        client = request.client.host if request.client else "?"
+        delay = portal.throttle.delay(f"user:{name}", f"client:{client}")
+        if delay:
+            import asyncio
+
+            await asyncio.sleep(delay)
+        if await portal.users.check(name, password):
+            portal.throttle.succeeded(f"user:{name}", f"client:{client}")
+            portal.basic_cache.remember(name, password)
+            return name
+        portal.throttle.failed(f"user:{name}", f"client:{client}")
+    raise NotAuthenticated(api=request.url.path.startswith("/api/"))
+
+
+UserDep = Annotated[str, Depends(current_user)]
+
+
+async def check_csrf(request: Request, csrf_token: Annotated[str, Form()] = "") -> None:
+    if not csrf_ok(request.cookies.get(CSRF_COOKIE), csrf_token):
+        raise HTTPException(status_code=403, detail="the form expired or came from another site; reload and retry")
+
+
+CsrfDep = Depends(check_csrf)
+__all__ = ["CSRF_FIELD", "CsrfDep", "NotAuthenticated", "PortalDep", "UserDep", "get_portal"]

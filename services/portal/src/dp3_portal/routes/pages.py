@@ -1,0 +1,100 @@
+"""Server-rendered pages: the gallery, a photo, the pipeline status; and the retry action."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.responses import RedirectResponse, Response
+
+from dp3.events import JournalEntry, Status
+from dp3_portal import presentation
+from dp3_portal.catalog import BadQuery, Page
+from dp3_portal.routes.deps import CsrfDep, PortalDep, UserDep
+from dp3_portal.routes.filters import FilterDep
+from dp3_portal.routes.render import page
+
+log = logging.getLogger(__name__)
+router = APIRouter(include_in_schema=False)
+PhotoId = Annotated[str, Path(max_length=400)]
+
+
+@router.get("/")
+async def gallery(request: Request, portal: PortalDep, user: UserDep, params: FilterDep, cursor: str = "") -> Response:
+    error = ""
+    try:
+        flt = params.build()
+        result = await portal.catalog.page(flt, cursor=cursor or None)
+        next_link = f"/?{urlencode({**flt.as_params(), 'cursor': result.next_cursor})}" if result.next_cursor else ""
+    except BadQuery as exc:
+        error, result, next_link = str(exc), Page([], None), ""
+    context = {
+        "params": params,
+        "photos": result.items,
+        "next_link": next_link,
+        "first_link": f"/?{urlencode(flt.as_params())}" if cursor and not error else "",
+        "error": error,
+        "owners": await portal.catalog.facet("owner"),
+        "models": await portal.catalog.facet("model"),
+        "statuses": [status.value for status in Status],
+        "zone": portal.settings.zone,
+        "p": presentation,
+        "quote": quote,
+    }
+    return page(request, portal, "gallery.html", context, user=user, status_code=400 if error else 200)
+
+
+@router.get("/photos/{photo_id}")
+async def photo_page(request: Request, portal: PortalDep, user: UserDep, photo_id: PhotoId) -> Response:
+    photo = await portal.catalog.photo(photo_id)
+    if photo is None:
+        raise HTTPException(404, "no such photo")
+    position = presentation.gps(photo.get("meta"))
+    context = {
+        "photo": photo,
+        "zone": portal.settings.zone,
+        "map_link": presentation.map_link(position) if position else "",
+        "position": position,
+        "rows": presentation.flat_metadata(photo.get("meta")),
+        "advice": presentation.advice(photo),
+        "can_retry": photo["status"] == Status.FAILED.value,
+        "p": presentation,
+        "quote": quote,
+    }
+    return page(request, portal, "photo.html", context, user=user)
+
+
+@router.post("/photos/{photo_id}/retry", dependencies=[CsrfDep])
+async def retry(portal: PortalDep, user: UserDep, photo_id: PhotoId) -> Response:
+    """Re-emit the photo's ``Detected`` (next attempt): the dispatcher renders it again."""
+    photo = await portal.catalog.photo(photo_id)
+    if photo is None:
+        raise HTTPException(404, "no such photo")
+    if photo["status"] != Status.FAILED.value:
+        raise HTTPException(409, "only a photo that failed before archiving can be retried")
+    detections = await portal.catalog.journal_entries(photo_id, Status.DETECTED)
+    if not detections:
+        raise HTTPException(409, "no Detected event of this photo is recorded; drop the file in the inbox again")
+    last = JournalEntry.model_validate({k: v for k, v in detections[-1].items() if k not in ("_id", "at_ts")})
+    attempt = max(int(doc.get("attempt", 0)) for doc in detections) + 1
+    again = last.next(Status.DETECTED, service="portal", attempt=attempt, error=None)
+    await asyncio.to_thread(portal.publisher.publish, again)
+    log.info("retry requested by %s (attempt %d)", user, attempt, extra={"photo_id": photo_id})
+    return RedirectResponse(f"/photos/{quote(photo_id, safe='')}?retried=1", status_code=303)
+
+
+@router.get("/status")
+async def status_page(request: Request, portal: PortalDep, user: UserDep) -> Response:
+    report, workers = await asyncio.gather(portal.catalog.status_report(), portal.workers.workers_connected())
+    context = {
+        "report": report,
+        "workers": "unknown" if workers is None else str(workers),
+        "statuses": [status.value for status in Status],
+        "zone": portal.settings.zone,
+        "p": presentation,
+        "quote": quote,
+    }
+    return page(request, portal, "status.html", context, user=user)
