@@ -57,10 +57,11 @@ def collect_original(
         return Outcome.ABSENT
     except OSError:
         return Outcome.REFUSED  # a symlink (ELOOP), or unreadable: leave it
+    before = os.fstat(fd)
+    if not stat.S_ISREG(before.st_mode):
+        os.close(fd)
+        return Outcome.REFUSED
     with os.fdopen(fd, "rb") as stream:
-        before = os.fstat(stream.fileno())
-        if not stat.S_ISREG(before.st_mode):
-            return Outcome.REFUSED
         sha256, _size = sha256_stream(stream)
     if sha256 != archived_sha256:
         return Outcome.CHANGED

@@ -1,0 +1,243 @@
+"""Archiver and Collector handlers on real directories (no broker): the invariants, case by case."""
+
+from __future__ import annotations
+
+import json
+import zoneinfo
+from pathlib import Path
+
+import pytest
+
+from dp3 import layout
+from dp3.events import ErrorKind, JournalEntry, Status
+from dp3_archiver.archive import Archiver
+from dp3_archiver.collector import Collector, CopiesNotVerified
+from dp3_archiver.naming import StoredFiles, collision_name
+from dp3_archiver.stores import StoreUnavailable
+from tests.unit.archiver.site import DATE, Site, failed, sha256_of, snapshot
+
+UTC = zoneinfo.ZoneInfo("UTC")
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.published: list[JournalEntry] = []
+
+    def publish(self, entry: JournalEntry) -> None:
+        self.published.append(entry)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return Site.create(tmp_path)
+
+
+def archiver(site: Site, zone: zoneinfo.ZoneInfo = UTC) -> Archiver:
+    return Archiver(site.stores(), inbox=site.inbox, staging=site.staging, zone=zone)
+
+
+def collector(site: Site) -> Collector:
+    return Collector(site.stores(), inbox=site.inbox, staging=site.staging, zone=UTC, publisher=FakePublisher())  # type: ignore[arg-type]
+
+
+def sidecar_of(site: Site, store: int, name: str, date: str = DATE) -> dict[str, object]:
+    return json.loads((site.store_roots[store] / date / StoredFiles(name).sidecar).read_text())  # type: ignore[no-any-return]
+
+
+def test_processed_photo_lands_in_every_store_with_artifacts_and_sidecar(site: Site) -> None:
+    entry = site.photo()
+    [archived] = archiver(site).archive(entry)
+    assert archived.status is Status.ARCHIVED and archived.stored_name == entry.id
+    assert archived.archives == [str(root / DATE) for root in site.store_roots]
+    files = StoredFiles(entry.id)
+    for root in site.store_roots:
+        folder = root / DATE
+        assert (folder / entry.id).read_bytes() == Path(entry.path).read_bytes()
+        stage = layout.staging_dir(site.staging, entry.id)
+        assert (folder / files.thumbnail).read_bytes() == (stage / layout.thumbnail_name(entry.id)).read_bytes()
+        assert (folder / files.web).read_bytes() == (stage / layout.web_name(entry.id)).read_bytes()
+    document = sidecar_of(site, 0, entry.id)
+    assert document == sidecar_of(site, 1, entry.id)
+    assert document["sha256"] == entry.sha256 and document["meta"] == {"width": 10} and document["error"] is None
+    assert [item["status"] for item in document["journal"]] == ["Processed", "Archived"]  # type: ignore[index, union-attr]
+    assert set(document["files"]) == {"original", "thumbnail", "web"}  # type: ignore[arg-type]
+
+
+def test_date_folder_follows_the_site_time_zone(site: Site) -> None:
+    entry = site.photo()  # 2012-12-14 20:33 UTC is already the 15th in Tokyo
+    [archived] = archiver(site, zoneinfo.ZoneInfo("Asia/Tokyo")).archive(entry)
+    assert all(folder.endswith("2012-12-15") for folder in archived.archives)
+
+
+def test_redelivery_writes_nothing_and_re_emits_the_same_event(site: Site) -> None:
+    entry = site.photo()
+    [first] = archiver(site).archive(entry)
+    before = {root: snapshot(root) for root in site.store_roots}
+    [second] = archiver(site).archive(entry)
+    assert second.event_id == first.event_id
+    assert {root: snapshot(root) for root in site.store_roots} == before
+
+
+def test_a_rotten_copy_is_replaced_on_redelivery(site: Site) -> None:
+    entry = site.photo()
+    archiver(site).archive(entry)
+    copy = site.store_roots[1] / DATE / entry.id
+    copy.write_bytes(b"rot" + copy.read_bytes()[3:])
+    archiver(site).archive(entry)
+    assert sha256_of(copy) == entry.sha256
+
+
+def test_id_collision_gets_a_distinct_recorded_name(site: Site) -> None:
+    first = site.photo()
+    archiver(site).archive(first)
+    collector(site).collect(first.next(Status.ARCHIVED, service="t", stored_name=first.id))
+    second = site.photo()  # same owner, time and name: same id, other bytes
+    assert second.id == first.id and second.sha256 != first.sha256
+    [archived] = archiver(site).archive(second)
+    expected = collision_name(first.id, second.sha256 or "")
+    assert archived.stored_name == expected
+    for root in site.store_roots:
+        assert sha256_of(root / DATE / first.id) == first.sha256  # never overwritten
+        assert sha256_of(root / DATE / expected) == second.sha256
+    assert sidecar_of(site, 0, expected)["name"] == expected
+    assert sidecar_of(site, 0, first.id)["sha256"] == first.sha256
+
+
+def test_collision_with_an_original_whose_sidecar_is_not_written_yet(site: Site) -> None:
+    first = site.photo(staged=False)
+    for root in site.store_roots:
+        (root / DATE).mkdir()
+        (root / DATE / first.id).write_bytes(Path(first.path).read_bytes())
+    second = site.photo(staged=False)
+    [archived] = archiver(site).archive(second)
+    assert archived.stored_name != first.id
+    assert sha256_of(site.store_roots[0] / DATE / first.id) == first.sha256
+
+
+def test_permanent_failure_archives_the_original_without_artifacts(site: Site) -> None:
+    entry = failed(site.photo(staged=False), ErrorKind.CORRUPT_IMAGE)
+    [archived] = archiver(site).archive(entry)
+    assert archived.error is not None and archived.error.kind is ErrorKind.CORRUPT_IMAGE
+    assert sorted(p.name for p in (site.store_roots[0] / DATE).iterdir()) == sorted([entry.id, f"{entry.id}.json"])
+    assert sidecar_of(site, 0, entry.id)["error"]["kind"] == "corrupt_image"  # type: ignore[index]
+    collected = collector(site).collect(archived)
+    assert collected is not None and collected.error is not None and not Path(entry.path).exists()
+
+
+@pytest.mark.parametrize("kind", [ErrorKind.NO_OWNER, ErrorKind.UNREADABLE])
+def test_no_owner_and_unreadable_are_not_touched(site: Site, kind: ErrorKind) -> None:
+    entry = failed(site.photo(staged=False), kind)
+    assert archiver(site).archive(entry) == []
+    assert Path(entry.path).exists()
+    assert not (site.store_roots[0] / DATE).exists()
+
+
+def test_original_changed_before_archiving_is_a_source_changed_failure(site: Site) -> None:
+    entry = site.photo()
+    Path(entry.path).write_bytes(b"replaced by the user")
+    [failure] = archiver(site).archive(entry)
+    assert failure.status is Status.FAILED and failure.error is not None
+    assert failure.error.kind is ErrorKind.SOURCE_CHANGED and failure.error.stage == "archive"
+    assert not (site.store_roots[0] / DATE / entry.id).exists()
+    assert archiver(site).archive(failure) == []  # its own failure is not archived again
+    assert Path(entry.path).read_bytes() == b"replaced by the user"
+
+
+def test_missing_store_copy_is_restored_from_the_other_store_after_collection(site: Site) -> None:
+    entry = site.photo()
+    [archived] = archiver(site).archive(entry)
+    collector(site).collect(archived)
+    assert not Path(entry.path).exists()
+    (site.store_roots[1] / DATE / entry.id).unlink()
+    archiver(site).archive(entry)  # a late redelivery of Processed
+    assert sha256_of(site.store_roots[1] / DATE / entry.id) == entry.sha256
+
+
+def test_store_down_holds_the_photo_and_nothing_is_written_anywhere(site: Site) -> None:
+    entry = site.photo()
+    (site.store_roots[1] / layout.STORE_MARKER).unlink()
+    with pytest.raises(StoreUnavailable) as caught:
+        archiver(site).archive(entry)
+    assert str(site.store_roots[1]) in str(caught.value)
+    assert not (site.store_roots[0] / DATE).exists() and Path(entry.path).exists()
+
+
+def test_collection_needs_every_store_verified(site: Site) -> None:
+    entry = site.photo()
+    [archived] = archiver(site).archive(entry)
+    copy = site.store_roots[0] / DATE / entry.id
+    copy.write_bytes(b"flipped")
+    with pytest.raises(CopiesNotVerified):
+        collector(site).collect(archived)
+    assert Path(entry.path).exists()
+    copy.unlink()
+    with pytest.raises(CopiesNotVerified):
+        collector(site).collect(archived)
+    (site.store_roots[1] / layout.STORE_MARKER).unlink()
+    with pytest.raises(StoreUnavailable):
+        collector(site).collect(archived)
+    assert Path(entry.path).exists()
+
+
+def test_collection_leaves_a_replaced_file_and_journals_collected(site: Site) -> None:
+    entry = site.photo()
+    [archived] = archiver(site).archive(entry)
+    Path(entry.path).write_bytes(b"a new version")
+    assert collector(site).collect(archived) is None
+    assert Path(entry.path).read_bytes() == b"a new version"
+    Path(entry.path).write_bytes(Path(site.store_roots[0] / DATE / entry.id).read_bytes())
+    collected = collector(site).collect(archived)
+    assert collected is not None and collected.status is Status.COLLECTED and not Path(entry.path).exists()
+    again = collector(site).collect(archived)
+    assert again is not None and again.event_id == collected.event_id
+    statuses = [item["status"] for item in sidecar_of(site, 1, entry.id)["journal"]]  # type: ignore[attr-defined]
+    assert statuses == ["Processed", "Archived", "Collected"]
+
+
+def test_handler_publishes_collected_then_removes_staging(site: Site) -> None:
+    entry = site.photo()
+    [archived] = archiver(site).archive(entry)
+    handler = collector(site)
+    from dp3.broker import Message
+
+    assert handler.handle(Message(entry=archived, redelivered=False, attempts=0, retries=0, body=b"")) == []
+    assert [e.status for e in handler.publisher.published] == [Status.COLLECTED]  # type: ignore[attr-defined]
+    assert not layout.staging_dir(site.staging, entry.id).exists()
+
+
+def test_duplicate_is_verified_against_the_existing_copies_and_collected(site: Site) -> None:
+    entry = site.photo()
+    [archived] = archiver(site).archive(entry)
+    collector(site).collect(archived)
+    data = (site.store_roots[0] / DATE / entry.id).read_bytes()
+    again = site.photo("DSC00372 copy.JPG", data=data, staged=False, sub="later")
+    duplicate = again.model_copy(
+        update={"status": Status.DUPLICATE, "duplicate_of": entry.id, "archives": archived.archives}
+    )
+    before = snapshot(site.store_roots[0])
+    [dup_archived] = archiver(site).archive(duplicate)
+    assert dup_archived.stored_name == entry.id and dup_archived.duplicate_of == entry.id
+    assert dup_archived.path == again.path
+    assert set(snapshot(site.store_roots[0])) == set(before)  # no new file: the copy is shared
+    document = sidecar_of(site, 0, entry.id)
+    assert document["duplicates"][0]["path"] == again.path  # type: ignore[index]
+    collected = collector(site).collect(dup_archived)
+    assert collected is not None and not Path(again.path).exists()
+
+
+def test_duplicate_whose_copies_do_not_verify_is_not_collected(site: Site) -> None:
+    entry = site.photo()
+    [archived] = archiver(site).archive(entry)
+    collector(site).collect(archived)
+    data = (site.store_roots[0] / DATE / entry.id).read_bytes()
+    again = site.photo("other.JPG", data=data, staged=False)
+    duplicate = again.model_copy(update={"status": Status.DUPLICATE, "duplicate_of": entry.id})
+    for root in site.store_roots:
+        (root / DATE / entry.id).write_bytes(b"rotten")
+    [dup_archived] = archiver(site).archive(duplicate)  # restored from the re-upload's bytes
+    for root in site.store_roots:
+        assert sha256_of(root / DATE / entry.id) == entry.sha256
+    (site.store_roots[0] / DATE / entry.id).write_bytes(b"rotten again")
+    with pytest.raises(CopiesNotVerified):
+        collector(site).collect(dup_archived)
+    assert Path(again.path).exists()

@@ -1,0 +1,92 @@
+"""Fixity audit on real directories: find and repair a flipped byte and a deleted copy."""
+
+from __future__ import annotations
+
+import zoneinfo
+from pathlib import Path
+
+from dp3 import layout
+from dp3_archiver.archive import Archiver
+from dp3_archiver.fixity import audit
+from dp3_archiver.naming import StoredFiles
+from tests.unit.archiver.site import DATE, Site, sha256_of
+
+
+def archived_site(tmp_path: Path) -> tuple[Site, list[str]]:
+    site = Site.create(tmp_path)
+    archiver = Archiver(site.stores(), inbox=site.inbox, staging=site.staging, zone=zoneinfo.ZoneInfo("UTC"))
+    ids = []
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        entry = site.photo(name)
+        archiver.archive(entry)
+        ids.append(entry.id)
+    return site, ids
+
+
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_clean_stores_report_nothing(tmp_path: Path) -> None:
+    site, _ids = archived_site(tmp_path)
+    report = audit(site.stores())
+    assert report.findings == [] and report.photos == 3
+    assert report.copies_checked == 3 * 2 * 4  # 3 photos x 2 stores x (original, 2 artifacts, sidecar)
+
+
+def test_finds_and_repairs_a_flipped_byte_and_a_deleted_copy(tmp_path: Path) -> None:
+    site, (first, second, _third) = archived_site(tmp_path)
+    flipped = site.store_roots[0] / DATE / first
+    deleted = site.store_roots[1] / DATE / second
+    good = sha256_of(site.store_roots[1] / DATE / first)
+    flip_a_byte(flipped)
+    deleted.unlink()
+    report = audit(site.stores())
+    assert {(f.path, f.problem, f.repaired) for f in report.findings} == {
+        (flipped, "corrupt", True),
+        (deleted, "missing", True),
+    }
+    assert sha256_of(flipped) == good
+    assert sha256_of(deleted) == sha256_of(site.store_roots[0] / DATE / second)
+    assert audit(site.stores()).findings == []
+
+
+def test_report_only_changes_nothing(tmp_path: Path) -> None:
+    site, (first, *_rest) = archived_site(tmp_path)
+    thumb = site.store_roots[1] / DATE / StoredFiles(first).thumbnail
+    flip_a_byte(thumb)
+    before = thumb.read_bytes()
+    report = audit(site.stores(), repair=False)
+    assert [(f.path, f.problem, f.repaired) for f in report.findings] == [(thumb, "corrupt", False)]
+    assert thumb.read_bytes() == before
+
+
+def test_restores_a_missing_or_torn_sidecar(tmp_path: Path) -> None:
+    site, (first, second, _third) = archived_site(tmp_path)
+    missing = site.store_roots[0] / DATE / StoredFiles(first).sidecar
+    torn = site.store_roots[1] / DATE / StoredFiles(second).sidecar
+    missing.unlink()
+    torn.write_bytes(torn.read_bytes()[:20])
+    report = audit(site.stores())
+    assert {(f.path, f.problem, f.repaired) for f in report.findings} == {
+        (missing, "missing", True),
+        (torn, "corrupt", True),
+    }
+    assert missing.read_bytes() == (site.store_roots[1] / DATE / StoredFiles(first).sidecar).read_bytes()
+
+
+def test_nothing_to_repair_from_is_reported_unrepaired(tmp_path: Path) -> None:
+    site, (first, *_rest) = archived_site(tmp_path)
+    for root in site.store_roots:
+        flip_a_byte(root / DATE / first)
+    report = audit(site.stores())
+    assert len(report.unrepaired) == 2
+
+
+def test_a_down_store_is_reported_and_skipped(tmp_path: Path) -> None:
+    site, _ids = archived_site(tmp_path)
+    (site.store_roots[1] / layout.STORE_MARKER).unlink()
+    report = audit(site.stores())
+    assert [(f.store, f.problem) for f in report.findings] == [(str(site.store_roots[1]), "unavailable")]
