@@ -53,7 +53,9 @@ class Journal:
         """Events for one inbox path (optionally of one status), polling first."""
         return [e for e in self.poll() if e.path == str(path) and (status is None or e.status == status)]
 
-    def wait(self, path: Path | str, status: Status = Status.DETECTED, count: int = 1, timeout: float = 20) -> list[JournalEntry]:
+    def wait(
+        self, path: Path | str, status: Status = Status.DETECTED, count: int = 1, timeout: float = 20
+    ) -> list[JournalEntry]:
         wait_for(lambda: len(self.about(path, status)) >= count, timeout, f"{count} {status} for {path}")
         return self.about(path, status)
 

@@ -95,7 +95,7 @@ def test_any_file_name_works(scanner, journal: Journal, inbox: Path, corpus: Pat
     scanner()
     names = [
         "with spaces.jpg",
-        "it's \"quoted\".jpg",
+        'it\'s "quoted".jpg',
         "paren (1) [2] {3}.jpeg",
         "Ñandú-日本語-ça.JPG",
         "-leading-dash.jpg",
@@ -116,7 +116,9 @@ def test_any_file_name_works(scanner, journal: Journal, inbox: Path, corpus: Pat
     assert sorted(p.name for p in owner.iterdir()) == sorted(names)
 
 
-def test_a_symlink_is_never_followed_or_emitted(scanner, journal: Journal, inbox: Path, tmp_path: Path, corpus: Path) -> None:
+def test_a_symlink_is_never_followed_or_emitted(
+    scanner, journal: Journal, inbox: Path, tmp_path: Path, corpus: Path
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     secret = outside / "secret.jpg"
@@ -137,7 +139,9 @@ def test_a_symlink_is_never_followed_or_emitted(scanner, journal: Journal, inbox
     assert secret.read_bytes() == photo_bytes(corpus) and (owner / "link.jpg").is_symlink()
 
 
-def test_a_photo_in_the_inbox_root_fails_once_with_no_owner(scanner, journal: Journal, inbox: Path, corpus: Path) -> None:
+def test_a_photo_in_the_inbox_root_fails_once_with_no_owner(
+    scanner, journal: Journal, inbox: Path, corpus: Path
+) -> None:
     running = scanner(rescan_seconds=0.5)
     stray = inbox / "DSC00372.JPG"
     stray.write_bytes(photo_bytes(corpus))
@@ -215,4 +219,3 @@ def test_a_folder_moved_into_the_inbox_is_picked_up(
     (staging / "day 1" / "a.jpg").write_bytes(photo_bytes(corpus))
     os.rename(staging, inbox / "PETER-PAN")
     journal.wait(inbox / "PETER-PAN" / "day 1" / "a.jpg")
-
