@@ -146,7 +146,7 @@ class ScannerProcess:
                 self.port = int(found.group(1))
 
     def get(self, what: str) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/{what}", timeout=5) as response:  # noqa: S310 - local
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/{what}", timeout=5) as response:
             return str(response.read().decode())
 
     def rescans(self) -> int:
