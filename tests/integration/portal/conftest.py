@@ -50,14 +50,14 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def site(tmp_path: Path, corpus: Path):  # type: ignore[no-untyped-def]
+def site(tmp_path: Path, corpus: Path):
     from tests.integration.portal.site import build_site
 
     return build_site(tmp_path / "site", corpus)
 
 
 @pytest.fixture
-def portal_settings(site, mongo_url: str, db_name: str, dp3_home: Path):  # type: ignore[no-untyped-def]
+def portal_settings(site, mongo_url: str, db_name: str, dp3_home: Path):
     from dp3.settings import load_settings
     from dp3_portal.settings import PortalSettings
 
@@ -77,7 +77,7 @@ def portal_settings(site, mongo_url: str, db_name: str, dp3_home: Path):  # type
 
 
 @pytest.fixture
-def recorded(site, db):  # type: ignore[no-untyped-def]
+def recorded(site, db):
     """The site's events recorded into the test database."""
     from dp3_portal.recorder import Recorder, ensure_indexes
 
@@ -87,7 +87,7 @@ def recorded(site, db):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def client(portal_settings, recorded):  # type: ignore[no-untyped-def]
+def client(portal_settings, recorded):
     from fastapi.testclient import TestClient
 
     from dp3_portal.app import create_app
@@ -96,7 +96,7 @@ def client(portal_settings, recorded):  # type: ignore[no-untyped-def]
         yield test_client
 
 
-def login(client, user: str = "admin", password: str = PASSWORD):  # type: ignore[no-untyped-def]
+def login(client, user: str = "admin", password: str = PASSWORD):
     """Log in through the form, as a browser would; returns the response."""
     form = client.get("/login")
     token = form.cookies.get("dp3_csrf") or client.cookies.get("dp3_csrf")

@@ -63,7 +63,7 @@ def test_every_event_is_stored_once_and_a_redelivered_batch_changes_nothing(
 def test_out_of_order_and_split_batches_reach_the_same_photo(db: Database[dict[str, Any]], recorder: Recorder) -> None:
     events = lifecycle("A-B", BASE, "x.jpg", model="NIKON D70")
     recorder.record([events[3]])
-    assert db[PHOTOS].find_one({"_id": events[0].id})["status"] == "Collected"
+    assert (db[PHOTOS].find_one({"_id": events[0].id}) or {}).get("status") == "Collected"
     recorder.record([events[0]])  # a late Detected never hides Collected
     recorder.record([events[2], events[1]])
     photo = db[PHOTOS].find_one({"_id": events[0].id})

@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from dp3_portal.auth import SESSION_COOKIE
-from dp3_portal.routes.deps import CsrfDep, NotAuthenticated, PortalDep
+from dp3_portal.routes.deps import CsrfDep, NotAuthenticated, PortalDep, UserDep
 from dp3_portal.routes.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -71,7 +71,7 @@ async def login(
 
 
 @router.post("/logout", dependencies=[CsrfDep])
-async def logout() -> Response:
+async def logout(user: UserDep) -> Response:
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
