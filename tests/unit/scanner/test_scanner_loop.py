@@ -1,0 +1,195 @@
+"""The scanner loop with real files and a fake clock and publisher (no broker)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+
+from dp3.errors import BrokerUnavailable
+from dp3.events import JournalEntry, Status
+from dp3.settings import load_settings
+from dp3_scanner import scanner as scanner_module
+from dp3_scanner.index import Index
+from dp3_scanner.scanner import Scanner
+from dp3_scanner.settings import ScannerSettings
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Published(list[JournalEntry]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refuse = 0
+
+    def __call__(self, entry: JournalEntry) -> None:
+        if self.refuse:
+            self.refuse -= 1
+            raise BrokerUnavailable("down")
+        self.append(entry)
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Path:
+    (tmp_path / "inbox" / "A-B").mkdir(parents=True)
+    return tmp_path / "inbox"
+
+
+def make(tmp_path: Path, inbox: Path, clock: Clock, published: Published, **overrides: object) -> Scanner:
+    values: dict[str, object] = {"stable_seconds": 5, "rescan_seconds": 60, **overrides}
+    settings = load_settings(ScannerSettings, home=tmp_path / "home", inbox=inbox, **values)
+    return Scanner(settings, Index(settings.index_path), published, clock=clock, wall_clock=clock)
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
+    return {
+        str(path): (path.lstat().st_size, path.lstat().st_mtime_ns, path.lstat().st_ino) for path in root.rglob("*")
+    }
+
+
+def test_emitted_after_the_window_and_not_before(tmp_path: Path, inbox: Path, corpus: Path) -> None:
+    clock, published = Clock(), Published()
+    scanner = make(tmp_path, inbox, clock, published)
+    (inbox / "A-B" / "x.jpg").write_bytes((corpus / "jpg/gps/DSCN0010.jpg").read_bytes())
+    scanner.step()
+    clock.now += 4.9
+    scanner.step()
+    assert published == []
+    clock.now += 0.1
+    scanner.step()
+    assert [e.status for e in published] == [Status.DETECTED]
+    assert published[0].upload_finished_at == clock.now
+
+
+def test_an_unchanged_file_is_not_read_again_even_if_its_bytes_were_swapped_behind_its_stat(
+    tmp_path: Path, inbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock, published = Clock(), Published()
+    scanner = make(tmp_path, inbox, clock, published)
+    path = inbox / "A-B" / "x.jpg"
+    path.write_bytes(b"\xff\xd8\xff" + b"a" * 100)
+    scanner.step()
+    clock.now += 5
+    scanner.step()
+    assert len(published) == 1
+    info = path.stat()
+    with path.open("r+b") as stream:  # same size, same inode, mtime put back
+        stream.write(b"\xff\xd8\xff" + b"b" * 100)
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    reads: list[object] = []
+
+    def counting_sha256(stream: object) -> tuple[str, int]:
+        reads.append(stream)
+        return "x", 0
+
+    monkeypatch.setattr(scanner_module, "sha256_stream", counting_sha256)
+    for _ in range(3):
+        clock.now += 61
+        scanner.step()
+    assert reads == [] and len(published) == 1
+
+
+def test_a_restart_reloads_the_index_and_emits_nothing_new(tmp_path: Path, inbox: Path) -> None:
+    clock, published = Clock(), Published()
+    scanner = make(tmp_path, inbox, clock, published)
+    (inbox / "A-B" / "x.jpg").write_bytes(b"\xff\xd8\xff")
+    scanner.step()
+    clock.now += 5
+    scanner.step()
+    assert len(published) == 1
+    restarted = make(tmp_path, inbox, clock, published)
+    restarted.step()
+    clock.now += 10
+    restarted.step()
+    assert len(published) == 1 and restarted.pending == {}
+
+
+def test_a_refused_publish_is_retried_and_recorded_only_once_confirmed(tmp_path: Path, inbox: Path) -> None:
+    clock, published = Clock(), Published()
+    scanner = make(tmp_path, inbox, clock, published)
+    path = inbox / "A-B" / "x.jpg"
+    path.write_bytes(b"\xff\xd8\xff")
+    published.refuse = 1
+    scanner.step()
+    clock.now += 5
+    scanner.step()
+    assert published == [] and scanner._index.get(str(path)) is None
+    clock.now += 5
+    scanner.step()
+    assert len(published) == 1 and scanner._index.get(str(path)) is not None
+
+
+def test_redrive_intervals_grow_and_are_capped(tmp_path: Path, inbox: Path) -> None:
+    clock, published = Clock(), Published()
+    scanner = make(tmp_path, inbox, clock, published, redrive_seconds=600, redrive_max_seconds=2000, rescan_seconds=1)
+    (inbox / "A-B" / "x.jpg").write_bytes(b"\xff\xd8\xff")
+    scanner.step()
+    clock.now += 5
+    scanner.step()
+    times = [clock.now]
+    for _ in range(4 * 3000):
+        clock.now += 1
+        scanner.step()
+        if len(published) > len(times):
+            times.append(clock.now)
+        if len(times) == 5:
+            break
+    gaps = [round(b - a) for a, b in itertools.pairwise(times)]
+    assert gaps == [600, 1200, 2000, 2000]
+    assert [e.attempt for e in published] == [0, 1, 2, 3, 4]
+    assert len({e.id for e in published}) == 1
+
+
+def test_the_scanner_never_changes_the_inbox(tmp_path: Path, inbox: Path, corpus: Path) -> None:
+    clock, published = Clock(), Published()
+    scanner = make(tmp_path, inbox, clock, published, redrive_seconds=10)
+    (inbox / "A-B" / "x.jpg").write_bytes((corpus / "jpg/gps/DSCN0010.jpg").read_bytes())
+    (inbox / "root.jpg").write_bytes(b"\xff\xd8\xff")
+    (inbox / "A-B" / "notes.txt").write_text("hi")
+    (inbox / "A-B" / ".hidden").write_text("hi")
+    (inbox / "A-B" / "link.jpg").symlink_to(tmp_path)
+    before = snapshot(inbox)
+    for _ in range(10):
+        scanner.step()
+        clock.now += 61
+    assert {e.status for e in published} == {Status.DETECTED, Status.FAILED}
+    assert snapshot(inbox) == before
+
+
+def test_an_unreadable_file_fails_once_and_is_read_again_later(
+    tmp_path: Path, inbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock, published = Clock(), Published()
+    scanner = make(tmp_path, inbox, clock, published, redrive_seconds=10)
+    path = inbox / "A-B" / "locked.jpg"
+    path.write_bytes(b"\xff\xd8\xff")
+    real_open = os.open
+    locked = [True]
+
+    def guarded_open(name: object, flags: int, *args: object) -> int:
+        if locked[0] and str(name) == str(path):
+            raise PermissionError(13, "Permission denied")
+        return real_open(name, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", guarded_open)
+    scanner.step()
+    clock.now += 5
+    scanner.step()
+    assert [(e.status, e.error.kind if e.error else None) for e in published] == [(Status.FAILED, "unreadable")]
+    assert published[0].error is not None and "Permission denied" in published[0].error.message
+    for _ in range(3):
+        clock.now += 61
+        scanner.step()
+    assert len(published) == 1, "reported once"
+    locked[0] = False  # permissions fixed: the next look (after a growing interval) reads it
+    clock.now += 200
+    scanner.step()
+    assert [e.status for e in published] == [Status.FAILED, Status.DETECTED]
