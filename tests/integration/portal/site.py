@@ -111,7 +111,11 @@ def build_site(root: Path, corpus: Path, *, at: float = 1_790_000_000.0) -> Site
 
 
 def write_sidecars(site: Site, store: Path) -> None:
-    """Sidecars as the archiver keeps them: metadata and the photo's journal, beside each original."""
+    """Sidecars as the archiver keeps them (``dp3-sidecar/1``): metadata and the journal the archiver saw.
+
+    The archiver never sees ``Detected`` (its queue starts at ``Processed``), so a sidecar's journal does not
+    hold it: ``Processed`` carries everything ``Detected`` said.
+    """
     by_photo: dict[str, list[JournalEntry]] = {}
     for entry in site.events:
         by_photo.setdefault(entry.id, []).append(entry)
@@ -120,5 +124,6 @@ def write_sidecars(site: Site, store: Path) -> None:
         if not folders:
             continue
         meta = next((e.meta for e in entries if e.meta), None)
-        document = {"id": photo_id, "meta": meta, "journal": [json.loads(e.to_json()) for e in entries]}
+        journal = [json.loads(e.to_json()) for e in entries if e.status is not Status.DETECTED]
+        document = {"format": "dp3-sidecar/1", "id": photo_id, "meta": meta, "journal": journal}
         (folders[0] / layout.sidecar_name(photo_id)).write_text(json.dumps(document))

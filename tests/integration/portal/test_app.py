@@ -167,3 +167,23 @@ def test_metrics_count_requests_per_route_and_photos_per_status(client, recorded
     assert 'dp3_portal_request_seconds_bucket{le="0.005",route="/api/photos/{photo_id}"}' in text
     assert 'dp3_portal_photos{status="Collected"} 5.0' in text
     assert client.get("/healthz").text == "ok\n"
+
+
+def test_a_photo_stored_under_a_collision_name_is_served_from_that_name(client, recorded, db) -> None:
+    from dp3 import layout
+
+    photo_id = recorded.ids["jpg/Nikon_D70.jpg"]
+    renamed = photo_id.replace(".jpg", "~0123456789ab.jpg")
+    for store in recorded.stores:
+        folder = next(store.glob(f"*/{photo_id}")).parent
+        (folder / photo_id).rename(folder / renamed)
+        (folder / layout.thumbnail_name(photo_id)).rename(folder / layout.thumbnail_name(renamed))
+    assert client.get(f"/api/photos/{photo_id}/original", auth=basic()).status_code == 404
+    db["photos"].update_one({"_id": photo_id}, {"$set": {"stored_name": renamed}})
+    got = client.get(f"/api/photos/{photo_id}/original", auth=basic())
+    assert (
+        got.status_code == 200
+        and got.content
+        == (recorded.root.parent / "x").parent.joinpath(next(recorded.stores[1].glob(f"*/{renamed}"))).read_bytes()
+    )
+    assert client.get(f"/api/photos/{photo_id}/thumbnail", auth=basic()).status_code == 200

@@ -109,3 +109,11 @@ def test_camera_model_is_read_from_flat_or_nested_meta() -> None:
     assert fold.camera_model({"exif": {"Model": "D70 "}}) == "D70"
     assert fold.camera_model(None) == ""
     assert fold.camera_model({"model": None}) == ""
+
+
+def test_the_stored_name_comes_from_the_archiver_events_in_any_order() -> None:
+    first, processed, archived, collected = lifecycle()
+    archived = archived.model_copy(update={"stored_name": "X~0123456789ab.JPG"})
+    collected = collected.model_copy(update={"stored_name": "X~0123456789ab.JPG"})
+    assert fold.fold(None, [collected, first, processed, archived])["stored_name"] == "X~0123456789ab.JPG"
+    assert fold.fold(None, [first, processed])["stored_name"] == ""

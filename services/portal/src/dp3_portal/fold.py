@@ -114,6 +114,7 @@ def new_photo(entry: JournalEntry) -> Photo:
         "failed": entry.error is not None or entry.status is Status.FAILED,
         "error_kind": entry.error.kind.value if entry.error else "",
         "duplicate_of": entry.duplicate_of or "",
+        "stored_name": entry.stored_name or "",
         "history": [history_item(entry)],
     }
 
@@ -147,12 +148,16 @@ def apply(photo: Photo | None, entry: JournalEntry) -> Photo:
             updated["archives"] = list(entry.archives)
         if entry.duplicate_of:
             updated["duplicate_of"] = entry.duplicate_of
+        if entry.stored_name:
+            updated["stored_name"] = entry.stored_name
     # Facts fill in from any event that carries them.
     if not updated["archives"] and entry.archives:
         updated["archives"] = list(entry.archives)
     if entry.meta is not None and (updated["meta"] is None or entry.status is Status.PROCESSED):
         updated["meta"] = entry.meta
         updated["model"] = camera_model(entry.meta)
+    if not updated.get("stored_name") and entry.stored_name:
+        updated["stored_name"] = entry.stored_name
     if not updated["sha256"] and entry.sha256:
         updated["sha256"] = entry.sha256
     if not updated["size"] and entry.size:
@@ -170,5 +175,17 @@ def fold(photo: Photo | None, entries: list[JournalEntry]) -> Photo:
     return photo
 
 
-STATE_FIELDS = ("status", "error", "failed", "archives", "meta", "sha256", "size", "owner", "path", "datetime")
+STATE_FIELDS = (
+    "status",
+    "error",
+    "failed",
+    "archives",
+    "meta",
+    "sha256",
+    "size",
+    "owner",
+    "path",
+    "datetime",
+    "stored_name",
+)
 """The fields that make up a photo's state, as opposed to its history."""

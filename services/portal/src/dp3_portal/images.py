@@ -1,5 +1,8 @@
 """Where a photo's bytes are: looked up by photo id only, never by a client's path.
 
+Store files carry the photo's ``stored_name`` (its id, unless the archiver
+had to give a colliding photo a distinct name); staging files carry the id.
+
 * thumbnail / web: the first folder in the photo's ``archives`` that holds
   the artifact, else ``staging/<id>/`` (the archiver has not run yet).
 * original: the first store copy whose sha256 equals the catalog's; a copy
@@ -39,19 +42,26 @@ def _store_folders(photo: dict[str, Any], stores: tuple[Path, ...]) -> list[Path
     return folders
 
 
+def stored_name(photo: dict[str, Any]) -> str:
+    return str(photo.get("stored_name") or photo["_id"])
+
+
 def _plain_file(path: Path) -> bool:
     return path.is_file() and not path.is_symlink()
 
 
 def artifact_path(photo: dict[str, Any], kind: str, stores: tuple[Path, ...], staging: Path) -> Path | None:
     photo_id = str(photo["_id"])
-    name = ARTIFACTS[kind](photo_id)
+    name = ARTIFACTS[kind](stored_name(photo))
     for folder in _store_folders(photo, stores):
-        candidate = folder / name
+        try:
+            candidate = path_under(folder, name)
+        except OutsideRoot:
+            continue
         if _plain_file(candidate):
             return candidate
     try:
-        candidate = path_under(staging, Path(photo_id) / name)
+        candidate = path_under(staging, Path(photo_id) / ARTIFACTS[kind](photo_id))
     except (OutsideRoot, ValueError):
         return None
     return candidate if _plain_file(candidate) else None
@@ -62,7 +72,7 @@ def original_path(photo: dict[str, Any], stores: tuple[Path, ...]) -> Path | Non
     expected = str(photo.get("sha256") or "")
     for folder in _store_folders(photo, stores):
         try:
-            candidate = path_under(folder, photo_id)
+            candidate = path_under(folder, stored_name(photo))
         except OutsideRoot:
             return None
         if not _plain_file(candidate):
