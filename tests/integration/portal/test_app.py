@@ -181,9 +181,6 @@ def test_a_photo_stored_under_a_collision_name_is_served_from_that_name(client, 
     assert client.get(f"/api/photos/{photo_id}/original", auth=basic()).status_code == 404
     db["photos"].update_one({"_id": photo_id}, {"$set": {"stored_name": renamed}})
     got = client.get(f"/api/photos/{photo_id}/original", auth=basic())
-    assert (
-        got.status_code == 200
-        and got.content
-        == (recorded.root.parent / "x").parent.joinpath(next(recorded.stores[1].glob(f"*/{renamed}"))).read_bytes()
-    )
+    assert got.status_code == 200
+    assert got.content == next(recorded.stores[1].glob(f"*/{renamed}")).read_bytes()
     assert client.get(f"/api/photos/{photo_id}/thumbnail", auth=basic()).status_code == 200

@@ -47,7 +47,7 @@ def test_the_portal_records_every_event_once_from_rabbitmq(portal_settings, site
 
         def settled() -> bool:
             stats = client.get("/api/stats", auth=("admin", PASSWORD)).json()
-            return stats["Collected"] == 5 and stats["Failed"] == 1
+            return bool(stats["Collected"] == 5 and stats["Failed"] == 1)
 
         wait_for(settled, 30, "the catalog to show every photo's final state")
         photos = client.get("/api/photos", auth=("admin", PASSWORD)).json()["items"]
