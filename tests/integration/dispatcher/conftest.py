@@ -16,9 +16,7 @@ def outcomes(amqp_url: str) -> Iterator[Outcomes]:
 
 
 @pytest.fixture
-def start_dispatcher(
-    tmp_path: Path, amqp_url: str, corpus: Path
-) -> Iterator[Callable[..., DispatcherProcess]]:
+def start_dispatcher(tmp_path: Path, amqp_url: str, corpus: Path) -> Iterator[Callable[..., DispatcherProcess]]:
     """Start dispatcher processes (same home: a restart sees the same staging); all stopped at the end."""
     started: list[DispatcherProcess] = []
 

@@ -28,6 +28,7 @@ from tests.rabbit import wait_for
 
 DISPATCHER = Path(sys.executable).with_name("dp3-dispatcher")
 VENV_BIN = Path(sys.executable).parent
+OTHER_HOST = Path(__file__).with_name("other_host.sh")
 
 
 def detected(photo: Path, inbox: Path) -> JournalEntry:
@@ -196,7 +197,7 @@ class Worker:
         ]
         if hostname is not None:
             # Another host, as the manager sees it: its own UTS namespace and name.
-            command = ["unshare", "--uts", "sh", "-c", f'hostname {hostname} && exec "$@"', "sh", *command]
+            command = ["unshare", "--uts", "--mount", str(OTHER_HOST), hostname, *command]
         self.log_path = workdir / "worker.log"
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -248,3 +249,28 @@ def running(process: DispatcherProcess) -> Iterator[DispatcherProcess]:
     finally:
         if process.process.poll() is None:
             process.stop()
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The dispatcher's /metrics as ``{'name{label="v"}': value}``."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{key}="{value}"' for key, value in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
+
+
+def slow_python_path(folder: Path, seconds: int) -> dict[str, str]:
+    """PATH whose python3 waits ``seconds`` before running: a worker slow enough to kill mid-task."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shim = folder / "python3"
+    shim.write_text(f'#!/bin/sh\nsleep {int(seconds)}\nexec "{sys.executable}" "$@"\n')
+    shim.chmod(0o755)
+    return {"PATH": f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"}

@@ -26,7 +26,7 @@ def test_photos_render_into_staging_and_bad_files_fail_with_their_kind(
 ) -> None:
     owner = inbox / "ANNA-SMITH"
     # Names that would break a shell: they only ever reach Work Queue as local paths.
-    good = owner / "it's a \"photo\" (1) $(rm -rf x).jpg"
+    good = owner / 'it\'s a "photo" (1) $(rm -rf x).jpg'
     _jpeg(good, (800, 600))
     leading_dash = owner / "-n élan.JPG"
     _jpeg(leading_dash, (300, 400))

@@ -36,6 +36,9 @@ class DispatcherApp:
         if reaped:
             log.info("removed %d render workspaces left by a previous run", reaped)
         self.manager = Manager(settings.work_queue_port, settings.work_queue_name)
+        # A worker that vanished without closing its connection (a crashed node, or a
+        # killed worker whose task still holds the socket) is noticed by keepalives.
+        self.manager.set_keepalive(settings.worker_keepalive_interval, settings.worker_keepalive_timeout)
         log.info("Work Queue manager listening on port %d", self.manager.port)
         self.runner = TaskRunner(self.manager)
         self.factory = self._factory()
@@ -101,10 +104,10 @@ class DispatcherApp:
     def stop(self) -> None:
         self.consumer.stop()
         self._consumer_thread.join(30)
+        self.dispatcher.close()  # unsettled photos stay unacknowledged: RabbitMQ redelivers them
         self.runner.stop()
         if self.factory is not None:
             self.factory.stop()
-        self.dispatcher.close()
         self.publisher.close()
 
 

@@ -39,7 +39,7 @@ from dp3.broker import Message
 from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status
 from dp3.files import OutsideRoot, is_within, path_under
 from dp3.log import photo_logger
-from dp3.workqueue import InputFile, OutputFile, Result, Task, TaskResult, result_text
+from dp3.workqueue import InputFile, OutputFile, Result, Task, TaskResult, hostname_of, result_text
 from dp3_dispatcher import metrics
 from dp3_dispatcher.runner import TaskRunner
 from dp3_dispatcher.settings import DispatcherSettings
@@ -102,13 +102,16 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._inflight: dict[str, _Job] = {}
         self._blocked_hosts: set[str] = set()
+        self._closed = False
 
     @property
     def blocked_hosts(self) -> frozenset[str]:
         return frozenset(self._blocked_hosts)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=False)
+        """Stop settling photos: called once the consumer has stopped, so their messages are redelivered."""
+        self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     # --- the broker handler -------------------------------------------------
 
@@ -188,7 +191,16 @@ class Dispatcher:
         )
         metrics.TASKS_SUBMITTED.inc()
         future = self._runner.submit(task)
-        future.add_done_callback(lambda done: self._pool.submit(self._on_task_done, job, done))
+        future.add_done_callback(lambda done: self._hand_over(job, done))
+
+    def _hand_over(self, job: _Job, done: concurrent.futures.Future[TaskResult]) -> None:
+        # On the Work Queue loop thread: verification is slow, it runs on the pool.
+        if self._closed:
+            return
+        try:
+            self._pool.submit(self._on_task_done, job, done)
+        except RuntimeError:  # the pool shut down meanwhile: the message will be redelivered
+            return
 
     def _on_task_done(self, job: _Job, done: concurrent.futures.Future[TaskResult]) -> None:
         try:
@@ -248,7 +260,7 @@ class Dispatcher:
         metrics.TASKS_FAILED.labels(ErrorKind.WORKER_ENVIRONMENT.value).inc()
         if job.workspace is not None:
             self._staging.discard(job.workspace)
-        host = result.hostname
+        host = result.hostname or self._hostname_by_address(result.worker_address)
         if host is None:
             plog.error(
                 "worker %s cannot render (%s) and reports no usable host name to block", result.worker_address, message
@@ -263,9 +275,23 @@ class Dispatcher:
             return
         self._submit(job)
 
+    def _hostname_by_address(self, address: str | None) -> str | None:
+        """Ask the manager (on this pool thread; the loop thread answers) which host a worker is on."""
+        if address is None:
+            return None
+        try:
+            name = hostname_of(self._runner.port, address)
+        except (OSError, ValueError) as exc:
+            log.warning("could not ask the manager about worker %s: %s", address, exc)
+            return None
+        # A worker whose own host name does not resolve reports garbage (cctools 8.0).
+        return name if name and name.isprintable() and name.isascii() else None
+
     # --- outcomes -----------------------------------------------------------
 
     def _settle(self, job: _Job, events: Events) -> None:
+        if self._closed:
+            return
         for event in events:
             if event.status is Status.FAILED and event.error is not None:
                 metrics.TASKS_FAILED.labels(event.error.kind.value).inc()
@@ -275,6 +301,8 @@ class Dispatcher:
     def _settle_exception(self, job: _Job, exc: BaseException) -> None:
         if job.workspace is not None:
             self._staging.discard(job.workspace)
+        if self._closed:
+            return
         if not job.future.done():
             job.future.set_exception(exc)
 

@@ -22,6 +22,8 @@ class DispatcherSettings(Settings):
     workers_max: int | None = Field(default=None, ge=1)
     worker_idle_timeout: int = Field(default=60, ge=2, description="seconds an idle worker stays before leaving")
     # local: work_queue_factory -T local; condor: -T condor; none: workers come from elsewhere.
+    worker_keepalive_interval: int = Field(default=30, ge=1, description="seconds between checks of a silent worker")
+    worker_keepalive_timeout: int = Field(default=30, ge=1, description="seconds a worker has to answer a check")
     work_queue_batch: Literal["local", "condor", "none"] = "local"
     work_queue_port: int = Field(default=9123, ge=0, le=65535, description="0: the first free port from 1024")
     work_queue_host: str | None = Field(default=None, description="how workers reach the manager (default: this host)")

@@ -20,6 +20,7 @@ from dp3.workqueue._manager import (
     WorkQueueError,
     result_text,
 )
+from dp3.workqueue._status import WorkerInfo, hostname_of, query_workers
 
 __all__ = [
     "InputFile",
@@ -30,5 +31,8 @@ __all__ = [
     "Task",
     "TaskResult",
     "WorkQueueError",
+    "WorkerInfo",
+    "hostname_of",
+    "query_workers",
     "result_text",
 ]

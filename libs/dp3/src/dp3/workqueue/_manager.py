@@ -156,6 +156,13 @@ def _printable_host(value: str | None) -> str | None:
     return None
 
 
+def _check_remote_name(remote: str) -> None:
+    # The C library calls fatal() -- exits the process -- on an absolute remote name.
+    parts = remote.split("/")
+    if not remote or remote.startswith("/") or "\0" in remote or ".." in parts:
+        raise WorkQueueError(f"remote name {remote!r} must be a relative path inside the task's folder")
+
+
 class Manager:
     """One Work Queue manager listening on ``port`` (0: the first free port from 1024)."""
 
@@ -176,6 +183,8 @@ class Manager:
     def submit(self, task: Task) -> int:
         """Queue a task; returns its id. Raises :class:`WorkQueueError` if a file spec is refused."""
         queue = self._live()
+        for remote in [spec.remote for spec in task.inputs] + [out.remote for out in task.outputs]:
+            _check_remote_name(remote)
         pointer = lib.work_queue_task_create(task.command.encode())
         if pointer == ffi.NULL:
             raise WorkQueueError("work_queue_task_create failed")
