@@ -8,6 +8,8 @@ Settings from ``DP3_*``; the embedded MongoDB-wire server when no
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 
 import uvicorn
 
@@ -19,6 +21,10 @@ from dp3_portal.embedded import EmbeddedMongo, mongo_dir
 from dp3_portal.settings import PortalSettings
 
 log = logging.getLogger("dp3_portal")
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    log.info("stopped by signal %d", signum)
 
 
 def main() -> None:
@@ -33,6 +39,11 @@ def main() -> None:
             raise SystemExit(f"dp3-portal: bad configuration: {exc}") from None
         log.info("DP3_MONGO_URL unset: started the embedded MongoDB-wire server at %s", url)
         settings = settings.model_copy(update={"mongo_url": url})
+    # uvicorn re-raises the signal that stopped it once it is done; with the
+    # default handler that would kill the process before the embedded server
+    # is stopped below, so the re-raised signal lands here, harmlessly.
+    signal.signal(signal.SIGTERM, _stopped)
+    signal.signal(signal.SIGINT, _stopped)
     try:
         uvicorn.run(
             create_app(settings),

@@ -10,6 +10,8 @@ language correctly; :mod:`dp3_portal.catalog` keeps to that part.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import signal
 import shutil
 import socket
 import subprocess
@@ -22,6 +24,17 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from dp3.errors import ConfigError
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the portal dies, even by SIGKILL, so no server outlives it."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass  # not Linux: stop() still ends the server on a normal exit
 
 
 def free_port() -> int:
@@ -88,7 +101,9 @@ class EmbeddedMongo:
             str(self.run_dir / "nx-27017.log"),
         ]
         log = (self.run_dir / "nx-27017.out").open("ab")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while not ping(self.url, timeout=0.5):
