@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import sys
