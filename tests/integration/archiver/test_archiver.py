@@ -229,9 +229,13 @@ def test_stores_init_and_fsck_commands_find_and_repair(tmp_path: Path, amqp_url:
 
     repaired = run_dp3(site, amqp_url, "fsck")
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
-    assert "2 problems, 2 repaired, 0 not repaired" in repaired.stdout
+    assert "2 problems, 2 repaired, 0 not repaired," in repaired.stdout
     assert sha256_of(flipped) == first.sha256 and sha256_of(deleted) == second.sha256
-    assert run_dp3(site, amqp_url, "fsck").stdout.strip().endswith("0 problems, 0 repaired, 0 not repaired")
+    assert (
+        run_dp3(site, amqp_url, "fsck")
+        .stdout.strip()
+        .endswith("0 problems, 0 repaired, 0 not repaired, 0 stale temporary files removed")
+    )
 
 
 def test_periodic_fixity_audit_repairs_by_itself(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import time
 import zoneinfo
 from pathlib import Path
 
 from dp3 import layout
+from dp3.files import TEMP_PREFIX
 from dp3_archiver.archive import Archiver
 from dp3_archiver.fixity import audit
 from dp3_archiver.naming import StoredFiles
@@ -90,3 +93,15 @@ def test_a_down_store_is_reported_and_skipped(tmp_path: Path) -> None:
     (site.store_roots[1] / layout.STORE_MARKER).unlink()
     report = audit(site.stores())
     assert [(f.store, f.problem) for f in report.findings] == [(str(site.store_roots[1]), "unavailable")]
+
+
+def test_stale_temporary_files_are_removed_fresh_ones_kept(tmp_path: Path) -> None:
+    site, (first, *_rest) = archived_site(tmp_path)
+    folder = site.store_roots[0] / DATE
+    stale, fresh = folder / f"{TEMP_PREFIX}aaaa-{first}", folder / f"{TEMP_PREFIX}bbbb-{first}"
+    stale.write_bytes(b"torn")
+    fresh.write_bytes(b"in flight")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    report = audit(site.stores())
+    assert report.temp_files_removed == 1 and not stale.exists() and fresh.exists()
+    assert report.findings == []

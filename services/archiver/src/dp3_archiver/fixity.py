@@ -5,12 +5,15 @@ For every photo found in any store, every store's copy of every file is read
 back from the storage and compared. A missing or corrupted copy is repaired
 from a copy in another store that still verifies (``Store.ensure_copy``:
 atomic, hashed while copied, read back). A missing or unreadable sidecar is
-restored from another store's. Nothing is ever deleted.
+restored from another store's. The only files ever deleted are the archiver's
+own temporary files (``.dp3-tmp-*``) left by a crash mid-write, once they are
+older than an hour (a write in progress is never that old).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,8 @@ from dp3_archiver.naming import StoredFiles, is_date_folder, name_of_sidecar
 from dp3_archiver.stores import SourceMismatch, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+STALE_TEMP_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class AuditReport:
     photos: int = 0
     copies_checked: int = 0
     findings: list[Finding] = field(default_factory=list)
+    temp_files_removed: int = 0
 
     @property
     def unrepaired(self) -> list[Finding]:
@@ -51,7 +57,8 @@ class AuditReport:
         repaired = len(self.findings) - len(self.unrepaired)
         return (
             f"{self.photos} photos, {self.copies_checked} copies checked: {len(self.findings)} problems, "
-            f"{repaired} repaired, {len(self.unrepaired)} not repaired"
+            f"{repaired} repaired, {len(self.unrepaired)} not repaired, "
+            f"{self.temp_files_removed} stale temporary files removed"
         )
 
 
@@ -63,7 +70,7 @@ class _Photo:
     raw: dict[str, bytes] = field(default_factory=dict)  # store label -> sidecar bytes that parse
 
 
-def audit(stores: Sequence[Store], *, repair: bool = True) -> AuditReport:
+def audit(stores: Sequence[Store], *, repair: bool = True, now: float | None = None) -> AuditReport:
     """Check (and, if ``repair``, fix) every photo recorded in any usable store."""
     report = AuditReport()
     usable = []
@@ -72,7 +79,7 @@ def audit(stores: Sequence[Store], *, repair: bool = True) -> AuditReport:
             usable.append(store)
         else:
             report.findings.append(Finding(store.label, store.root, "unavailable", False, "store marker missing"))
-    photos = _photos(usable, report)
+    photos = _photos(usable, report, repair, time.time() if now is None else now)
     report.photos = len(photos)
     for photo in photos:
         try:
@@ -86,7 +93,7 @@ def audit(stores: Sequence[Store], *, repair: bool = True) -> AuditReport:
     return report
 
 
-def _photos(stores: Sequence[Store], report: AuditReport) -> list[_Photo]:
+def _photos(stores: Sequence[Store], report: AuditReport, repair: bool, now: float) -> list[_Photo]:
     found: dict[tuple[str, str], _Photo] = {}
     for store in stores:
         try:
@@ -94,8 +101,13 @@ def _photos(stores: Sequence[Store], report: AuditReport) -> list[_Photo]:
                 dates = sorted(child.name for child in store.root.iterdir() if is_date_folder(child.name))
                 for date in dates:
                     for child in sorted((store.root / date).iterdir()):
+                        if child.name.startswith(TEMP_PREFIX):
+                            if repair and _stale(child, now):
+                                child.unlink(missing_ok=True)
+                                report.temp_files_removed += 1
+                            continue
                         name = name_of_sidecar(child.name)
-                        if name is None or child.name.startswith(TEMP_PREFIX):
+                        if name is None:
                             continue
                         photo = found.setdefault((date, name), _Photo(date, name))
                         data = store.read_bytes(child)
@@ -174,3 +186,10 @@ def _all_records(documents: Any) -> list[sidecar.FileRecord]:
         for record in sidecar.file_records(document).values():
             seen.setdefault(record.name, record)
     return list(seen.values())
+
+
+def _stale(path: Path, now: float) -> bool:
+    try:
+        return now - path.lstat().st_mtime > STALE_TEMP_SECONDS
+    except FileNotFoundError:
+        return False
