@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -58,19 +59,20 @@ def test_sigkill_at_random_points_loses_nothing_and_duplicates_nothing(amqp_url:
         def progress() -> int:
             return len(journal.with_status(Status.ARCHIVED)) + len(journal.with_status(Status.COLLECTED))
 
+        def progressed(target: int) -> bool:
+            return progress() >= target or len(journal.ids_with(Status.COLLECTED)) >= PHOTOS
+
+        def consuming(process: ArchiverProcess) -> bool:
+            return "consuming" in process.log_text()
+
         collected_at_kills: list[int] = []
         for kill in range(KILLS):
             process = ArchiverProcess(env, tmp_path / f"archiver-{kill}.log")
             processes.append(process)
-            if chance.random() < 0.3:
-                wait_for(lambda p=process: "consuming" in p.log_text(), 20, "the archiver to start consuming")  # type: ignore[misc]
-            else:
-                target = progress() + chance.randrange(1, 40)
-                wait_for(
-                    lambda t=target: progress() >= t or len(journal.ids_with(Status.COLLECTED)) >= PHOTOS,
-                    60,
-                    "progress",
-                )  # type: ignore[misc]
+            if chance.random() < 0.3:  # kill it as soon as it consumes: mid-start, first messages in flight
+                wait_for(partial(consuming, process), 20, "the archiver to start consuming")
+            else:  # kill it after a random amount of progress
+                wait_for(partial(progressed, progress() + chance.randrange(1, 40)), 60, "progress")
             process.kill()
             never_neither(site, photos)
             collected_at_kills.append(len(journal.ids_with(Status.COLLECTED)))
