@@ -52,6 +52,19 @@ def per_minute(expr: str) -> str:
     return f"{expr} * 60"
 
 
+def in_last_hour(counter: str, by: str = "") -> str:
+    """How much a labelled counter grew during the last hour, counting series born inside the hour from zero.
+
+    ``increase()`` needs two samples, so it cannot see the increment that
+    created a labelled series (the first ``corrupt_image`` failure, the first
+    photo of a new photographer): it would show 0 for one failure. The
+    difference with an hour ago does, and where there was no series an hour
+    ago (or the counter was reset by a restart) the current value is the count.
+    """
+    group = f"sum by ({by})" if by else "sum"
+    return f"{group} (({counter} - {counter} offset 1h) >= 0 or {counter})"
+
+
 def quantiles(histogram: str, selector: str = "", by: str = "") -> list[Query]:
     """p50, p90 and p99 of a Prometheus histogram, summed over replicas."""
     group = f"le, {by}" if by else "le"
@@ -300,10 +313,10 @@ def overview() -> DashboardModel:
                 "Render tasks that failed (by error kind), files the scanner reported as Failed (e.g. no_owner), "
                 "and store errors that held photos back (by store and kind), over the last hour.",
                 [
-                    Query("sum by (kind) (increase(dp3_dispatcher_tasks_failed_total[1h]))", "render {{kind}}"),
-                    Query("sum by (kind) (increase(dp3_scanner_failed_total[1h]))", "scanner {{kind}}"),
+                    Query(in_last_hour("dp3_dispatcher_tasks_failed_total", "kind"), "render {{kind}}"),
+                    Query(in_last_hour("dp3_scanner_failed_total", "kind"), "scanner {{kind}}"),
                     Query(
-                        "sum by (store, kind) (increase(dp3_archiver_store_errors_total[1h]))",
+                        in_last_hour("dp3_archiver_store_errors_total", "store, kind"),
                         "store {{store}} {{kind}}",
                     ),
                 ],
@@ -354,7 +367,7 @@ def scanner() -> DashboardModel:
                 "Photos detected in the last hour",
                 "short",
                 "Photos emitted as Detected for the first time during the last hour.",
-                [Query("sum(increase(dp3_scanner_detected_total[1h]))", "detected")],
+                [Query(in_last_hour("dp3_scanner_detected_total"), "detected")],
             )
         )
         .with_panel(
@@ -377,8 +390,8 @@ def scanner() -> DashboardModel:
                 "Files the scanner ignored (by reason: not an image, sync-client temporary, symlink...) and "
                 "files it reported as Failed (by kind: no_owner...), over the last hour.",
                 [
-                    Query("sum by (reason) (increase(dp3_scanner_ignored_total[1h]))", "ignored {{reason}}"),
-                    Query("sum by (kind) (increase(dp3_scanner_failed_total[1h]))", "failed {{kind}}"),
+                    Query(in_last_hour("dp3_scanner_ignored_total", "reason"), "ignored {{reason}}"),
+                    Query(in_last_hour("dp3_scanner_failed_total", "kind"), "failed {{kind}}"),
                 ],
             )
         )
@@ -582,11 +595,11 @@ def portal() -> DashboardModel:
             graph(
                 "HTTP requests per second, by route",
                 "reqps",
-                "Requests the portal answered, by route template and status code.",
+                "Requests the portal answered, by route template and HTTP status code.",
                 [
                     Query(
-                        f"sum by (route, status) (rate({PORTAL_REQUESTS}[$__rate_interval]))",
-                        "{{route}} {{status}}",
+                        f"sum by (route, code) (rate({PORTAL_REQUESTS}[$__rate_interval]))",
+                        "{{route}} {{code}}",
                     )
                 ],
             )
