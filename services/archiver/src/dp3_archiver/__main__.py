@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 
@@ -12,9 +13,11 @@ from dp3_archiver.archive import Archiver
 from dp3_archiver.collector import Collector
 from dp3_archiver.fixity import audit
 from dp3_archiver.settings import ArchiverSettings
-from dp3_archiver.stores import Store
+from dp3_archiver.stores import Store, StoreUnavailable
 
 log = logging.getLogger("dp3_archiver")
+
+STORE_WATCH_SECONDS = 15.0
 
 
 def main() -> None:
@@ -40,31 +43,22 @@ def main() -> None:
         stores, inbox=settings.inbox_dir, staging=settings.staging_dir, zone=settings.zone, publisher=publisher
     )
     workers = settings.archive_workers
-    consumers.append(
-        Consumer(
-            settings.amqp_url,
-            ARCHIVER,
-            archiver.handle,
-            publisher=publisher,
-            workers=workers,
-            prefetch=workers * 2,
-            options=options,
+    for queue, handler in ((ARCHIVER, archiver.handle), (COLLECTOR, collector.handle)):
+        consumers.append(
+            Consumer(
+                settings.amqp_url,
+                queue,
+                handler,
+                publisher=publisher,
+                workers=workers,
+                prefetch=workers * 2,
+                options=options,
+            )
         )
-    )
-    consumers.append(
-        Consumer(
-            settings.amqp_url,
-            COLLECTOR,
-            collector.handle,
-            publisher=publisher,
-            workers=workers,
-            prefetch=workers * 2,
-            options=options,
-        )
-    )
     threads = [threading.Thread(target=consumer.run, name=f"consume-{i}") for i, consumer in enumerate(consumers)]
     for thread in threads:
         thread.start()
+    threading.Thread(target=_watch_free_space, args=(stores, context.stop), name="store-watch", daemon=True).start()
     if settings.fixity_seconds > 0:
         threading.Thread(
             target=_periodic_audit, args=(stores, settings.fixity_seconds, context.stop), name="fixity", daemon=True
@@ -76,6 +70,17 @@ def main() -> None:
     for thread in threads:
         thread.join()
     publisher.close()
+
+
+def _watch_free_space(stores: list[Store], stop: threading.Event) -> None:
+    """Keep dp3_archiver_store_free_bytes fresh while idle (writes refresh it too)."""
+    while True:
+        for store in stores:
+            if store.is_marked():
+                with contextlib.suppress(StoreUnavailable):
+                    store.free_bytes()
+        if stop.wait(STORE_WATCH_SECONDS):
+            return
 
 
 def _periodic_audit(stores: list[Store], every: float, stop: threading.Event) -> None:
