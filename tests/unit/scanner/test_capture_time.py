@@ -83,3 +83,18 @@ def test_the_parser_crashers_that_carry_a_date_give_it(corpus: Path) -> None:
 @pytest.mark.parametrize("data", [b"", b"\xff\xd8\xff", b"\xff\xd8\xff\xe1\x00\x10Exif\x00\x00MM\x00*", b"\x00" * 100])
 def test_truncated_or_empty_bytes_fall_back_to_mtime(data: bytes) -> None:
     assert capture_time(io.BytesIO(data), 7_000_000_000, UTC) == CaptureTime(7, TimeSource.MTIME)
+
+
+def _with_huge_dimensions(jpeg: bytes) -> bytes:
+    """The same JPEG whose frame header claims 65000 x 65000 pixels (Pillow's bomb guard refuses it)."""
+    data = bytearray(jpeg)
+    at = 2
+    while data[at + 1] not in (0xC0, 0xC1, 0xC2):
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    data[at + 5 : at + 9] = (65000).to_bytes(2, "big") * 2
+    return bytes(data)
+
+
+def test_a_decompression_bomb_header_still_gives_its_exif_date(corpus: Path) -> None:
+    bomb = _with_huge_dimensions((corpus / "jpg/gps/DSCN0010.jpg").read_bytes())
+    assert capture_time(io.BytesIO(bomb), 0, UTC) == CaptureTime(1224692919, TimeSource.EXIF_SITE_ZONE)

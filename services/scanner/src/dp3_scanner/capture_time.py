@@ -19,9 +19,11 @@ import zoneinfo
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import exifread
 from PIL import ExifTags, Image
 
 log = logging.getLogger(__name__)
+logging.getLogger("exifread").setLevel(logging.ERROR)  # it warns about every odd IFD; we fall back anyway
 
 try:  # HEIC/HEIF support is optional: without it HEIC photos are dated by mtime
     import pillow_heif
@@ -88,7 +90,12 @@ def _as_text(value: object) -> str | None:
 
 
 def read_exif_time(stream: BinaryIO, zone: zoneinfo.ZoneInfo) -> CaptureTime | None:
-    """The EXIF capture time of the image in ``stream``, or None; never raises."""
+    """The EXIF capture time of the image in ``stream``, or None; never raises.
+
+    Pillow first; if Pillow refuses the file (a decompression-bomb header, a
+    truncated image, an odd container), exifread, which only parses tags.
+    """
+    start = stream.tell()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # DecompressionBombWarning, corrupt-EXIF warnings: we only read tags
@@ -97,8 +104,19 @@ def read_exif_time(stream: BinaryIO, zone: zoneinfo.ZoneInfo) -> CaptureTime | N
                 ifd = exif.get_ifd(ExifTags.IFD.Exif)
                 raw, offset = ifd.get(DATE_TIME_ORIGINAL), ifd.get(OFFSET_TIME_ORIGINAL)
         return parse_exif_datetime(raw, offset, zone)
+    except Exception as exc:  # noqa: BLE001 - any malformed file falls back, by design
+        log.debug("Pillow read no EXIF capture time: %r", exc)
+    try:
+        stream.seek(start)
+        tags = exifread.process_file(stream, details=False, stop_tag="OffsetTimeOriginal")
+        raw_tag, offset_tag = tags.get("EXIF DateTimeOriginal"), tags.get("EXIF OffsetTimeOriginal")
+        return parse_exif_datetime(
+            raw_tag.values if raw_tag is not None else None,
+            offset_tag.values if offset_tag is not None else None,
+            zone,
+        )
     except Exception as exc:  # noqa: BLE001 - any malformed file falls back to the mtime, by design
-        log.debug("no EXIF capture time: %r", exc)
+        log.debug("exifread read no EXIF capture time: %r", exc)
         return None
 
 
