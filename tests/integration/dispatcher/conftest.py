@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -32,6 +35,11 @@ def start_dispatcher(tmp_path: Path, amqp_url: str, corpus: Path) -> Iterator[Ca
                 process.stop(60)
             finally:
                 process.kill_group()
+        # A factory whose dispatcher was SIGKILLed lives on until its next cycle
+        # (--parent-death is checked every 30 s): do not leave it to the next test.
+        for pid in process.factory_pids():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
 
 
 @pytest.fixture

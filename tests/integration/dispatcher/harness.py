@@ -123,13 +123,17 @@ class DispatcherProcess:
             "DP3_LOG_LEVEL": "INFO",
             **env,
         }
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(DISPATCHER)], env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        """This process's log lines (a restart in the same home appends to the same file)."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_start)
+            return log.read().decode(errors="replace")
 
     def wait_log(self, pattern: str, timeout: float = 30) -> re.Match[str]:
         found: list[re.Match[str]] = []
@@ -144,6 +148,9 @@ class DispatcherProcess:
 
         wait_for(seen, timeout, f"dispatcher log line matching {pattern!r}")
         return found[0]
+
+    def factory_pids(self) -> list[int]:
+        return [int(pid) for pid in re.findall(r"started work_queue_factory .*?\(pid (\d+)", self.log())]
 
     def manager_port(self) -> int:
         return int(self.wait_log(r"Work Queue manager listening on port (\d+)").group(1))

@@ -46,7 +46,6 @@ class DispatcherApp:
             settings,
             self.runner,
             self.staging,
-            on_demand=self.factory.ensure_running if self.factory is not None else None,
         )
         self.publisher = Publisher(settings.amqp_url)
         self.consumer = Consumer(
@@ -95,8 +94,11 @@ class DispatcherApp:
             metrics.WORKERS_CONNECTED.set(stats.workers_connected)
             metrics.TASKS_WAITING.set(stats.tasks_waiting)
             metrics.TASKS_RUNNING.set(stats.tasks_running)
-            if self.factory is not None and self.factory.pid is not None:
-                self.factory.ensure_running()  # restart it if it died
+            # The factory starts on first demand, a second after the first task is
+            # queued, so that its first cycle sees the burst (it looks every 30 s);
+            # once started it is kept running (restarted if it dies).
+            if self.factory is not None and (self.factory.pid is not None or stats.tasks_waiting > 0):
+                self.factory.ensure_running()
             if not self.runner.alive.is_set():
                 log.error("the Work Queue loop died; stopping")
                 break

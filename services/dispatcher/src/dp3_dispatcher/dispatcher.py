@@ -31,7 +31,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,14 +90,12 @@ class Dispatcher:
         runner: TaskRunner,
         staging: Staging,
         *,
-        on_demand: Callable[[], None] | None = None,
         render_script: Path = RENDER_SCRIPT,
     ) -> None:
         self._settings = settings
         self._runner = runner
         self._staging = staging
         self._script = render_script
-        self._on_demand = on_demand
         self._pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="dp3-verify")
         self._lock = threading.Lock()
         self._inflight: dict[str, _Job] = {}
@@ -145,8 +143,6 @@ class Dispatcher:
         with self._lock:
             self._inflight[entry.id] = job
         job.future.add_done_callback(lambda _done: self._forget(job))
-        if self._on_demand is not None:
-            self._on_demand()
         self._submit(job)
         return job.future
 

@@ -16,11 +16,14 @@ descendant is left.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -112,6 +115,7 @@ class WorkerFactory:
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._stopped = False
+        self._scratch: Path | None = None
 
     @property
     def running(self) -> bool:
@@ -128,11 +132,18 @@ class WorkerFactory:
                 return
             if self._process is not None:
                 log.warning("work_queue_factory exited with status %s; starting it again", self._process.returncode)
+                if self._scratch is not None:
+                    shutil.rmtree(self._scratch, ignore_errors=True)
+            # A scratch folder of its own: the factory copies work_queue_worker
+            # there, which fails ("text file busy", exit 1) while a factory left
+            # by a killed dispatcher still runs workers from a shared one.
             self.config.scratch.mkdir(parents=True, exist_ok=True)
+            scratch = Path(tempfile.mkdtemp(prefix="factory-", dir=self.config.scratch))
+            self._scratch = scratch
             env = {**os.environ, **self.config.extra_env}
             self._process = subprocess.Popen(
-                self.config.command(),
-                cwd=self.config.scratch,
+                dataclasses.replace(self.config, scratch=scratch).command(),
+                cwd=scratch,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -171,6 +182,8 @@ class WorkerFactory:
         _kill_all([process.pid, *below], process_group=process.pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(5)
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
         log.info("stopped work_queue_factory and %d processes below it", len(set(below)))
 
 
