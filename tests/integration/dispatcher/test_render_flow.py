@@ -54,7 +54,7 @@ def test_photos_render_into_staging_and_bad_files_fail_with_their_kind(
     kinds = {final[e.id].error.kind for e in entries[2:] if final[e.id].error is not None}
     assert [final[e.id].status for e in entries[2:]] == [Status.FAILED, Status.FAILED]
     assert kinds == {ErrorKind.EMPTY_FILE, ErrorKind.CORRUPT_IMAGE}
-    assert all(final[e.id].error.stage == "dispatcher" for e in entries[2:])  # type: ignore[union-attr]
+    assert all(final[e.id].error.stage == "dispatcher" for e in entries[2:])
     for entry in entries[2:]:
         assert not (staging / entry.id).exists()
     # No render workspace is left behind, and the inbox is untouched.
