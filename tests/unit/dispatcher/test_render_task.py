@@ -6,6 +6,7 @@ tests read the outcome: every file classified, orientation applied, GPS kept.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -330,3 +331,35 @@ def test_transparent_pixels_render_on_white(rendered: Any) -> None:
     image = Image.new("RGBA", (800, 600), (0, 0, 0, 0))
     web = rendered(image, "clear.png").web()
     assert min(web.getpixel((320, 240))) > 245
+
+
+# ---------------------------------------------------------------- what the worker needs
+
+
+def test_script_needs_only_the_standard_library_and_pillow() -> None:
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(SCRIPT.read_text())):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert imported - sys.stdlib_module_names == {"PIL", "pillow_heif"}
+
+
+def test_script_parses_on_an_old_python_so_it_can_say_so() -> None:
+    # Python 3.6 must reach the version check (exit 20), not stop at a SyntaxError.
+    tree = ast.parse(SCRIPT.read_text(), feature_version=(3, 6))
+    # Postponed annotations would be a SyntaxError before 3.7.
+    assert not [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module == "__future__"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "needed"), [("MIN_PYTHON", "needs Python >= 99.0"), ("MIN_PILLOW", "needs Pillow >= 99.0")]
+)
+def test_old_python_or_pillow_is_a_worker_environment_failure(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, setting: str, needed: str
+) -> None:
+    monkeypatch.setattr(render_task, setting, (99, 0))
+    assert render_task.main([str(tmp_path / "photo"), str(tmp_path)]) == render_task.EXIT_WORKER_ENVIRONMENT
+    report = json.loads(capsys.readouterr().out)
+    assert report["kind"] == "worker_environment" and needed in report["message"]
