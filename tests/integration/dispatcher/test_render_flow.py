@@ -10,7 +10,8 @@ from PIL import Image
 
 from dp3 import layout
 from dp3.events import ErrorKind, Status
-from tests.integration.dispatcher.harness import detected, publish
+from tests.integration.dispatcher.harness import detected, publish, scrape
+from tests.rabbit import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +37,7 @@ def test_photos_render_into_staging_and_bad_files_fail_with_their_kind(
     not_an_image.write_bytes(b"this is a text file, not a JPEG\n" * 10)
     entries = [detected(path, inbox) for path in (good, leading_dash, empty, not_an_image)]
     dispatcher = start_dispatcher(DP3_INBOX=str(inbox), DP3_WORK_QUEUE_BATCH="local", DP3_WORKERS="2")
+    metrics_port = dispatcher.metrics_port()
     publish(amqp_url, entries)
     final = outcomes.wait_all({e.id for e in entries}, timeout=90)
 
@@ -60,3 +62,13 @@ def test_photos_render_into_staging_and_bad_files_fail_with_their_kind(
     # No render workspace is left behind, and the inbox is untouched.
     assert [p.name for p in staging.iterdir() if p.name.startswith(".dp3-tmp-")] == []
     assert sorted(p.name for p in owner.iterdir()) == sorted(p.name for p in (good, leading_dash, empty, not_an_image))
+
+    metrics = scrape(metrics_port)
+    assert metrics["dp3_dispatcher_tasks_submitted_total"] == 4
+    assert metrics["dp3_dispatcher_task_seconds_count"] == 4
+    assert metrics['dp3_dispatcher_tasks_failed_total{kind="empty_file"}'] == 1
+    assert metrics['dp3_dispatcher_tasks_failed_total{kind="corrupt_image"}'] == 1
+    wait_for(lambda: scrape(metrics_port)["dp3_dispatcher_workers_connected"] == 2, 10, "the gauge to show 2 workers")
+    gauges = scrape(metrics_port)
+    assert gauges["dp3_dispatcher_tasks_waiting"] == 0 and gauges["dp3_dispatcher_tasks_running"] == 0
+    assert gauges["dp3_dispatcher_workers_blocked"] == 0
