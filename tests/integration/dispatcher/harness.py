@@ -281,3 +281,18 @@ def slow_python_path(folder: Path, seconds: int) -> dict[str, str]:
     shim.write_text(f'#!/bin/sh\nsleep {int(seconds)}\nexec "{sys.executable}" "$@"\n')
     shim.chmod(0o755)
     return {"PATH": f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def tampering_python_path(folder: Path) -> dict[str, str]:
+    """PATH whose python3 renders, then truncates web.jpg: a worker that 'completes' with bad artifacts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shim = folder / "python3"
+    shim.write_text(
+        "#!/bin/sh\n"
+        f'"{sys.executable}" "$@"\n'
+        "status=$?\n"
+        "if [ -f web.jpg ]; then head -c 300 web.jpg > web.part && mv web.part web.jpg; fi\n"
+        'exit "$status"\n'
+    )
+    shim.chmod(0o755)
+    return {"PATH": f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"}

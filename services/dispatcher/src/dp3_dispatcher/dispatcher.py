@@ -39,7 +39,16 @@ from dp3.broker import Message
 from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status
 from dp3.files import OutsideRoot, is_within, path_under
 from dp3.log import photo_logger
-from dp3.workqueue import InputFile, OutputFile, Result, Task, TaskResult, hostname_of, result_text
+from dp3.workqueue import (
+    InputFile,
+    OutputFile,
+    Result,
+    Task,
+    TaskResult,
+    hostname_of,
+    query_workers,
+    result_text,
+)
 from dp3_dispatcher import metrics
 from dp3_dispatcher.runner import TaskRunner
 from dp3_dispatcher.settings import DispatcherSettings
@@ -231,7 +240,8 @@ class Dispatcher:
         assert entry.sha256 is not None
         verification = verify_render(thumbnail, web, meta, entry.sha256)
         if not verification.ok or verification.meta is None:
-            self._retry(job, f"invalid artifacts: {verification.reason}", plog)
+            self._set_aside(result, plog)
+            self._retry(job, f"invalid artifacts from {result.worker_address}: {verification.reason}", plog)
             return
         self._staging.commit(workspace, entry.id)
         plog.info("rendered and verified in %.2fs", result.execute_seconds)
@@ -270,6 +280,26 @@ class Dispatcher:
             self._settle(job, [self._failed(job.entry, ErrorKind.WORKER_ENVIRONMENT, message)])
             return
         self._submit(job)
+
+    def _set_aside(self, result: TaskResult, plog: logging.LoggerAdapter) -> None:  # type: ignore[type-arg]
+        """Keep the next attempt off a host that returned invalid artifacts, if another host can take it.
+
+        Work Queue cannot exclude a worker per task; a short block of the host
+        does it, but only when some other host is connected, so that a
+        one-machine installation never stalls.
+        """
+        host = result.hostname or self._hostname_by_address(result.worker_address)
+        if host is None or host in self._blocked_hosts:
+            return
+        try:
+            others = {w.hostname for w in query_workers(self._runner.port)} - {host}
+        except (OSError, ValueError):
+            return
+        if not others:
+            return
+        seconds = self._settings.bad_worker_block_seconds
+        self._runner.call(lambda manager: manager.block_host(host, seconds))
+        plog.warning("set worker host %s aside for %ds after invalid artifacts", host, seconds)
 
     def _hostname_by_address(self, address: str | None) -> str | None:
         """Ask the manager (on this pool thread; the loop thread answers) which host a worker is on."""

@@ -33,6 +33,9 @@ class DispatcherSettings(Settings):
     # The render.
     max_pixels: int = Field(default=DEFAULT_MAX_PIXELS, ge=1)
     render_attempts: int = Field(default=3, ge=1, description="tries for a task that returns invalid artifacts")
+    bad_worker_block_seconds: int = Field(
+        default=120, ge=1, description="how long a host that returned invalid artifacts is avoided"
+    )
     environment_failures_max: int = Field(default=20, ge=1, description="worker_environment failures before giving up")
     task_memory_mb: int = Field(default=1024, ge=64)
     task_max_seconds: int = Field(default=600, ge=1)
