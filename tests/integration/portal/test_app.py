@@ -184,3 +184,34 @@ def test_a_photo_stored_under_a_collision_name_is_served_from_that_name(client, 
     assert got.status_code == 200
     assert got.content == next(recorded.stores[1].glob(f"*/{renamed}")).read_bytes()
     assert client.get(f"/api/photos/{photo_id}/thumbnail", auth=basic()).status_code == 200
+
+
+def test_status_page_reads_workers_connected_from_the_dispatcher_metrics(portal_settings, recorded) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from fastapi.testclient import TestClient
+
+    from dp3_portal.app import create_app
+
+    class Metrics(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"# TYPE dp3_dispatcher_workers_connected gauge\ndp3_dispatcher_workers_connected 3.0\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+        settings = portal_settings.model_copy(update={"dispatcher_metrics_url": url})
+        with TestClient(create_app(settings, record=False), follow_redirects=False) as client:
+            login(client)
+            assert re.search(r'id="workers">3<', client.get("/status").text)
+    finally:
+        server.shutdown()

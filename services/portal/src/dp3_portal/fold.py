@@ -46,6 +46,15 @@ SORT_WIDTH = 12
 Photo = dict[str, Any]
 
 
+KEY_SEPARATOR = "\x1f"
+"""Between a filter value and the sort key in the ``k_*`` fields; sorts below every printable character."""
+KEY_END = "\x7f"
+"""Above every sort key: the open upper end of a ``k_*`` range."""
+
+FILTER_KEYS = {"owner": "k_owner", "model": "k_model", "status": "k_status", "failed": "k_failed"}
+"""Filter field -> the stored ``value + separator + sort_key`` string that pages by it."""
+
+
 def time_prefix(seconds: int) -> str:
     """The ``sort_key`` prefix for a capture time; range bounds are built from it."""
     return f"{max(int(seconds), 0):0{SORT_WIDTH}d}"
@@ -91,32 +100,46 @@ def history_item(entry: JournalEntry) -> dict[str, Any]:
     }
 
 
+def with_keys(photo: Photo) -> Photo:
+    """Derive the paging keys from the photo's fields (see :mod:`dp3_portal.catalog`)."""
+    key = photo["sort_key"]
+    photo["k_owner"] = f"{photo['owner']}{KEY_SEPARATOR}{key}"
+    photo["k_model"] = f"{photo['model']}{KEY_SEPARATOR}{key}"
+    photo["k_status"] = f"{photo['status']}{KEY_SEPARATOR}{key}"
+    photo["k_failed"] = f"{int(bool(photo['failed']))}{KEY_SEPARATOR}{key}"
+    # Failed photos by when they failed, for the status page; "" sorts below every failed one.
+    photo["failed_recent"] = f"{photo['updated_ts']:017.6f}" if photo["failed"] else ""
+    return photo
+
+
 def new_photo(entry: JournalEntry) -> Photo:
-    return {
-        "_id": entry.id,
-        "id": entry.id,
-        "version": 0,
-        "status": entry.status.value,
-        "rank": RANK[entry.status],
-        "status_at": entry.at,
-        "updated_ts": at_seconds(entry.at),
-        "owner": entry.owner or "",
-        "path": entry.path,
-        "name": PurePosixPath(entry.path).name.lower(),
-        "datetime": entry.datetime,
-        "sort_key": sort_key(entry.datetime, entry.id),
-        "sha256": entry.sha256 or "",
-        "size": entry.size if entry.size is not None else 0,
-        "archives": list(entry.archives),
-        "meta": entry.meta,
-        "model": camera_model(entry.meta),
-        "error": entry.error.model_dump(mode="json") if entry.error else None,
-        "failed": entry.error is not None or entry.status is Status.FAILED,
-        "error_kind": entry.error.kind.value if entry.error else "",
-        "duplicate_of": entry.duplicate_of or "",
-        "stored_name": entry.stored_name or "",
-        "history": [history_item(entry)],
-    }
+    return with_keys(
+        {
+            "_id": entry.id,
+            "id": entry.id,
+            "version": 0,
+            "status": entry.status.value,
+            "rank": RANK[entry.status],
+            "status_at": entry.at,
+            "updated_ts": at_seconds(entry.at),
+            "owner": entry.owner or "",
+            "path": entry.path,
+            "name": PurePosixPath(entry.path).name.lower(),
+            "datetime": entry.datetime,
+            "sort_key": sort_key(entry.datetime, entry.id),
+            "sha256": entry.sha256 or "",
+            "size": entry.size if entry.size is not None else 0,
+            "archives": list(entry.archives),
+            "meta": entry.meta,
+            "model": camera_model(entry.meta),
+            "error": entry.error.model_dump(mode="json") if entry.error else None,
+            "failed": entry.error is not None or entry.status is Status.FAILED,
+            "error_kind": entry.error.kind.value if entry.error else "",
+            "duplicate_of": entry.duplicate_of or "",
+            "stored_name": entry.stored_name or "",
+            "history": [history_item(entry)],
+        }
+    )
 
 
 def _wins(entry: JournalEntry, photo: Photo) -> bool:
@@ -164,7 +187,7 @@ def apply(photo: Photo | None, entry: JournalEntry) -> Photo:
         updated["size"] = entry.size
     if not updated["owner"] and entry.owner:
         updated["owner"] = entry.owner
-    return updated
+    return with_keys(updated)
 
 
 def fold(photo: Photo | None, entries: list[JournalEntry]) -> Photo:

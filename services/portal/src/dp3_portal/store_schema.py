@@ -2,7 +2,8 @@
 
 Both the synchronous recorder and the asynchronous web app use these names.
 Indexes serve the catalog's few query shapes (see :mod:`dp3_portal.catalog`):
-an equality on one filter field plus a range and sort on ``sort_key``.
+a range and a sort on one single string field (``sort_key`` or a ``k_*`` key),
+and equality counts per status.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ JOURNAL_INDEXES = [
 
 PHOTO_INDEXES = [
     IndexModel([("sort_key", DESCENDING)], unique=True, name="sort_key"),
-    IndexModel([("owner", ASCENDING), ("sort_key", DESCENDING)], name="owner_sort_key"),
-    IndexModel([("model", ASCENDING), ("sort_key", DESCENDING)], name="model_sort_key"),
-    IndexModel([("status", ASCENDING), ("sort_key", DESCENDING)], name="status_sort_key"),
-    IndexModel([("failed", ASCENDING), ("updated_ts", DESCENDING)], name="failed_updated"),
+    IndexModel([("k_owner", DESCENDING)], name="k_owner"),
+    IndexModel([("k_model", DESCENDING)], name="k_model"),
+    IndexModel([("k_status", DESCENDING)], name="k_status"),
+    IndexModel([("k_failed", DESCENDING)], name="k_failed"),
+    IndexModel([("failed_recent", DESCENDING)], name="failed_recent"),
+    IndexModel([("status", ASCENDING)], name="status"),
+    IndexModel([("failed", ASCENDING)], name="failed"),
 ]

@@ -1,0 +1,36 @@
+"""Pure presentation helpers: GPS wherever the render put it, advice, the dispatcher's worker count."""
+
+from __future__ import annotations
+
+from dp3_portal.presentation import advice, flat_metadata, gps, map_link
+from dp3_portal.workers import parse_workers
+
+
+def test_gps_is_found_flat_or_nested_and_checked() -> None:
+    assert gps({"gps": {"latitude": 43.4, "longitude": 11.8}}) == (43.4, 11.8)
+    assert gps({"latitude": -33.9, "longitude": 151.2}) == (-33.9, 151.2)
+    assert gps({"exif": {"gps": {"lat": 1, "lon": 2}}}) == (1.0, 2.0)
+    assert gps({"gps": {"latitude": 143.4, "longitude": 11.8}}) is None
+    assert gps({"gps": {"latitude": True, "longitude": 11.8}}) is None
+    assert gps(None) is None
+    assert "mlat=43.400000&mlon=11.800000" in map_link((43.4, 11.8))
+
+
+def test_failed_photos_get_advice_and_others_none() -> None:
+    assert "Export it again" in advice({"failed": True, "error_kind": "corrupt_image"})
+    assert advice({"failed": True, "error_kind": "something_new"}) == "Report the photo id to an operator."
+    assert advice({"failed": False, "error_kind": ""}) == ""
+
+
+def test_metadata_rows_are_flattened_and_sorted() -> None:
+    assert flat_metadata({"b": 1, "a": {"y": None, "x": "2"}}) == [("a.x", "2"), ("b", "1")]
+
+
+def test_workers_connected_is_read_from_the_dispatcher_metrics() -> None:
+    text = (
+        "# HELP dp3_dispatcher_workers_connected x\n"
+        "dp3_dispatcher_workers_connected_total 9\n"
+        "dp3_dispatcher_workers_connected 3.0\n"
+    )
+    assert parse_workers(text) == 3
+    assert parse_workers("nothing here\n") is None
