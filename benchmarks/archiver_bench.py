@@ -10,8 +10,8 @@ megabytes. Each round times, on the same files and the same disk:
 * archiver: ``Archiver.archive`` of a Processed event per photo, i.e. for each
   store: copy to a temp file, fsync, rename, fsync the folder, drop the page
   cache, read back and compare sha256 (plus the artifacts and the sidecar);
-* baseline: ``cp`` of the same originals into two folders, then ``sha256sum``
-  of both copies (no fsync, read back from the page cache).
+* baseline: ``cp`` of the same originals and artifacts into two folders, then
+  ``sha256sum`` of both copies (no fsync, read back from the page cache).
 
 It prints MB/s for both and the ratio (target >= 0.7).
 """
@@ -71,6 +71,11 @@ def make_originals(inbox: Path, staging: Path, total_mb: int) -> list[JournalEnt
     return entries
 
 
+def artifacts(entry: JournalEntry, staging: Path) -> list[str]:
+    stage = layout.staging_dir(staging, entry.id)
+    return [str(stage / layout.thumbnail_name(entry.id)), str(stage / layout.web_name(entry.id))]
+
+
 def fresh_stores(root: Path) -> list[Path]:
     stores = [root / "store-a", root / "store-b"]
     for store in stores:
@@ -92,10 +97,10 @@ def time_archiver(work: Path, entries: list[JournalEntry], inbox: Path, staging:
     return time.perf_counter() - started
 
 
-def time_baseline(work: Path, entries: list[JournalEntry]) -> float:
+def time_baseline(work: Path, entries: list[JournalEntry], staging: Path) -> float:
     stores = fresh_stores(work)
     subprocess.run(["sync"], check=True)
-    files = [entry.path for entry in entries]
+    files = [path for entry in entries for path in (entry.path, *artifacts(entry, staging))]
     started = time.perf_counter()
     for store in stores:
         target = store / "2012-12-14"
@@ -119,17 +124,18 @@ def main() -> None:
         work = Path(tmp)
         inbox, staging = work / "inbox", work / "staging"
         entries = make_originals(inbox, staging, args.mb)
-        megabytes = sum(entry.size or 0 for entry in entries) / 1e6
-        print(f"{len(entries)} originals, {megabytes:.1f} MB, two stores under {work}, {args.workers} archive workers")
+        megabytes = sum(os.path.getsize(path) for e in entries for path in (e.path, *artifacts(e, staging))) / 1e6
+        print(f"{len(entries)} originals + their 2 artifacts each, {megabytes:.1f} MB, two stores under {work}")
+        print(f"{args.workers} archive workers (DP3_ARCHIVE_WORKERS)")
         archiver_times, baseline_times = [], []
         for round_ in range(args.rounds):
             # alternate the order so neither side always gets the warmer cache
             if round_ % 2 == 0:
-                baseline_times.append(time_baseline(work, entries))
+                baseline_times.append(time_baseline(work, entries, staging))
                 archiver_times.append(time_archiver(work, entries, inbox, staging, args.workers))
             else:
                 archiver_times.append(time_archiver(work, entries, inbox, staging, args.workers))
-                baseline_times.append(time_baseline(work, entries))
+                baseline_times.append(time_baseline(work, entries, staging))
             print(
                 f"round {round_ + 1}: archiver {megabytes / archiver_times[-1]:7.1f} MB/s   "
                 f"cp+sha256sum {megabytes / baseline_times[-1]:7.1f} MB/s"

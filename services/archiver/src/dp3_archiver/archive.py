@@ -11,6 +11,7 @@ therefore only ever beside complete, verified copies.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import zoneinfo
@@ -51,6 +52,15 @@ class Target:
         return StoredFiles(self.name)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """One file to have in every store: its record, where its bytes come from, where it may be replaced."""
+
+    record: sidecar.FileRecord
+    sources: list[Path]
+    replace_if: dict[str, bool] | None  # None: ours everywhere (artifacts); else per store (the original's claim)
+
+
 class Archiver:
     """The ``archiver`` queue's handler."""
 
@@ -61,6 +71,7 @@ class Archiver:
         self.inbox = Path(os.path.abspath(inbox))
         self.staging = staging
         self.zone = zone
+        self._pool = concurrent.futures.ThreadPoolExecutor(len(self.stores) * 8, thread_name_prefix="dp3-store")
 
     def handle(self, message: Message) -> list[JournalEntry]:
         return self.archive(message.entry)
@@ -100,8 +111,13 @@ class Archiver:
         else:
             document = sidecar.with_entry(document, archived)
         data = sidecar.dumps(document)
-        for store in self.stores:
-            store.write_document(store.root / target.date / target.files.sidecar, data)
+        writes = [
+            self._pool.submit(store.write_document, store.root / target.date / target.files.sidecar, data)
+            for store in self.stores
+        ]
+        concurrent.futures.wait(writes)
+        for write in writes:
+            write.result()
         metrics.ARCHIVED.inc()
         plog.info("archived as %s in %s", target.name, ", ".join(archived.archives))
         return [archived]
@@ -190,8 +206,7 @@ class Archiver:
         files = target.files
         original = sidecar.FileRecord("original", files.original, entry.sha256, entry.size)
         inbox_copy = self._inbox_path(entry)
-        self._copy(original, [inbox_copy] if inbox_copy else [], target, replace_if=target.claimed)
-        records = {"original": original}
+        plans = [_Plan(original, [inbox_copy] if inbox_copy else [], target.claimed)]
         missing = False
         if entry.status is Status.PROCESSED:
             recorded = sidecar.file_records(target.existing or {})
@@ -203,31 +218,43 @@ class Archiver:
                 staged = staged_dir / staged_name
                 try:
                     sha, size = sha256_file(staged)
-                    record = sidecar.FileRecord(role, stored_name, sha, size)
-                    sources = [staged]
+                    plans.append(_Plan(sidecar.FileRecord(role, stored_name, sha, size), [staged], None))
                 except OSError:
-                    if role not in recorded:
+                    if role in recorded:  # staging already cleaned up: the stores' copies are the sources
+                        plans.append(_Plan(recorded[role], [], None))
+                    else:
                         plog.warning("artifact %s is not in staging nor in any store; archived without it", role)
                         missing = True
-                        continue
-                    record, sources = recorded[role], []
-                try:
-                    self._copy(record, sources, target, replace_if=None)
-                except SourceMismatch as exc:
-                    raise Retryable(f"staged artifact changed while it was copied: {exc}") from exc
-                records[role] = record
-        return records, missing
+        self._copy_all(plans, target)
+        return {plan.record.role: plan.record for plan in plans}, missing
 
-    def _copy(
-        self, record: sidecar.FileRecord, sources: list[Path], target: Target, *, replace_if: dict[str, bool] | None
-    ) -> None:
-        """Into every store; other stores' copies are fallback sources (the check of each is its sha256)."""
-        copies = [store.root / target.date / record.name for store in self.stores]
-        for store, final in zip(self.stores, copies, strict=True):
-            may_replace = True if replace_if is None else replace_if.get(store.label, False)
-            others = [copy for copy in copies if copy != final]
-            outcome = store.ensure_copy([*sources, *others], final, record.sha256, record.size, may_replace=may_replace)
-            if outcome is CopyOutcome.TAKEN:
+    def _copy_all(self, plans: Sequence[_Plan], target: Target) -> None:
+        """Every file into every store, all at once (the stores are different devices, the files independent).
+
+        Other stores' copies are fallback sources: each is checked by its sha256 while it is copied.
+        """
+        jobs = []
+        for plan in plans:
+            copies = [store.root / target.date / plan.record.name for store in self.stores]
+            for store, final in zip(self.stores, copies, strict=True):
+                may_replace = True if plan.replace_if is None else plan.replace_if.get(store.label, False)
+                sources = [*plan.sources, *(copy for copy in copies if copy != final)]
+                future = self._pool.submit(
+                    store.ensure_copy, sources, final, plan.record.sha256, plan.record.size, may_replace=may_replace
+                )
+                jobs.append((plan, final, future))
+        concurrent.futures.wait([future for _, _, future in jobs])
+        errors = [(plan, future.exception()) for plan, _, future in jobs if future.exception() is not None]
+        for _, error in errors:
+            if not isinstance(error, SourceMismatch):
+                raise error  # type: ignore[misc]  # a store's trouble comes first: it may hold the only copy
+        for plan, error in errors:
+            if plan.record.role == "original":
+                raise error  # type: ignore[misc]
+        for plan, error in errors:
+            raise Retryable(f"staged artifact {plan.record.role} changed while it was copied: {error}") from error
+        for _, final, future in jobs:
+            if future.result() is CopyOutcome.TAKEN:
                 raise Retryable(f"{final} was just taken by a different photo; choosing another name")
 
     def _inbox_path(self, entry: JournalEntry) -> Path | None:
