@@ -39,9 +39,10 @@ UNITS: dict[str, tuple[float, str]] = {
 }
 
 
-def legend_text(template: str, labels: Mapping[str, str]) -> str:
-    """Grafana's ``{{label}}`` legend format."""
-    return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), template).strip() or "value"
+def legend_text(template: str, labels: Mapping[str, str], width: int = 48) -> str:
+    """Grafana's ``{{label}}`` legend format; long texts (store paths) keep their end."""
+    text = re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), template).strip() or "value"
+    return text if len(text) <= width else "..." + text[-(width - 3) :]
 
 
 def panel_targets(board: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -57,6 +58,7 @@ def plot_dashboard(board: Mapping[str, Any], results: Mapping[str, Sequence[Seri
     for axis, panel in zip(axes.flat, panels, strict=False):
         unit = panel["fieldConfig"]["defaults"]["unit"]
         divisor, label = UNITS.get(unit, (1.0, unit))
+        lowest = 0.0
         for target in panel["targets"]:
             for series in results.get(target["expr"], []):
                 points = [(float(t), float(v)) for t, v in series["values"]]
@@ -64,12 +66,18 @@ def plot_dashboard(board: Mapping[str, Any], results: Mapping[str, Sequence[Seri
                 if not points:
                     continue
                 times = [datetime.fromtimestamp(t, tz=UTC) for t, _ in points]
+                lowest = min(lowest, *(v for _, v in points))
                 axis.plot(
                     times,
                     [v / divisor for _, v in points],
                     label=legend_text(target.get("legendFormat", ""), series["metric"]),
                     linewidth=1.4,
                 )
+        if lowest >= 0:
+            axis.set_ylim(bottom=0)  # as the dashboards' panels do (min 0)
+        if not axis.lines:
+            axis.text(0.5, 0.5, "no data", ha="center", va="center", transform=axis.transAxes, color="grey")
+            axis.set_xticks([])
         axis.set_title(panel["title"], fontsize=10, loc="left")
         axis.set_ylabel(label, fontsize=8)
         axis.tick_params(labelsize=7)
@@ -80,7 +88,7 @@ def plot_dashboard(board: Mapping[str, Any], results: Mapping[str, Sequence[Seri
     for axis in list(axes.flat)[len(panels) :]:
         axis.set_visible(False)
     figure.suptitle(f"{board['title']}: its panel queries evaluated by Prometheus during a test run (UTC)", fontsize=12)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.98))
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=90)
     plt.close(figure)

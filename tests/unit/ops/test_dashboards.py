@@ -104,3 +104,10 @@ def test_provisioning_points_at_the_generated_dashboards() -> None:
     compose = (REPO / "docker-compose.yml").read_text()
     assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards" in compose
     assert "./deploy/grafana/provisioning:/etc/grafana/provisioning" in compose
+
+
+def test_in_last_hour_is_the_idiom_the_promtool_case_proves() -> None:
+    generator = load_generator()
+    expr = generator.in_last_hour("dp3_dispatcher_tasks_failed_total", "kind")
+    case = (Path(__file__).with_name("dashboard_queries_test.yml")).read_text()
+    assert " ".join(expr.split()) in " ".join(case.split())

@@ -8,6 +8,7 @@ its runbook line, and stays quiet on a healthy pipeline).
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -54,3 +55,24 @@ def test_every_alert_has_a_runbook_line_and_a_unit_case() -> None:
         assert "runbook: " in block, f"{name} has no runbook annotation"
         assert "docs/operations.md#" in block.split("runbook: ", 1)[1].splitlines()[0], name
         assert f"alertname: {name}\n" in cases, f"{name} has no firing case in {RULE_TESTS.name}"
+
+
+def test_dashboard_query_idioms() -> None:
+    """in_last_hour() counts a series born inside the hour from zero, and a reset from the restart."""
+    result = promtool("test", "rules", str(Path(__file__).with_name("dashboard_queries_test.yml")))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_runbook_links_exist() -> None:
+    """Every runbook line's docs/operations.md#anchor names a heading of that document."""
+    doc = (REPO / "docs" / "operations.md").read_text()
+    anchors = {github_anchor(line.lstrip("#")) for line in doc.splitlines() if line.startswith("#")}
+    linked = set(re.findall(r"docs/operations\.md#([\w-]+)", RULES.read_text()))
+    assert len(linked) >= 8
+    assert linked <= anchors, f"runbook links without a section: {sorted(linked - anchors)}"
