@@ -26,9 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grafana_foundation_sdk.builders import dashboard, prometheus, stat, timeseries
-from grafana_foundation_sdk.builders.common import VizLegendOptions
+from grafana_foundation_sdk.builders.common import ReduceDataOptions, VizLegendOptions
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models.common import LegendDisplayMode, LegendPlacement
+from grafana_foundation_sdk.models.common import (
+    BigValueColorMode,
+    BigValueGraphMode,
+    BigValueJustifyMode,
+    BigValueTextMode,
+    LegendDisplayMode,
+    LegendPlacement,
+)
 from grafana_foundation_sdk.models.dashboard import Dashboard as DashboardModel
 from grafana_foundation_sdk.models.dashboard import DashboardLinkType, DataSourceRef
 
@@ -97,7 +104,9 @@ def graph(title: str, unit: str, description: str, queries: Sequence[Query], wid
         .height(8)
         .min(0)
         .fill_opacity(10)
-        .legend(VizLegendOptions().display_mode(LegendDisplayMode.LIST).placement(LegendPlacement.BOTTOM))
+        .legend(
+            VizLegendOptions().show_legend(True).display_mode(LegendDisplayMode.LIST).placement(LegendPlacement.BOTTOM)
+        )
     )
     for target in _targets(queries):
         panel = panel.with_target(target)
@@ -106,7 +115,21 @@ def graph(title: str, unit: str, description: str, queries: Sequence[Query], wid
 
 def single(title: str, unit: str, description: str, queries: Sequence[Query], width: int = 6) -> stat.Panel:
     """A stat panel: one current number that an operator reads at a glance."""
-    panel = stat.Panel().title(title).description(description).unit(unit).datasource(DATASOURCE).span(width).height(4)
+    panel = (
+        stat.Panel()
+        .title(title)
+        .description(description)
+        .unit(unit)
+        .datasource(DATASOURCE)
+        .span(width)
+        .height(4)
+        # The last value, with its recent history drawn behind it.
+        .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .graph_mode(BigValueGraphMode.AREA)
+        .color_mode(BigValueColorMode.VALUE)
+        .justify_mode(BigValueJustifyMode.AUTO)
+        .text_mode(BigValueTextMode.AUTO)
+    )
     for target in _targets(queries):
         panel = panel.with_target(target)
     return panel

@@ -75,6 +75,11 @@ def test_every_panel_has_title_unit_and_query(name: str) -> None:
         assert panel.get("description"), f"{panel['title']}: no description"
         assert panel["datasource"] == {"type": "prometheus", "uid": "dp3-prometheus"}
         assert panel["targets"], f"{panel['title']}: no query"
+        assert panel["options"], f"{panel['title']}: no options (Grafana would guess)"
+        if panel["type"] == "timeseries":
+            assert panel["options"]["legend"]["showLegend"], f"{panel['title']}: legend hidden"
+        if panel["type"] == "stat":
+            assert panel["options"]["reduceOptions"]["calcs"] == ["lastNotNull"], panel["title"]
         for target in panel["targets"]:
             assert target["expr"].strip() and target["refId"], panel["title"]
 
