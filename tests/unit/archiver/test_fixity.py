@@ -12,6 +12,7 @@ from dp3.files import TEMP_PREFIX
 from dp3_archiver.archive import Archiver
 from dp3_archiver.fixity import audit
 from dp3_archiver.naming import StoredFiles
+from dp3_archiver.stores import Store
 from tests.unit.archiver.site import DATE, Site, sha256_of
 
 
@@ -105,3 +106,16 @@ def test_stale_temporary_files_are_removed_fresh_ones_kept(tmp_path: Path) -> No
     report = audit(site.stores())
     assert report.temp_files_removed == 1 and not stale.exists() and fresh.exists()
     assert report.findings == []
+
+
+def test_a_store_added_later_is_filled_from_the_others(tmp_path: Path) -> None:
+    site, ids = archived_site(tmp_path)
+    new_root = tmp_path / "archive-c"
+    new_root.mkdir()
+    new = Store(new_root)
+    new.init()
+    report = audit([*site.stores(), new])
+    assert len(report.findings) == 3 * 4 and not report.unrepaired  # 3 photos x (3 files + sidecar)
+    for photo_id in ids:
+        assert sha256_of(new_root / DATE / photo_id) == sha256_of(site.store_roots[0] / DATE / photo_id)
+        assert (new_root / DATE / StoredFiles(photo_id).sidecar).is_file()
