@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,11 @@ def test_document_written_atomically_and_only_when_changed(tmp_path: Path) -> No
     assert s.write_document(path, b"{}") is False
     assert s.write_document(path, b'{"a": 1}') is True
     assert path.read_bytes() == b'{"a": 1}'
+
+
+def test_a_fifo_is_never_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    s = store(tmp_path)
+    with pytest.raises(SourceMismatch):
+        s.ensure_copy([fifo], s.root / "2012-12-14" / "a.jpg", "0" * 64, 0, may_replace=False)

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -219,9 +220,12 @@ class Store:
         self._make_folder(final.parent)
         for source in sources:
             try:
-                src_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+                src_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
             except OSError:
                 continue  # gone, a symlink, unreadable: try the next source
+            if not stat.S_ISREG(os.fstat(src_fd).st_mode):
+                os.close(src_fd)
+                continue  # a fifo or a device is never read (it could block forever)
             try:
                 temp = self._copy_into_temp(src_fd, source, final, sha256)
             finally:
