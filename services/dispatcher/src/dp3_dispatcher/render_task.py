@@ -457,21 +457,24 @@ def decode_web(image: Any, orientation: int) -> Any:
         if image.format in DRAFTABLE_FORMATS:
             image.draft("RGB", target)  # libjpeg scales by 1/2, 1/4 or 1/8 while decoding
         image.load()
-        if image.mode not in ("RGB", "L", "CMYK", "RGBA", "LA"):
-            image = flatten(image)  # resize needs these modes for a filtered result
-        if image.size != target:
-            info = image.info
-            image = image.resize(target, LANCZOS, reducing_gap=3.0)
-            image.info = info
-        image = to_srgb(image)
-    except RenderError:
-        raise
     except MemoryError:
         raise RenderError(EXIT_RENDER_FAILED, "the worker ran out of memory decoding the image") from None
     except Exception as exc:  # noqa: BLE001 -- truncated data, bad Huffman tables, broken TIFF strips...
         raise RenderError(
             EXIT_CORRUPT_IMAGE, f"the image data is damaged ({type(exc).__name__}: {exc}); re-export or re-upload it"
         ) from None
+    # The pixels are in memory from here on: an exception below is not the photo's fault,
+    # except a pixel mode Pillow cannot convert.
+    try:
+        if image.mode not in ("RGB", "L", "CMYK", "RGBA", "LA"):
+            image = flatten(image)  # resize needs these modes for a filtered result
+    except ValueError as exc:
+        raise RenderError(EXIT_UNSUPPORTED_FORMAT, f"pixel mode {image.mode} cannot be rendered ({exc})") from None
+    if image.size != target:
+        info = image.info
+        image = image.resize(target, LANCZOS, reducing_gap=3.0)
+        image.info = info
+    image = to_srgb(image)
     method = transpose_method(orientation)
     return image if method is None else image.transpose(method)
 
