@@ -250,3 +250,21 @@ def test_periodic_fixity_audit_repairs_by_itself(
     copy.write_bytes(b"bit rot")
     wait_for(lambda: sha256_of(copy) == entry.sha256, 20, "the periodic audit to repair the copy")
     assert archiver.metric("dp3_archiver_fixity_failures_total", store=str(site.store_roots[1])) >= 1
+
+
+def test_real_photos_with_awkward_names(
+    site: Site, amqp_url: str, journal: Journal, processes: list[ArchiverProcess], tmp_path: Path, corpus: Path
+) -> None:
+    """Corpus photos (their bytes, under names that are data, not code) go through and leave the inbox."""
+    processes.append(ArchiverProcess(archiver_env(site, amqp_url), tmp_path / "archiver.log"))
+    sources = sorted((corpus / "jpg").glob("*.jpg"))[:3] + sorted((corpus / "tiff").iterdir())[:2]
+    names = ["-rf leading dash.JPG", 'it\'s "quoted" (1).jpg', "Ünïcödé 写真.jpg", "$(touch pwned).tif", "a;b|c.tif"]
+    entries = [site.photo(name, data=source.read_bytes()) for name, source in zip(names, sources, strict=True)]
+    for entry in entries:
+        journal.publish(entry)
+    journal.wait_all({e.id for e in entries}, Status.COLLECTED, 30)
+    for entry, source in zip(entries, sources, strict=True):
+        assert verified_everywhere(site, site.store_roots, entry.id, entry.sha256)
+        assert (site.store_roots[1] / DATE / entry.id).read_bytes() == source.read_bytes()
+        assert not Path(entry.path).exists()
+    assert not (Path.cwd() / "pwned").exists() and not (site.root / "pwned").exists()
