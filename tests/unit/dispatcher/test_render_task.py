@@ -363,3 +363,19 @@ def test_old_python_or_pillow_is_a_worker_environment_failure(
     assert render_task.main([str(tmp_path / "photo"), str(tmp_path)]) == render_task.EXIT_WORKER_ENVIRONMENT
     report = json.loads(capsys.readouterr().out)
     assert report["kind"] == "worker_environment" and needed in report["message"]
+
+
+def test_embedded_profile_is_converted_to_srgb(corpus: Path) -> None:
+    with Image.open(corpus / "jpg/orientation/landscape_2.jpg") as image:
+        generic_rgb = image.info["icc_profile"]  # Apple "Generic RGB Profile", gamma 1.8
+    with Image.open(corpus / "jpg/tests/33-type_error.jpg") as image:
+        srgb = image.info["icc_profile"]  # "sRGB IEC61966-2.1"
+    grey = Image.new("RGB", (8, 8), (100, 100, 100))
+    grey.info["icc_profile"] = generic_rgb
+    converted = render_task.to_srgb(grey).getpixel((0, 0))
+    # Gamma 1.8 mid-grey is lighter once encoded for sRGB (about 2.2).
+    assert isinstance(converted, tuple) and all(value > 110 for value in converted)
+    grey.info["icc_profile"] = srgb
+    assert render_task.to_srgb(grey).getpixel((0, 0)) == (100, 100, 100)
+    grey.info["icc_profile"] = b"not a profile"
+    assert render_task.to_srgb(grey).getpixel((0, 0)) == (100, 100, 100)
