@@ -110,6 +110,7 @@ class Archiver:
             archived = journaled  # a replay: re-emit the same event
         else:
             document = sidecar.with_entry(document, archived)
+            metrics.ARCHIVED.inc()
         data = sidecar.dumps(document)
         writes = [
             self._pool.submit(store.write_document, store.root / target.date / target.files.sidecar, data)
@@ -118,7 +119,6 @@ class Archiver:
         concurrent.futures.wait(writes)
         for write in writes:
             write.result()
-        metrics.ARCHIVED.inc()
         plog.info("archived as %s in %s", target.name, ", ".join(archived.archives))
         return [archived]
 
