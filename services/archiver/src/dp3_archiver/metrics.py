@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-ARCHIVED = Counter("dp3_archiver_archived_total", "Photos archived (every store verified, Archived journaled); replays not counted")
+ARCHIVED = Counter(
+    "dp3_archiver_archived_total", "Photos archived (every store verified, Archived journaled); replays not counted"
+)
 COLLECTED = Counter("dp3_archiver_collected_total", "Inbox originals deleted after every store verified")
 BYTES = Counter("dp3_archiver_bytes_total", "Bytes written into a store (verified copies)", ["store"])
 STORE_ERRORS = Counter(
