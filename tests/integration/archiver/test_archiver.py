@@ -166,6 +166,10 @@ def test_three_archivers_compete_without_double_work(
     archived = [p.metric("dp3_archiver_archived_total") for p in processes]
     collected = [p.metric("dp3_archiver_collected_total") for p in processes]
     assert sum(archived) == 60 and sum(collected) == 60, (archived, collected)
+    for queue in ("archiver", "archiver.collect"):  # each message handled once, by one of them
+        handled = [p.metric("dp3_broker_messages_total", queue=queue) for p in processes]
+        acked = [p.metric("dp3_broker_messages_total", queue=queue, outcome="acked") for p in processes]
+        assert sum(handled) == sum(acked) == 60, (queue, handled, acked)
     assert sum(1 for n in archived if n > 0) >= 2, archived  # the work was shared
     written = sum(p.metric("dp3_archiver_bytes_total", store=str(site.store_roots[0])) for p in processes)
     sidecars = sum((site.store_roots[0] / DATE / f"{e.id}.json").stat().st_size for e in photos)
