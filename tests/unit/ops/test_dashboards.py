@@ -109,6 +109,9 @@ def test_provisioning_points_at_the_generated_dashboards() -> None:
     compose = (REPO / "docker-compose.yml").read_text()
     assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards" in compose
     assert "./deploy/grafana/provisioning:/etc/grafana/provisioning" in compose
+    # Prometheus in compose reads this folder's prometheus.yml, whose rule_files are relative to it.
+    assert "./deploy/prometheus:/etc/prometheus" in compose
+    assert "--config.file=/etc/prometheus/prometheus.yml" in compose
 
 
 def test_in_last_hour_is_the_idiom_the_promtool_case_proves() -> None:
