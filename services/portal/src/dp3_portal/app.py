@@ -25,9 +25,8 @@ from dp3_portal import metrics
 from dp3_portal.auth import BasicCache, LoginThrottle, Sessions, Users, load_secret_key
 from dp3_portal.catalog import Catalog
 from dp3_portal.consuming import RecorderThread
-from dp3_portal.recorder import ensure_indexes
 from dp3_portal.settings import PortalSettings
-from dp3_portal.store_schema import JOURNAL_INDEXES, PHOTO_INDEXES
+from dp3_portal.store_schema import JOURNAL_INDEXES, PHOTO_INDEXES, THROUGHPUT_INDEXES
 from dp3_portal.workers import WorkersProbe
 
 log = logging.getLogger(__name__)
@@ -66,6 +65,7 @@ def create_app(
         db = client[settings.mongo_database]
         await db["journal"].create_indexes(JOURNAL_INDEXES)
         await db["photos"].create_indexes(PHOTO_INDEXES)
+        await db["throughput"].create_indexes(THROUGHPUT_INDEXES)
         users = Users(db)
         generated = await users.ensure_admin(
             settings.admin_password.get_secret_value() if settings.admin_password else None
@@ -125,4 +125,4 @@ def create_app(
     return app
 
 
-__all__ = ["Portal", "create_app", "ensure_indexes"]
+__all__ = ["Portal", "create_app"]

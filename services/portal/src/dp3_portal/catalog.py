@@ -6,7 +6,7 @@ answers some queries silently wrong. This module uses only:
 * equality on scalar fields that are never null (``status``, ``failed``,
   ``kind``, ``_id``), and ``$in`` on ``_id``;
 * ``$gt``/``$gte``/``$lt`` ranges on scalar strings and numbers
-  (``sort_key``, ``k_*``, ``failed_recent``, ``at_ts``);
+  (``sort_key``, ``k_*``, ``failed_recent``, ``minute``);
 * string ``$regex`` (a plain string pattern, never a compiled ``re``) on
   ``name``, which is stored lower-cased so no options are needed;
 * ``sort`` / ``limit``, ``find_one``, and aggregations made of ``$match``
@@ -52,7 +52,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from dp3.events import Status
 from dp3_portal.fold import FILTER_KEYS, KEY_END, KEY_SEPARATOR, SORT_WIDTH, Photo, time_prefix
-from dp3_portal.store_schema import FACETS, JOURNAL, PHOTOS
+from dp3_portal.store_schema import FACETS, JOURNAL, PHOTOS, THROUGHPUT
 
 DEFAULT_LIMIT = 60
 MAX_LIMIT = 200
@@ -214,10 +214,18 @@ class Catalog:
         return StatusReport(
             per_status=counts,
             failed=failed,
-            last_hour=await self.group(JOURNAL, {"at_ts": {"$gte": now - 3600}}, "status"),
+            last_hour=await self.last_hour(now),
             failures_by_kind=await self.group(PHOTOS, {"failed": True}, "error_kind"),
             recent_failures=recent,
         )
+
+    async def last_hour(self, now: float) -> dict[str, int]:
+        """Events per status emitted in the last 60 minutes, from the recorder's per-minute counts."""
+        found = await self.db[THROUGHPUT].find({"minute": {"$gt": int(now // 60) - 60}}).to_list()
+        totals: dict[str, int] = {}
+        for row in found:
+            totals[str(row["status"])] = totals.get(str(row["status"]), 0) + int(row["n"])
+        return totals
 
     async def facet(self, kind: str) -> list[str]:
         found = await self.db[FACETS].find({"kind": kind}).to_list()

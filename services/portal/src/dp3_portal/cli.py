@@ -23,7 +23,7 @@ from dp3_portal.embedded import mongo_url_for_command
 from dp3_portal.recorder import Recorder, ensure_indexes
 from dp3_portal.settings import PortalSettings
 from dp3_portal.sidecars import read_store
-from dp3_portal.store_schema import JOURNAL, PHOTOS
+from dp3_portal.store_schema import JOURNAL, PHOTOS, THROUGHPUT
 
 SEED_FIELDS = ("id", "status", "datetime", "archives", "owner", "path")
 
@@ -127,6 +127,7 @@ def catalog_rebuild(args: argparse.Namespace) -> int:
             if not args.keep:
                 db[JOURNAL].drop()
                 db[PHOTOS].drop()
+                db[THROUGHPUT].drop()
             ensure_indexes(db)
             recorder = Recorder(db)
             photos = events = 0

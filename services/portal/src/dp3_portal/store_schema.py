@@ -14,6 +14,10 @@ JOURNAL = "journal"
 PHOTOS = "photos"
 USERS = "users"
 FACETS = "facets"
+THROUGHPUT = "throughput"
+"""Events per (minute of ``at``, status): the status page's last hour without scanning the journal."""
+
+THROUGHPUT_INDEXES = [IndexModel([("minute", ASCENDING)], name="minute")]
 
 JOURNAL_INDEXES = [
     IndexModel([("event_id", ASCENDING)], unique=True, name="event_id_unique"),
