@@ -115,6 +115,44 @@ def test_store_made_read_only_mid_run_holds_photos_until_it_returns(
         unmount(store_b)
 
 
+def test_unmounted_drive_is_down_and_its_mount_point_never_written(
+    site: Site, amqp_url: str, journal: Journal, processes: list[ArchiverProcess], tmp_path: Path
+) -> None:
+    drive, mount_point = tmp_path / "network-share", tmp_path / "mnt-drive"
+    drive.mkdir()
+    mount_point.mkdir()
+    subprocess.run(["mount", "--bind", str(drive), str(mount_point)], check=True)
+    try:
+        from dp3_archiver.stores import Store
+
+        Store(mount_point).init()
+        stores = [site.store_roots[0], mount_point]
+        archiver = ArchiverProcess(archiver_env(site, amqp_url, stores), tmp_path / "archiver.log")
+        processes.append(archiver)
+        unmount(mount_point)
+        assert not os.path.ismount(mount_point) and list(mount_point.iterdir()) == []
+        photos = [site.photo(f"M_{n}.JPG") for n in range(3)]
+        for entry in photos:
+            journal.publish(entry)
+        wait_for(
+            lambda: archiver.metric("dp3_archiver_store_errors_total", store=str(mount_point), kind="down") >= 3,
+            30,
+            "down errors counted for the unmounted drive",
+        )
+        assert list(mount_point.iterdir()) == []  # the empty mount point was never written into
+        assert all(Path(e.path).exists() for e in photos)
+        assert not journal.ids_with(Status.ARCHIVED)
+
+        subprocess.run(["mount", "--bind", str(drive), str(mount_point)], check=True)
+        journal.wait_all({e.id for e in photos}, Status.COLLECTED, 60)
+        for entry in photos:
+            assert verified_everywhere(site, [site.store_roots[0], drive], entry.id, entry.sha256)
+    finally:
+        for process in processes:
+            process.stop()
+        unmount(mount_point)
+
+
 def test_full_store_holds_photos_until_space_returns(
     site: Site, amqp_url: str, journal: Journal, processes: list[ArchiverProcess], tmp_path: Path
 ) -> None:
