@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import zoneinfo
 from pathlib import Path
 from typing import Any
@@ -242,3 +243,27 @@ def test_duplicate_whose_copies_do_not_verify_is_not_collected(site: Site) -> No
     with pytest.raises(CopiesNotVerified):
         collector(site).collect(dup_archived)
     assert Path(again.path).exists()
+
+
+def test_collection_observes_drop_to_collected_latency_and_store_gauges(site: Site) -> None:
+    from prometheus_client import REGISTRY
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    entry = site.photo().model_copy(update={"upload_finished_at": time.time() - 42.0})
+    [archived] = archiver(site).archive(entry)
+    count_before = sample("dp3_archiver_drop_to_collected_seconds_count")
+    sum_before = sample("dp3_archiver_drop_to_collected_seconds_sum")
+    assert collector(site).collect(archived) is not None
+    assert sample("dp3_archiver_drop_to_collected_seconds_count") == count_before + 1
+    assert 42.0 <= sample("dp3_archiver_drop_to_collected_seconds_sum") - sum_before < 60.0
+    label = str(site.store_roots[0])
+    assert sample("dp3_archiver_store_up", store=label) == 1.0
+    assert (
+        sample("dp3_archiver_store_size_bytes", store=label) >= sample("dp3_archiver_store_free_bytes", store=label) > 0
+    )
+    (site.store_roots[0] / layout.STORE_MARKER).unlink()
+    with pytest.raises(StoreUnavailable):
+        archiver(site).archive(site.photo(name="second.jpg"))
+    assert sample("dp3_archiver_store_up", store=label) == 0.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 import zoneinfo
 from collections.abc import Sequence
 from pathlib import Path
@@ -85,6 +86,8 @@ class Collector:
             return None
         if outcome is Outcome.DELETED:
             metrics.COLLECTED.inc()
+            if entry.upload_finished_at is not None:
+                metrics.DROP_TO_COLLECTED.observe(max(0.0, time.time() - entry.upload_finished_at))
             log_.info("collected %s", entry.path)
         collected = entry.next(Status.COLLECTED, service=SERVICE)
         return self._journal(collected, files, folders)

@@ -23,3 +23,10 @@ COPY_SECONDS = Histogram(
 FIXITY_FAILURES = Counter(
     "dp3_archiver_fixity_failures_total", "Copies found missing or corrupted by the fixity audit", ["store"]
 )
+STORE_SIZE = Gauge("dp3_archiver_store_size_bytes", "Total size of a store's file system (for percent free)", ["store"])
+STORE_UP = Gauge("dp3_archiver_store_up", "1 while a store's marker is present (mounted and initialised)", ["store"])
+DROP_TO_COLLECTED = Histogram(
+    "dp3_archiver_drop_to_collected_seconds",
+    "From the moment a photo's upload was seen finished to its original being collected",
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600),
+)

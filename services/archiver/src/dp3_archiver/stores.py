@@ -115,7 +115,9 @@ class Store:
 
     def ensure_usable(self) -> None:
         """Raise StoreUnavailable(down) unless the marker is present (the store is mounted and initialised)."""
-        if not self.is_marked():
+        marked = self.is_marked()
+        metrics.STORE_UP.labels(self.label).set(1 if marked else 0)
+        if not marked:
             raise self._failure("down", f"marker {layout.STORE_MARKER} missing (not mounted, or not initialised)")
 
     def free_bytes(self) -> int:
@@ -123,6 +125,7 @@ class Store:
             stat = os.statvfs(self.root)
         free = stat.f_bavail * stat.f_frsize
         metrics.STORE_FREE.labels(self.label).set(free)
+        metrics.STORE_SIZE.labels(self.label).set(stat.f_blocks * stat.f_frsize)
         return free
 
     def ensure_space(self, nbytes: int) -> None:
