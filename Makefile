@@ -32,7 +32,7 @@ rabbitmq:
 lint: install
 	$(PY)/ruff check .
 	$(PY)/ruff format --check .
-	$(PY)/mypy $(SRC) deploy/local tests benchmarks
+	$(PY)/mypy $(SRC) deploy/local deploy/grafana tests benchmarks
 
 unit: install
 	$(PY)/pytest tests/unit

@@ -48,6 +48,7 @@ class Stack:
             DP3_ADMIN_PASSWORD=self.password,
             DP3_EMBEDDED_MONGO_PORT=str(free_port()),
             DP3_WORK_QUEUE_PORT=str(free_port()),
+            DP3_PROMETHEUS_PORT="0",
             DP3_STABLE_SECONDS="1",
             DP3_RESCAN_SECONDS="2",
             DP3_WORKERS="2",
@@ -59,8 +60,8 @@ class Stack:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 90) -> None:
-        log = (self.home / "stack-stdout.log").open("wb")
         self.home.mkdir(parents=True, exist_ok=True)
+        log = (self.home / "stack-stdout.log").open("wb")
         self.process = subprocess.Popen(
             [sys.executable, str(REPO_ROOT / "deploy" / "local" / "stack.py"), "up"],
             env=self.env,

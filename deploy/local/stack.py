@@ -103,6 +103,16 @@ def supervisor_config(settings: Settings, env: dict[str, str]) -> str:
         )
     for service in SERVICES:
         programs[service] = str(VENV_BIN / f"dp3-{service}")
+    prometheus = shutil.which("prometheus")
+    prometheus_port = os.environ.get("DP3_PROMETHEUS_PORT", "9090")
+    if prometheus and prometheus_port != "0":
+        # Scrapes the default ports (deploy/prometheus/prometheus.local.yml); set
+        # DP3_PROMETHEUS_PORT=0 to leave it out, e.g. when the ports are moved.
+        programs["prometheus"] = (
+            f"{prometheus} --config.file={REPO / 'deploy' / 'prometheus' / 'prometheus.local.yml'} "
+            f"--storage.tsdb.path={home / 'prometheus'} --web.listen-address=127.0.0.1:{prometheus_port} "
+            "--web.enable-lifecycle"
+        )
     for name, command in programs.items():
         program_env = dict(env)
         if name in METRICS_PORT_DEFAULTS:
@@ -170,6 +180,7 @@ def up(settings: Settings) -> int:
         f"  gallery:  http://127.0.0.1:{port}/   user: admin   password: {password}\n"
         f"  inbox:    {settings.inbox_dir.resolve()}  (one sub-folder per photographer, FIRST-LAST)\n"
         f"  logs:     {home / 'logs'}\n"
+        f"  metrics:  http://127.0.0.1:{os.environ.get('DP3_PROMETHEUS_PORT', '9090')}/ (Prometheus, if installed)\n"
         f"  stop:     Ctrl-C here, or `make down`",
         flush=True,
     )
