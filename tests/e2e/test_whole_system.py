@@ -1,0 +1,178 @@
+"""The whole corpus through the whole stack, as separate processes under supervisord.
+
+Real RabbitMQ, the embedded MongoDB-wire server, real Work Queue workers, real
+photos; plus the bad inputs a field season brings. Nothing is faked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dp3.layout import STORE_MARKER
+from tests.rabbit import wait_for
+from tests.stack import Stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+OWNERS = ("JAEGER-NICHOLAS", "REEDER-PHILIP")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".tif", ".tiff", ".heic", ".heif", ".png"}
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def all_photos(stack: Stack) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 200}
+        if cursor:
+            params["cursor"] = cursor
+        page = stack.api("/api/photos", **params)
+        items += page["items"]
+        cursor = page["next"]
+        if not cursor:
+            return items
+
+
+def write_slowly(path: Path, data: bytes, seconds: float) -> None:
+    """An upload over a slow link: chunks with pauses shorter than the stability window."""
+    chunks = 8
+    step = len(data) // chunks + 1
+    with path.open("wb") as stream:
+        for start in range(0, len(data), step):
+            stream.write(data[start : start + step])
+            stream.flush()
+            time.sleep(seconds / chunks)
+
+
+def test_corpus_and_bad_inputs_end_in_the_right_state(stack: Stack, corpus: Path) -> None:
+    images = sorted(p for p in corpus.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    assert len(images) >= 100
+    expected: dict[str, bytes] = {}  # inbox path -> bytes that must be archived
+    for index, source in enumerate(images):
+        target = stack.inbox / OWNERS[index % 2] / source.parent.relative_to(corpus) / source.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        expected[str(target)] = source.read_bytes()
+
+    owner_dir = stack.inbox / OWNERS[0]
+    canon = (corpus / "jpg" / "Canon_40D.jpg").read_bytes()
+    bad = {
+        owner_dir / "empty.jpg": (b"", "empty_file"),
+        owner_dir / "truncated.jpg": (canon[: len(canon) // 2], "corrupt_image"),
+        owner_dir / "notes.jpg": (b"field notes, day 3: trench B\n" * 20, "corrupt_image"),
+    }
+    for path, (data, _) in bad.items():
+        path.write_bytes(data)
+        expected[str(path)] = data
+    root_photo = stack.inbox / "loose photo.jpg"
+    root_photo.write_bytes(canon)
+    slow = owner_dir / "slow upload (2).jpg"
+    slow_bytes = (corpus / "jpg" / "gps" / "DSCN0010.jpg").read_bytes()
+    expected[str(slow)] = slow_bytes
+    writer = threading.Thread(target=write_slowly, args=(slow, slow_bytes, 4.0))
+    writer.start()
+    writer.join()
+
+    def settled() -> bool:
+        photos = all_photos(stack)
+        final = {p["path"] for p in photos if p["status"] == "Collected"}
+        return final >= set(expected) and any(p["path"] == str(root_photo) for p in photos)
+
+    wait_for(settled, 420, "every photo collected", interval=2)
+    photos = {p["path"]: p for p in all_photos(stack)}
+
+    # Every good photo Collected, byte-identical in both stores with its artifacts and sidecar;
+    # every bad one Failed with the right kind, its original preserved in the stores.
+    for inbox_path, data in expected.items():
+        photo = photos[inbox_path]
+        assert photo["status"] == "Collected", photo
+        assert photo["sha256"] == sha256(data)
+        kind = next((kind for bad_path, (_, kind) in bad.items() if str(bad_path) == inbox_path), None)
+        if kind is None:
+            assert photo["error"] is None, photo
+        else:
+            assert photo["failed"] and photo["error"]["kind"] == kind, photo
+        assert len(photo["archives"]) == 2
+        for folder in map(Path, photo["archives"]):
+            assert folder.parent in stack.stores
+            sidecars = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+            [sidecar] = [s for s in sidecars if s.get("id") == photo["id"]]
+            stored = folder / (sidecar.get("stored_name") or photo["id"])
+            assert stored.read_bytes() == data, stored
+            stem = Path(stored.name).stem
+            artifacts = {folder / f"{stem}_THUMBNAIL.jpg", folder / f"{stem}_WEB.jpg"}
+            if kind is None:
+                assert all(a.stat().st_size > 0 for a in artifacts), artifacts
+            else:
+                assert not any(a.exists() for a in artifacts)
+                assert json.dumps(sidecar).count(kind) >= 1
+
+    # The root photo stays where it is, with no_owner; the inbox is otherwise empty.
+    root = photos[str(root_photo)]
+    assert root["status"] == "Failed" and root["error"]["kind"] == "no_owner"
+    left = sorted(str(p) for p in stack.inbox.rglob("*") if p.is_file() or p.is_symlink())
+    assert left == [str(root_photo)]
+
+    # No store holds a photo twice: one original per collected photo, in each store.
+    for store in stack.stores:
+        originals = [
+            p
+            for p in store.rglob("*")
+            if p.is_file()
+            and p.name != STORE_MARKER
+            and p.suffix != ".json"
+            and not p.stem.endswith(("_THUMBNAIL", "_WEB"))
+        ]
+        assert sorted(sha256(p.read_bytes()) for p in originals) == sorted(sha256(d) for d in expected.values())
+
+    # The API's counts equal the journal's, and the journal shows each photo's transitions in order.
+    journal = export_journal(stack)
+    final_status: dict[str, str] = {}
+    history: dict[str, list[str]] = {}
+    for entry in journal:
+        history.setdefault(entry["id"], []).append(entry["status"])
+        final_status[entry["id"]] = entry["status"]
+    stats = stack.api("/api/stats")
+    for status in ("Detected", "Processed", "Archived", "Collected", "Failed", "Duplicate"):
+        assert stats[status] == sum(1 for s in final_status.values() if s == status), (status, stats)
+    order = {"Detected": 0, "Processed": 1, "Failed": 1, "Archived": 2, "Collected": 3}
+    for photo in photos.values():
+        steps = [s for s in history[photo["id"]] if s != "Duplicate"]
+        first_seen = list(dict.fromkeys(steps))
+        assert [order[s] for s in first_seen] == sorted(order[s] for s in first_seen), (photo["id"], steps)
+        if photo["status"] == "Collected":
+            must = ["Detected", "Failed" if photo["failed"] else "Processed", "Archived", "Collected"]
+            assert first_seen == must, (photo["id"], steps)
+
+
+def export_journal(stack: Stack) -> list[dict[str, Any]]:
+    env = {**os.environ, **stack.env, "DP3_MONGO_URL": mongo_url(stack)}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dp3"), "journal", "export"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    entries = json.loads(result.stdout)
+    assert isinstance(entries, list)
+    return entries
+
+
+def mongo_url(stack: Stack) -> str:
+    return f"mongodb://127.0.0.1:{stack.env['DP3_EMBEDDED_MONGO_PORT']}/dp3?directConnection=true"
