@@ -1,6 +1,6 @@
 # DP3. A newcomer needs two commands: `make up` (run the system) and `make test`.
 # Both install what this machine lacks (Debian packages, the .venv) first.
-.PHONY: up down demo test install system-run system-test rabbitmq lint unit bench
+.PHONY: up down add demo test install system-run system-test rabbitmq lint unit bench
 
 PY := .venv/bin
 SRC := libs/dp3/src services/scanner/src services/dispatcher/src services/archiver/src services/portal/src
@@ -10,6 +10,9 @@ up: system-run rabbitmq install  ## the whole system on this machine, in the for
 
 down:  ## stop a stack started in the background (make up &)
 	$(PY)/python deploy/local/stack.py down
+
+add: install  ## one more instance of a stage beside a running stack: make add SERVICE=archiver
+	$(PY)/python deploy/local/stack.py add $(SERVICE)
 
 demo: install  ## drop a sample of the shared corpus into two photographers' folders
 	$(PY)/python deploy/local/stack.py demo

@@ -7,6 +7,9 @@ embedded MongoDB-wire server (unless ``DP3_MONGO_URL`` is set) and the four
 services, restarts any that crash, and on Ctrl-C or SIGTERM stops them all,
 each with its process group (the dispatcher's Work Queue workers included).
 ``down`` asks a stack started in the background to do the same and waits.
+``add SERVICE`` runs one more instance of a stage beside a running stack, with
+the stack's settings and free ports, in the foreground: stages are competing
+consumers, so the new one takes its share of the work at once.
 
 The same entry points run in the compose images (``dp3-scanner`` ...), so the
 local stack and the head node run the same code with the same settings.
@@ -15,6 +18,7 @@ local stack and the head node run the same code with the same settings.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import shutil
@@ -174,6 +178,9 @@ def up(settings: Settings) -> int:
     env = stack_environment(settings, password)
     conf = home / "supervisord.conf"
     conf.write_text(supervisor_config(settings, env))
+    saved = home / "stack-env.json"  # for `add`; holds the admin password, so 0600
+    saved.touch(mode=0o600)
+    saved.write_text(json.dumps(env, indent=1))
     port = os.environ.get("DP3_PORTAL_PORT", str(PORTAL_PORT_DEFAULT))
     print(
         f"DP3 is starting from {home}\n"
@@ -204,6 +211,32 @@ def down(settings: Settings, timeout: float = 60.0) -> int:
     return 1
 
 
+def add(settings: Settings, service: str) -> int:
+    """Run one more ``service`` with the running stack's environment and free ports."""
+    home = _home(settings)
+    saved = home / "stack-env.json"
+    if _running_pid(home) is None or not saved.exists():
+        print(f"dp3: no stack is running from {home} (make up starts one)", file=sys.stderr)
+        return 1
+    env = {**os.environ, **json.loads(saved.read_text())}
+    env["DP3_METRICS_PORT"] = str(_free_port())
+    if service == "portal":
+        env["DP3_PORTAL_PORT"] = os.environ.get("DP3_ADD_PORT", str(_free_port()))
+        print(f"dp3: another portal on http://127.0.0.1:{env['DP3_PORTAL_PORT']}/", flush=True)
+    else:
+        print(f"dp3: another {service}, metrics on port {env['DP3_METRICS_PORT']}", flush=True)
+    entry = VENV_BIN / f"dp3-{service}"
+    os.execve(entry, [str(entry)], env)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def demo(settings: Settings, corpus: Path, count: int) -> int:
     """Copy a sample of the corpus into two photographers' folders."""
     photos = sorted(p for p in (corpus / "jpg").rglob("*.jpg") if "invalid" not in p.parts and "tests" not in p.parts)
@@ -230,7 +263,8 @@ def _running_pid(home: Path) -> int | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stack", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("action", choices=("up", "down", "demo"))
+    parser.add_argument("action", choices=("up", "down", "demo", "add"))
+    parser.add_argument("service", nargs="?", choices=SERVICES, help="with add: which stage to run once more")
     parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus" / "exif-samples")
     parser.add_argument("--count", type=int, default=24)
     args = parser.parse_args(argv)
@@ -243,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         return up(settings)
     if args.action == "down":
         return down(settings)
+    if args.action == "add":
+        if args.service is None:
+            parser.error("add needs a SERVICE: one of " + ", ".join(SERVICES))
+        return add(settings, args.service)
     return demo(settings, args.corpus, args.count)
 
 
