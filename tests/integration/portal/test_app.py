@@ -216,3 +216,21 @@ def test_status_page_reads_workers_connected_from_the_dispatcher_metrics(portal_
             assert re.search(r'id="workers">3<', client.get("/status").text)
     finally:
         server.shutdown()
+
+
+def test_a_duplicate_upload_shows_the_archived_photo_files(client, recorded, db, corpus) -> None:
+    from dp3.events import Status
+    from dp3_portal.recorder import Recorder
+
+    archived = next(e for e in recorded.events if e.id == recorded.ids["jpg/Nikon_D70.jpg"])
+    again = archived.model_copy(
+        update={"id": "DOE-JOHN_1360701208_copy.jpg", "owner": "DOE-JOHN", "path": "/inbox/DOE-JOHN/copy.jpg"}
+    )
+    duplicate = again.next(Status.DUPLICATE, service="dispatcher", duplicate_of=archived.id)
+    Recorder(db).record([again, duplicate])
+    detail = client.get(f"/api/photos/{duplicate.id}", auth=basic()).json()
+    assert (detail["status"], detail["failed"]) == ("Duplicate", False)
+    got = client.get(f"/api/photos/{duplicate.id}/original", auth=basic())
+    assert got.status_code == 200 and got.content == (corpus / "jpg/Nikon_D70.jpg").read_bytes()
+    assert 'filename="copy.jpg"' in got.headers["content-disposition"]
+    assert client.get(f"/api/photos/{duplicate.id}/thumbnail", auth=basic()).status_code == 200

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from enum import StrEnum
+from pathlib import Path as FsPath
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
 from dp3_portal import images, presentation
+from dp3_portal.app import Portal
 from dp3_portal.catalog import DEFAULT_LIMIT, MAX_LIMIT, BadQuery
 from dp3_portal.routes.deps import PortalDep, UserDep
 from dp3_portal.routes.filters import FilterDep
@@ -98,20 +100,26 @@ async def get_image(portal: PortalDep, user: UserDep, photo_id: PhotoId, kind: I
     photo = await portal.catalog.photo(photo_id)
     if photo is None:
         raise HTTPException(404, "no such photo")
+    found = await _locate(portal, photo, kind)
+    if found is None and photo.get("duplicate_of"):
+        # A Duplicate is the same bytes as a photo already archived: show that one's files.
+        original = await portal.catalog.photo(str(photo["duplicate_of"]))
+        if original is not None and original.get("sha256") == photo.get("sha256"):
+            found = await _locate(portal, original, kind)
+    if found is None:
+        what = "no verified copy of the original in any store" if kind is ImageKind.original else f"no {kind.value}"
+        raise HTTPException(404, what)
+    if kind is ImageKind.original:
+        filename = PurePosixPath(str(photo["path"])).name or str(photo["_id"])
+        return FileResponse(found, media_type="application/octet-stream", filename=filename)
+    return FileResponse(found, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+async def _locate(portal: Portal, photo: dict[str, Any], kind: ImageKind) -> FsPath | None:
     settings = portal.settings
     if kind is ImageKind.original:
-        found = await asyncio.to_thread(images.original_path, photo, settings.stores)
-        if found is None:
-            raise HTTPException(404, "no verified copy of the original in any store")
-        return FileResponse(
-            found,
-            media_type="application/octet-stream",
-            filename=PurePosixPath(str(photo["path"])).name or str(photo["_id"]),
-        )
-    artifact = images.artifact_path(photo, kind.value, settings.stores, settings.staging_dir)
-    if artifact is None:
-        raise HTTPException(404, f"no {kind.value} for this photo")
-    return FileResponse(artifact, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+        return await asyncio.to_thread(images.original_path, photo, settings.stores)
+    return images.artifact_path(photo, kind.value, settings.stores, settings.staging_dir)
 
 
 @router.get("/stats")
