@@ -115,6 +115,7 @@ def test_a_researcher_logs_in_browses_filters_opens_downloads_and_logs_out(
     web = page.locator("img.web")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=web.element_handle())
     expect(page.locator("#history")).to_contain_text("Collected")
+    page.screenshot(path=str(ARTIFACTS / "portal-photo.png"), full_page=True)
     with page.expect_download() as download_info:
         page.click("#download")
     download = download_info.value
