@@ -121,6 +121,10 @@ def supervisor_config(settings: Settings, env: dict[str, str]) -> str:
         program_env = dict(env)
         if name in METRICS_PORT_DEFAULTS:
             program_env["DP3_METRICS_PORT"] = str(metrics_port(name))
+        if name == "portal":
+            program_env.setdefault(
+                "DP3_DISPATCHER_METRICS_URL", f"http://127.0.0.1:{metrics_port('dispatcher')}/metrics"
+            )
         environment = ",".join(f'{key}="{_escape(value)}"' for key, value in sorted(program_env.items()))
         sections += [
             f"[program:{name}]",
