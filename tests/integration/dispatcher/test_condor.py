@@ -1,0 +1,102 @@
+"""The Condor path against a real HTCondor pool: renders run on workers that are Condor jobs.
+
+The pool is Debian trixie's minicondor in a debootstrap chroot
+(deploy/condor/pool.sh; built once and cached under /var/cache/dp3-condor).
+Its execute node has Debian's python3 + python3-pil, not this virtual
+environment: the render task runs on the cluster's Python.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dp3.events import Status
+from tests.conftest import REPO
+from tests.integration.dispatcher.harness import detected, publish, worker_processes
+from tests.rabbit import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+POOL = REPO / "deploy" / "condor" / "pool.sh"
+ROOT = Path(os.environ.get("DP3_CONDOR_ROOT", "/var/cache/dp3-condor/root"))
+MIRROR_UNREACHABLE = 3
+
+
+@pytest.fixture
+def condor_pool(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A running pool; yields (shared scratch folder, folder of condor_* wrappers)."""
+    if os.geteuid() != 0:
+        pytest.skip("the Condor pool needs root (chroot, bind mounts)")
+    shared, bindir = tmp_path / "work-queue", tmp_path / "condor-bin"
+    started = subprocess.run(
+        [str(POOL), "start", str(shared), str(bindir)], capture_output=True, text=True, timeout=900, check=False
+    )
+    if started.returncode == MIRROR_UNREACHABLE:
+        pytest.skip(f"cannot build the Condor chroot: {started.stderr.strip()}")
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        yield shared, bindir
+    finally:
+        subprocess.run([str(POOL), "stop"], check=False, timeout=120)
+
+
+def _condor(bindir: Path, *args: str) -> str:
+    return subprocess.run(
+        [str(bindir / args[0]), *args[1:]], capture_output=True, text=True, timeout=60, check=True, cwd="/"
+    ).stdout
+
+
+def test_renders_run_on_condor_job_workers_with_the_clusters_python(
+    corpus: Path, amqp_url: str, outcomes, start_dispatcher, condor_pool
+) -> None:
+    shared, bindir = condor_pool
+    entries = [detected(photo, corpus) for photo in sorted((corpus / "jpg" / "orientation").glob("*.jpg"))]
+    dispatcher = start_dispatcher(
+        PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}",
+        DP3_WORK_QUEUE_BATCH="condor",
+        DP3_WORK_QUEUE_HOST="127.0.0.1",  # the chroot shares the host's network
+        DP3_WORK_QUEUE_SCRATCH=str(shared),
+        DP3_WORKERS_MIN="0",
+        DP3_WORKERS_MAX="2",
+        DP3_WORKER_IDLE_TIMEOUT="30",
+    )
+    dispatcher.metrics_port()
+    roots: set[str] = set()
+    stop = threading.Event()
+
+    def watch() -> None:  # where do the workers run? (/proc/<pid>/root)
+        while not stop.is_set():
+            for pid in worker_processes():
+                try:
+                    roots.add(os.readlink(f"/proc/{pid}/root"))
+                except OSError:
+                    pass
+            stop.wait(0.1)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        publish(amqp_url, entries)
+        final = outcomes.wait_all({e.id for e in entries}, timeout=120)
+    finally:
+        stop.set()
+        watcher.join()
+    assert {final[e.id].status for e in entries} == {Status.PROCESSED}
+    # Every worker seen ran inside the pool's chroot, i.e. as a Condor job.
+    assert roots == {str(ROOT)}
+    running = _condor(bindir, "condor_q", "-af", "ClusterId", "Cmd")
+    assert str(shared) in running  # the factory's jobs (condor.sh in its scratch folder)
+
+    assert dispatcher.stop(90) == 0
+    # Stopping the dispatcher stopped the factory, which removed its Condor jobs.
+    wait_for(lambda: _condor(bindir, "condor_q", "-af", "ClusterId").strip() == "", 60, "the worker jobs to leave")
+    history = _condor(bindir, "condor_history", "-af", "ClusterId", "Owner", "Cmd", "JobStatus")
+    jobs = [line.split() for line in history.splitlines() if str(shared) in line]
+    assert jobs, history
+    assert all(owner == "dp3" for _cluster, owner, _cmd, _status in jobs)
