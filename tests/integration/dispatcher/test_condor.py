@@ -8,6 +8,7 @@ environment: the render task runs on the cluster's Python.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
@@ -73,10 +74,8 @@ def test_renders_run_on_condor_job_workers_with_the_clusters_python(
     def watch() -> None:  # where do the workers run? (/proc/<pid>/root)
         while not stop.is_set():
             for pid in worker_processes():
-                try:
+                with contextlib.suppress(OSError):  # gone meanwhile
                     roots.add(os.readlink(f"/proc/{pid}/root"))
-                except OSError:
-                    pass
             stop.wait(0.1)
 
     watcher = threading.Thread(target=watch, daemon=True)
