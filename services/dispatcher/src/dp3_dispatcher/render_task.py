@@ -24,6 +24,15 @@ Exit status is the contract with the dispatcher (``dp3_dispatcher.verify``)::
 On a non-zero exit, stdout carries one JSON line ``{"kind", "message"}`` and no
 artifact file is left in OUTDIR.
 
+Batch mode, ``python3 render_task.py [--max-pixels N] --batch RESULTS.tar
+INPUT...``, renders several photos in one process: starting Python and
+importing Pillow costs more than rendering a camera photo at 1/8 scale, so a
+backlog is sent to workers a few photos per task. RESULTS.tar holds, for the
+i-th input, ``i/thumbnail.jpg``, ``i/web.jpg``, ``i/meta.json`` or
+``i/failure.json`` (``{"status", "kind", "message"}``, the single-photo exit
+status and line above). The exit status is 0 when the batch ran (each photo's
+outcome is in the tar), 20 when this worker cannot render at all.
+
 Speed: a 24-megapixel JPEG is decoded by libjpeg at 1/8 scale in the DCT
 domain (``draft``), never at full size; only that small image is resized,
 rotated and encoded, and the thumbnail is made from the web version. The
@@ -39,7 +48,10 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
+import tarfile
+import tempfile
 import threading
 import time
 import warnings
@@ -562,24 +574,57 @@ def fail(status: int, message: str) -> int:
     return status
 
 
+def render_one(source: str, outdir: str, max_pixels: int) -> "tuple[int, str]":
+    """Render one photo; (exit status, message). Leaves no artifact behind on failure."""
+    try:
+        render(source, outdir, max_pixels)
+    except RenderError as exc:
+        remove_artifacts(outdir)
+        return exc.status, exc.message
+    except Exception as exc:  # noqa: BLE001 -- a bug or a full disk: not the photo's fault, so retryable
+        remove_artifacts(outdir)
+        return EXIT_RENDER_FAILED, f"the render task failed on this worker: {type(exc).__name__}: {exc}"
+    return EXIT_OK, ""
+
+
+def render_batch(sources: "list[str]", results: str, max_pixels: int) -> None:
+    """Render every source; write each one's artifacts or failure into the tar ``results``."""
+    scratch = tempfile.mkdtemp(prefix="dp3-batch-", dir=os.path.dirname(os.path.abspath(results)))
+    try:
+        with tarfile.open(results + ".tmp", "w", format=tarfile.PAX_FORMAT) as archive:
+            for index, source in enumerate(sources):
+                outdir = os.path.join(scratch, str(index))
+                status, message = render_one(source, outdir, max_pixels)
+                if status != EXIT_OK:
+                    os.makedirs(outdir, exist_ok=True)
+                    failure = {"status": status, "kind": KIND_BY_EXIT[status], "message": message}
+                    with open(os.path.join(outdir, "failure.json"), "w", encoding="utf-8") as handle:
+                        json.dump(failure, handle, ensure_ascii=False)
+                archive.add(outdir, arcname=str(index))
+        os.replace(results + ".tmp", results)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def main(argv: "list[str] | None" = None) -> int:
-    parser = argparse.ArgumentParser(description="Render a thumbnail, a web version and meta.json for one photo.")
+    parser = argparse.ArgumentParser(description="Render a thumbnail, a web version and meta.json for a photo.")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
-    parser.add_argument("input", help="the photo")
-    parser.add_argument("outdir", help="where thumbnail.jpg, web.jpg and meta.json go")
+    parser.add_argument("--batch", metavar="RESULTS", help="render every INPUT, results into this tar file")
+    parser.add_argument("paths", nargs="+", help="INPUT OUTDIR, or with --batch: INPUT...")
     args = parser.parse_args(argv)
+    if not args.batch and len(args.paths) != 2:
+        parser.error("expected INPUT OUTDIR (or --batch RESULTS INPUT...)")
     problem = environment_problem()
     if problem:
         return fail(EXIT_WORKER_ENVIRONMENT, problem)
-    try:
-        render(args.input, args.outdir, args.max_pixels)
-    except RenderError as exc:
-        remove_artifacts(args.outdir)
-        return fail(exc.status, exc.message)
-    except Exception as exc:  # noqa: BLE001 -- a bug or a full disk: not the photo's fault, so retryable
-        remove_artifacts(args.outdir)
-        return fail(EXIT_RENDER_FAILED, f"the render task failed on this worker: {type(exc).__name__}: {exc}")
-    return EXIT_OK
+    if args.batch:
+        try:
+            render_batch(args.paths, args.batch, args.max_pixels)
+        except Exception as exc:  # noqa: BLE001 -- the tar could not be written: retry the batch
+            return fail(EXIT_RENDER_FAILED, f"the batch failed on this worker: {type(exc).__name__}: {exc}")
+        return EXIT_OK
+    status, message = render_one(args.paths[0], args.paths[1], args.max_pixels)
+    return fail(status, message) if status != EXIT_OK else EXIT_OK
 
 
 if __name__ == "__main__":

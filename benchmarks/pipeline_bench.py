@@ -1,0 +1,254 @@
+"""Whole-pipeline throughput against the raw render, drop-to-collected latency, time per stage.
+
+In one run, on the same cores:
+
+1. ``raw``: this project's render code (``render_task.render``) over N camera-sized
+   JPEGs in a process pool of one process per core: no broker, no hashing of
+   inbox files, no archiving. The ceiling.
+2. ``pipeline``: the same N photos dropped at once into the inbox of the
+   one-machine stack (``make up``: scanner, dispatcher with local Work Queue
+   workers, archiver with two stores, portal with the embedded MongoDB-wire
+   server), timed from the first drop to the last ``Collected``.
+3. ``single``: photos dropped one at a time; drop-to-collected latency each.
+4. Where the time goes, per stage, from the journal's timestamps.
+
+Targets (issue 9): pipeline >= 0.7x the raw render rate; median single-photo
+latency <= DP3_STABLE_SECONDS + 2 s.
+
+Run from the repository root (RabbitMQ running; about 3 minutes)::
+
+    .venv/bin/python benchmarks/pipeline_bench.py [--photos 200] [--singles 10] [--stable 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import functools
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from dp3_dispatcher import render_task  # noqa: E402
+from tests.rabbit import create_vhost, delete_vhost, wait_for  # noqa: E402
+from tests.stack import Stack  # noqa: E402
+
+CORPUS = REPO.parent / "shared" / "corpus" / "exif-samples"
+SIZE = (4032, 3024)  # 12.2 MP, a phone camera's frame
+OWNERS = ("JAEGER-NICHOLAS", "REEDER-PHILIP", "COHEN-MIRIAM")
+
+
+def make_photos(count: int, folder: Path) -> list[Path]:
+    """N distinct 12 MP JPEGs with their camera's EXIF, from the corpus' larger photos (cached)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = [folder / f"bench_{index:04d}.jpg" for index in range(count)]
+    if all(path.exists() for path in wanted):
+        return wanted
+    sources = [p for p in sorted((CORPUS / "jpg").rglob("*.jpg")) if _pixels(p) >= 3_000_000]
+    bases: list[tuple[Image.Image, bytes]] = []
+    for source in sources:
+        with Image.open(source) as image:
+            exif = image.info.get("exif", b"")
+            resized: Image.Image = image.convert("RGB").resize(SIZE, Image.Resampling.BILINEAR)
+        # Sensor-like grain: an upscale alone is smooth, compresses to a third of a
+        # camera file and decodes in a fraction of the time.
+        grain = Image.effect_noise(SIZE, 24).convert("RGB")
+        bases.append((Image.blend(resized, grain, 0.12), exif))
+    for index, path in enumerate(wanted):
+        if path.exists():
+            continue
+        base, exif = bases[index % len(bases)]
+        photo = base.copy()
+        # A distinct patch per photo: distinct bytes, distinct sha256, same cost to render.
+        photo.paste((index * 37 % 256, index * 91 % 256, index * 53 % 256), (16, 16, 80 + index % 50, 80))
+        photo.save(path, "JPEG", quality=90, exif=exif)
+    return wanted
+
+
+def _pixels(path: Path) -> int:
+    try:
+        with Image.open(path) as image:
+            return int(image.width * image.height)
+    except OSError:
+        return 0
+
+
+def _render_one(source: str) -> float:
+    with tempfile.TemporaryDirectory() as outdir:
+        started = time.perf_counter()
+        render_task.render(source, outdir)
+        return time.perf_counter() - started
+
+
+def raw_render(photos: list[Path]) -> tuple[float, float]:
+    """Photos per second and median seconds per photo, one process per core."""
+    cores = os.cpu_count() or 1
+    with concurrent.futures.ProcessPoolExecutor(cores) as pool:
+        list(pool.map(_render_one, [str(p) for p in photos[:cores]]))  # warm the processes
+        started = time.perf_counter()
+        times = list(pool.map(_render_one, [str(p) for p in photos]))
+        elapsed = time.perf_counter() - started
+    return len(photos) / elapsed, statistics.median(times)
+
+
+def journal(stack: Stack) -> list[dict[str, Any]]:
+    env = {**os.environ, **stack.env}
+    env["DP3_MONGO_URL"] = f"mongodb://127.0.0.1:{stack.env['DP3_EMBEDDED_MONGO_PORT']}/dp3?directConnection=true"
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "dp3"), "journal", "export"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    entries = json.loads(out)
+    assert isinstance(entries, list)
+    return entries
+
+
+def at(entry: dict[str, Any]) -> float:
+    return (
+        time.mktime(time.strptime(entry["at"][:19], "%Y-%m-%dT%H:%M:%S"))
+        - time.timezone
+        + float("0." + entry["at"][20:-1] if len(entry["at"]) > 20 else 0)
+    )
+
+
+def collected_count(stack: Stack) -> int:
+    return int(stack.api("/api/stats")["Collected"])
+
+
+def pipeline(stack: Stack, photos: list[Path]) -> tuple[float, float]:
+    """Photos per second from first drop to last Collected, and that elapsed time."""
+    before = collected_count(stack)
+    first_drop = time.time()
+    for index, photo in enumerate(photos):
+        folder = stack.inbox / OWNERS[index % len(OWNERS)]
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(photo, folder / photo.name)
+    last = {"n": before}
+
+    def done() -> bool:
+        count = collected_count(stack)
+        if count != last["n"]:
+            last["n"] = count
+            print(f"  collected {count - before}/{len(photos)}", flush=True)
+        return count - before >= len(photos)
+
+    wait_for(done, 1800, "every photo collected", interval=0.25)
+    names = {photo.name for photo in photos}
+    last_collected = max(at(e) for e in journal(stack) if e["status"] == "Collected" and Path(e["path"]).name in names)
+    elapsed = last_collected - first_drop
+    return len(photos) / elapsed, elapsed
+
+
+def more_collected(stack: Stack, before: int) -> bool:
+    return collected_count(stack) > before
+
+
+def singles(stack: Stack, photos: list[Path]) -> list[float]:
+    """Drop-to-collected seconds for photos dropped one at a time."""
+    latencies = []
+    folder = stack.inbox / OWNERS[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    for photo in photos:
+        before = collected_count(stack)
+        target = folder / f"single_{photo.name}"
+        shutil.copyfile(photo, target)
+        dropped = target.stat().st_mtime
+        wait_for(functools.partial(more_collected, stack, before), 120, f"{target.name} collected", interval=0.05)
+        entry = next(e for e in reversed(journal(stack)) if e["status"] == "Collected" and e["path"] == str(target))
+        latencies.append(at(entry) - dropped)
+    return latencies
+
+
+def stage_times(entries: list[dict[str, Any]], names: set[str]) -> dict[str, list[float]]:
+    by_photo: dict[str, dict[str, dict[str, Any]]] = {}
+    for entry in entries:
+        if Path(entry["path"]).name in names:
+            by_photo.setdefault(entry["id"], {}).setdefault(entry["status"], entry)
+    stages: dict[str, list[float]] = {"scan": [], "render": [], "archive": [], "collect": []}
+    for events in by_photo.values():
+        if not {"Detected", "Processed", "Archived", "Collected"} <= set(events):
+            continue
+        detected = events["Detected"]
+        if detected.get("upload_finished_at"):
+            stages["scan"].append(at(detected) - float(detected["upload_finished_at"]))
+        stages["render"].append(at(events["Processed"]) - at(detected))
+        stages["archive"].append(at(events["Archived"]) - at(events["Processed"]))
+        stages["collect"].append(at(events["Collected"]) - at(events["Archived"]))
+    return stages
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--photos", type=int, default=200)
+    parser.add_argument("--singles", type=int, default=10)
+    parser.add_argument("--stable", type=float, default=1.0, help="DP3_STABLE_SECONDS for the stack")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "dp3-bench-photos")
+    args = parser.parse_args()
+
+    print(f"making {args.photos + args.singles} distinct {SIZE[0]}x{SIZE[1]} JPEGs in {args.cache} ...", flush=True)
+    photos = make_photos(args.photos + args.singles, args.cache)
+    burst, one_by_one = photos[: args.photos], photos[args.photos :]
+    megabytes = sum(p.stat().st_size for p in burst) / 1e6
+    print(f"{len(burst)} photos, {megabytes:.0f} MB; cores: {os.cpu_count()}", flush=True)
+
+    raw_rate, raw_median = raw_render(burst)
+    print(f"raw render:  {raw_rate:6.2f} photos/s  (median {raw_median * 1000:.0f} ms per photo per core)", flush=True)
+
+    vhost, url = create_vhost("dp3-bench")
+    home = Path(tempfile.mkdtemp(prefix="dp3-bench-")) / "home"
+    stack = Stack(
+        home,
+        url,
+        {
+            "DP3_STABLE_SECONDS": f"{args.stable:g}",
+            "DP3_WORKERS": str(os.cpu_count() or 1),
+            "DP3_WORKERS_MAX": str(os.cpu_count() or 1),
+        },
+    )
+    try:
+        stack.start()
+        rate, elapsed = pipeline(stack, burst)
+        latencies = singles(stack, one_by_one) if one_by_one else []
+        stages = stage_times(journal(stack), {p.name for p in burst})
+    finally:
+        stack.stop()
+        delete_vhost(vhost)
+        shutil.rmtree(home.parent, ignore_errors=True)
+
+    ratio = rate / raw_rate
+    print(f"pipeline:    {rate:6.2f} photos/s  ({elapsed:.1f} s from first drop to last Collected)")
+    print(f"ratio:       {ratio:.2f}x of the raw render  (target >= 0.70x: {'met' if ratio >= 0.7 else 'MISSED'})")
+    if latencies:
+        median = statistics.median(latencies)
+        bound = args.stable + 2
+        print(
+            f"single photo drop-to-collected: median {median:.2f} s, min {min(latencies):.2f} s, "
+            f"max {max(latencies):.2f} s  (target <= {bound:g} s: {'met' if median <= bound else 'MISSED'})"
+        )
+    print("where the time goes in the burst (median / p90 seconds per photo):")
+    for stage, values in stages.items():
+        if values:
+            values.sort()
+            p90 = values[int(0.9 * (len(values) - 1))]
+            print(f"  {stage:8s} {statistics.median(values):7.2f} / {p90:6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
