@@ -126,3 +126,36 @@ def test_a_fifo_is_never_read(tmp_path: Path) -> None:
     s = store(tmp_path)
     with pytest.raises(SourceMismatch):
         s.ensure_copy([fifo], s.root / "2012-12-14" / "a.jpg", "0" * 64, 0, may_replace=False)
+
+
+def test_a_problem_is_timed_from_first_failure_until_a_copy_succeeds(tmp_path: Path) -> None:
+    """store_up and the problem gauges say which store held photos back, and for how long."""
+    from prometheus_client import REGISTRY
+
+    def gauge(name: str) -> float | None:
+        return REGISTRY.get_sample_value(f"dp3_archiver_store_{name}", {"store": s.label})
+
+    src, sha = source(tmp_path)
+    s = store(tmp_path)
+    s.reserve_bytes = s.free_bytes() + 1
+    for name in ("a.jpg", "b.jpg"):
+        with pytest.raises(StoreUnavailable):
+            s.ensure_copy([src], s.root / "2012-12-14" / name, sha, 5000, may_replace=False)
+    assert s.trouble is not None and s.trouble.problem == "full" and s.trouble.until is None
+    since = s.trouble.since
+    assert gauge("up") == 0 and gauge("problem_since_seconds") == since and gauge("problem_until_seconds") == 0
+    s.ensure_usable()  # the marker is there, but that does not end a "full"
+    assert gauge("up") == 0
+
+    s.reserve_bytes = 0
+    assert s.ensure_copy([src], s.root / "2012-12-14" / "a.jpg", sha, 5000, may_replace=False) is CopyOutcome.WRITTEN
+    assert s.trouble.until is not None and s.trouble.since == since <= s.trouble.until
+    assert gauge("up") == 1 and gauge("problem_until_seconds") == s.trouble.until
+
+    (s.root / layout.STORE_MARKER).unlink()  # a new problem starts a new stretch
+    with pytest.raises(StoreUnavailable):
+        s.ensure_usable()
+    assert s.trouble.problem == "down" and s.trouble.until is None and gauge("up") == 0
+    s.init()
+    s.ensure_usable()  # the marker is back: "down" is over
+    assert s.trouble.until is not None and gauge("up") == 1

@@ -24,7 +24,21 @@ FIXITY_FAILURES = Counter(
     "dp3_archiver_fixity_failures_total", "Copies found missing or corrupted by the fixity audit", ["store"]
 )
 STORE_SIZE = Gauge("dp3_archiver_store_size_bytes", "Total size of a store's file system (for percent free)", ["store"])
-STORE_UP = Gauge("dp3_archiver_store_up", "1 while a store's marker is present (mounted and initialised)", ["store"])
+STORE_UP = Gauge(
+    "dp3_archiver_store_up",
+    "1 while a store takes and proves copies; 0 while it is down (no marker), read-only, full or failing",
+    ["store"],
+)
+STORE_PROBLEM_SINCE = Gauge(
+    "dp3_archiver_store_problem_since_seconds",
+    "Unix time the store's current or last problem began (0: none seen since start)",
+    ["store"],
+)
+STORE_PROBLEM_UNTIL = Gauge(
+    "dp3_archiver_store_problem_until_seconds",
+    "Unix time the store's last problem ended, i.e. a copy succeeded again (0: still going on, or none seen)",
+    ["store"],
+)
 DROP_TO_COLLECTED = Histogram(
     "dp3_archiver_drop_to_collected_seconds",
     "From the moment a photo's upload was seen finished to its original being collected",

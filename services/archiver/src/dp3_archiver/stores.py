@@ -12,6 +12,12 @@ compared with the expected sha256. Any trouble with the store itself (gone,
 read-only, full, I/O error, a read-back that does not match) is raised as
 :class:`StoreUnavailable`, a :class:`~dp3.errors.Retryable`: the photo waits and
 the message comes back later; a metric and a log line name the store.
+
+A store also keeps its current or last :class:`Trouble`: from its first
+failure until a copy succeeds again (or, for ``down``, its marker is back),
+``dp3_archiver_store_up`` is 0 and the ``problem_since``/``problem_until``
+gauges say for how long, so an operator (and the portal's status page) can
+tell which store held photos back and when it recovered.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ import json
 import logging
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from dp3 import layout
@@ -87,12 +95,24 @@ def hash_uncached(path: Path) -> tuple[str, int]:
         os.close(fd)
 
 
+@dataclass
+class Trouble:
+    """A stretch of time in which a store could not take or prove copies."""
+
+    problem: str  # the latest kind seen: down, read_only, full, io, verify
+    since: float  # Unix time of the first failure
+    until: float | None = None  # Unix time a copy succeeded again; None while it goes on
+
+
 class Store:
     """One configured store root; every file system call on it is translated into StoreUnavailable."""
 
     def __init__(self, root: Path, *, reserve_bytes: int = 0) -> None:
         self.root = root
         self.reserve_bytes = reserve_bytes
+        self.trouble: Trouble | None = None
+        """The current or last problem (None: none since start)."""
+        self._trouble_lock = threading.Lock()
 
     @property
     def label(self) -> str:
@@ -115,10 +135,10 @@ class Store:
 
     def ensure_usable(self) -> None:
         """Raise StoreUnavailable(down) unless the marker is present (the store is mounted and initialised)."""
-        marked = self.is_marked()
-        metrics.STORE_UP.labels(self.label).set(1 if marked else 0)
-        if not marked:
+        if not self.is_marked():
             raise self._failure("down", f"marker {layout.STORE_MARKER} missing (not mounted, or not initialised)")
+        # A returning marker ends a "down"; other problems end only when a copy succeeds.
+        self._back(only="down")
 
     def free_bytes(self) -> int:
         with self.translated("checking free space"):
@@ -201,6 +221,7 @@ class Store:
         with self.translated(f"syncing {final.parent}"):
             fsync_dir(final.parent)
         self._verify(final, sha256)
+        self._back()
         metrics.BYTES.labels(self.label).inc(size)
         metrics.COPY_SECONDS.observe(time.monotonic() - started)
         return CopyOutcome.WRITTEN
@@ -216,6 +237,7 @@ class Store:
             stream.write(data)
         if self.read_bytes(final) != data:
             raise self._failure("verify", f"{final} read back differs from what was written")
+        self._back()
         metrics.BYTES.labels(self.label).inc(len(data))
         return True
 
@@ -310,7 +332,32 @@ class Store:
     def _failure(self, problem: str, detail: str) -> StoreUnavailable:
         metrics.STORE_ERRORS.labels(self.label, problem).inc()
         log.warning("store %s unavailable (%s): %s", self.label, problem, detail, extra={"store": self.label})
+        with self._trouble_lock:
+            if self.trouble is None or self.trouble.until is not None:
+                self.trouble = Trouble(problem, time.time())
+                metrics.STORE_PROBLEM_SINCE.labels(self.label).set(self.trouble.since)
+                metrics.STORE_PROBLEM_UNTIL.labels(self.label).set(0)
+            self.trouble.problem = problem
+            metrics.STORE_UP.labels(self.label).set(0)
         return StoreUnavailable(self.label, problem, detail)
+
+    def _back(self, only: str | None = None) -> None:
+        """The store works again: end its trouble (only one of kind ``only``, if given)."""
+        with self._trouble_lock:
+            trouble = self.trouble
+            if trouble is not None and trouble.until is None:
+                if only is not None and trouble.problem != only:
+                    return
+                trouble.until = time.time()
+                metrics.STORE_PROBLEM_UNTIL.labels(self.label).set(trouble.until)
+                log.info(
+                    "store %s is back after %.0fs (%s)",
+                    self.label,
+                    trouble.until - trouble.since,
+                    trouble.problem,
+                    extra={"store": self.label},
+                )
+            metrics.STORE_UP.labels(self.label).set(1)
 
 
 def ensure_all_usable(stores: Sequence[Store]) -> None:
