@@ -34,3 +34,23 @@ def test_workers_connected_is_read_from_the_dispatcher_metrics() -> None:
     )
     assert parse_workers(text) == 3
     assert parse_workers("nothing here\n") is None
+
+
+def test_store_health_is_read_from_the_archiver_metrics() -> None:
+    from dp3_portal.stores import parse_stores
+
+    text = (
+        "# HELP dp3_archiver_store_up x\n"
+        'dp3_archiver_store_up{store="/data/a"} 0.0\n'
+        'dp3_archiver_store_up{store="/data/b"} 1.0\n'
+        'dp3_archiver_store_problem_since_seconds{store="/data/a"} 1000.0\n'
+        'dp3_archiver_store_problem_until_seconds{store="/data/a"} 0.0\n'
+        'dp3_archiver_store_errors_total{kind="read_only",store="/data/a"} 7.0\n'
+        'dp3_archiver_store_errors_created{kind="read_only",store="/data/a"} 9.9e8\n'
+        'dp3_archiver_store_free_bytes{store="/data/b"} 5.0e9\n'
+    )
+    a, b = parse_stores(text)
+    assert (a.store, a.in_trouble, a.errors, a.duration(1030.0)) == ("/data/a", True, {"read_only": 7}, 30.0)
+    assert (b.store, b.in_trouble, b.errors, b.duration(1030.0)) == ("/data/b", False, {}, None)
+    a.until = 1012.0
+    assert a.duration(5000.0) == 12.0

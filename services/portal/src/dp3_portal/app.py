@@ -27,6 +27,7 @@ from dp3_portal.catalog import Catalog
 from dp3_portal.consuming import RecorderThread
 from dp3_portal.settings import PortalSettings
 from dp3_portal.store_schema import JOURNAL_INDEXES, PHOTO_INDEXES, THROUGHPUT_INDEXES
+from dp3_portal.stores import StoresProbe
 from dp3_portal.workers import WorkersProbe
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class Portal:
     workers: WorkersProbe
     publisher: Publisher
     throttle: LoginThrottle
+    stores: StoresProbe = field(default_factory=lambda: StoresProbe(None))
     basic_cache: BasicCache = field(default_factory=BasicCache)
     recorder: RecorderThread | None = None
 
@@ -85,6 +87,7 @@ def create_app(
             workers=WorkersProbe(settings.dispatcher_metrics_url),
             publisher=publisher,
             throttle=LoginThrottle(settings.login_free_attempts, settings.login_delay_seconds),
+            stores=StoresProbe(settings.archiver_metrics_url),
         )
         if record:
             portal.recorder = await asyncio.to_thread(

@@ -15,6 +15,8 @@ class PortalSettings(Settings):
     admin_password: SecretStr | None = None
     secret_key: SecretStr | None = None
     dispatcher_metrics_url: str | None = None
+    archiver_metrics_url: str | None = None
+    """The archiver's /metrics, for the stores' health on the status page (unset: not shown)."""
     mongo_database: str = "dp3"
     secure_cookies: bool = False
     """Mark the session cookie Secure; set it when the portal is served over HTTPS."""

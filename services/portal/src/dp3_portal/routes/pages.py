@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
@@ -88,10 +89,15 @@ async def retry(portal: PortalDep, user: UserDep, photo_id: PhotoId) -> Response
 
 @router.get("/status")
 async def status_page(request: Request, portal: PortalDep, user: UserDep) -> Response:
-    report, workers = await asyncio.gather(portal.catalog.status_report(), portal.workers.workers_connected())
+    report, workers, stores = await asyncio.gather(
+        portal.catalog.status_report(), portal.workers.workers_connected(), portal.stores.stores()
+    )
     context = {
         "report": report,
         "workers": "unknown" if workers is None else str(workers),
+        "stores": stores,
+        "stores_known": portal.stores.url is not None,
+        "now": time.time(),
         "statuses": [status.value for status in Status],
         "zone": portal.settings.zone,
         "p": presentation,

@@ -1,0 +1,89 @@
+"""The archive stores' health, read from the archiver's ``/metrics``: which store held photos back, and how long.
+
+The archiver keeps, per store, ``dp3_archiver_store_up``, the start and end of
+its current or last problem (``..._problem_since_seconds`` /
+``..._problem_until_seconds``) and its error counts by kind. Parsing is pure
+(:func:`parse_stores`); :class:`StoresProbe` fetches, with a short cache, and
+answers None when the archiver does not answer (shown as "unknown").
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+CACHE_SECONDS = 5.0
+_SAMPLE = re.compile(r"^(dp3_archiver_store_[a-z_]+)\{([^}]*)\} (\S+)$", re.MULTILINE)
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+@dataclass
+class StoreHealth:
+    """One store as the archiver last saw it."""
+
+    store: str
+    up: bool = True
+    since: float = 0.0  # start of the current or last problem (0: none)
+    until: float = 0.0  # its end (0: still going on, or none)
+    errors: dict[str, int] = field(default_factory=dict)  # kind -> count since the archiver started
+
+    @property
+    def in_trouble(self) -> bool:
+        return not self.up
+
+    def duration(self, now: float) -> float | None:
+        """Seconds the current or last problem lasted (so far); None if there was none."""
+        if not self.since:
+            return None
+        return max(0.0, (self.until or now) - self.since)
+
+
+def parse_stores(metrics_text: str) -> list[StoreHealth]:
+    """Every store named in the archiver's metrics, sorted by name."""
+    stores: dict[str, StoreHealth] = {}
+    for name, labels_text, value_text in _SAMPLE.findall(metrics_text):
+        labels = dict(_LABEL.findall(labels_text))
+        label = labels.get("store")
+        if label is None:
+            continue
+        try:
+            value = float(value_text)
+        except ValueError:
+            continue
+        health = stores.setdefault(label, StoreHealth(label))
+        if name == "dp3_archiver_store_up":
+            health.up = value >= 1
+        elif name == "dp3_archiver_store_problem_since_seconds":
+            health.since = value
+        elif name == "dp3_archiver_store_problem_until_seconds":
+            health.until = value
+        elif name == "dp3_archiver_store_errors_total" and "kind" in labels:
+            health.errors[labels["kind"]] = int(value)
+    return [stores[label] for label in sorted(stores)]
+
+
+class StoresProbe:
+    """Caches the answer briefly so the status page never waits on the archiver twice in a row."""
+
+    def __init__(self, url: str | None, timeout: float = 1.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._cached: tuple[float, list[StoreHealth] | None] | None = None
+
+    async def stores(self) -> list[StoreHealth] | None:
+        if not self.url:
+            return None
+        now = time.monotonic()
+        if self._cached and now - self._cached[0] < CACHE_SECONDS:
+            return self._cached[1]
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                response = await client.get(self.url)
+            value = parse_stores(response.text) if response.status_code == 200 else None
+        except httpx.HTTPError:
+            value = None
+        self._cached = (now, value)
+        return value
