@@ -52,7 +52,11 @@ start() {
         cat > "$bindir/$tool" <<WRAP
 #!/bin/sh
 # $tool inside the DP3 Condor chroot, as the user $JOB_USER, from the same folder.
-chown $JOB_UID "\$PWD" 2>/dev/null || true  # the job user writes its log here
+# The job user must write its log in the factory's folder: hand over that one
+# folder only, and only inside the shared scratch (never -R, never another path).
+case "\$PWD" in
+"$shared"/?*) chown $JOB_UID "\$PWD" ;;
+esac
 exec chroot "$ROOT" /usr/sbin/runuser -u $JOB_USER -- /usr/bin/env -i PATH=/usr/bin:/bin HOME=/home/$JOB_USER \\
     /bin/sh -c 'cd "\$1" && shift && exec $tool "\$@"' sh "\$PWD" "\$@"
 WRAP

@@ -236,16 +236,24 @@ def python_without_pillow_path() -> dict[str, str]:
     return {"PATH": path}
 
 
-def worker_processes() -> list[int]:
-    """Pids of every work_queue_worker on this machine (tests compare against a baseline)."""
+def worker_processes(manager_port: int | None = None) -> list[int]:
+    """Pids of live work_queue_worker processes (of the manager on ``manager_port``, if given).
+
+    Other test runs on this machine have workers too: filter by port or by ancestry.
+    """
     pids = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
                 comm = Path(entry.path, "comm").read_text().strip()
                 state = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if comm.startswith("work_queue_work") and state != "Z":
-                    pids.append(int(entry.name))
+                if not comm.startswith("work_queue_work") or state == "Z":
+                    continue
+                if manager_port is not None:
+                    argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+                    if str(manager_port).encode() not in argv:
+                        continue
+                pids.append(int(entry.name))
     return pids
 
 

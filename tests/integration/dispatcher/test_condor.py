@@ -49,7 +49,7 @@ def condor_pool(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 
 def _condor(bindir: Path, *args: str) -> str:
     return subprocess.run(
-        [str(bindir / args[0]), *args[1:]], capture_output=True, text=True, timeout=60, check=True, cwd="/"
+        [str(bindir / args[0]), *args[1:]], capture_output=True, text=True, timeout=60, check=True, cwd=bindir
     ).stdout
 
 
@@ -68,12 +68,13 @@ def test_renders_run_on_condor_job_workers_with_the_clusters_python(
         DP3_WORKER_IDLE_TIMEOUT="30",
     )
     dispatcher.metrics_port()
+    manager_port = dispatcher.manager_port()
     roots: set[str] = set()
     stop = threading.Event()
 
     def watch() -> None:  # where do the workers run? (/proc/<pid>/root)
         while not stop.is_set():
-            for pid in worker_processes():
+            for pid in worker_processes(manager_port):
                 with contextlib.suppress(OSError):  # gone meanwhile
                     roots.add(os.readlink(f"/proc/{pid}/root"))
             stop.wait(0.1)
