@@ -18,6 +18,7 @@ from dp3.topology import DISPATCHER
 from dp3.workqueue import Manager
 from dp3_dispatcher import metrics
 from dp3_dispatcher.dispatcher import Dispatcher
+from dp3_dispatcher.orphans import reap_orphaned_factories
 from dp3_dispatcher.runner import TaskRunner
 from dp3_dispatcher.settings import DispatcherSettings
 from dp3_dispatcher.staging import Staging
@@ -35,6 +36,8 @@ class DispatcherApp:
         reaped = self.staging.reap()
         if reaped:
             log.info("removed %d render workspaces left by a previous run", reaped)
+        # A SIGKILLed predecessor could not stop its factory and workers: stop them now.
+        reap_orphaned_factories(settings.scratch_dir)
         self.manager = Manager(settings.work_queue_port, settings.work_queue_name)
         # A worker that vanished without closing its connection (a crashed node, or a
         # killed worker whose task still holds the socket) is noticed by keepalives.

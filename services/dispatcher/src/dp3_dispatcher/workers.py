@@ -30,6 +30,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dp3_dispatcher.orphans import factory_folder_prefix
+
 log = logging.getLogger(__name__)
 
 FACTORY = "work_queue_factory"
@@ -138,7 +140,8 @@ class WorkerFactory:
             # there, which fails ("text file busy", exit 1) while a factory left
             # by a killed dispatcher still runs workers from a shared one.
             self.config.scratch.mkdir(parents=True, exist_ok=True)
-            scratch = Path(tempfile.mkdtemp(prefix="factory-", dir=self.config.scratch))
+            # Its name says which dispatcher started it (see dp3_dispatcher.orphans).
+            scratch = Path(tempfile.mkdtemp(prefix=factory_folder_prefix(), dir=self.config.scratch))
             self._scratch = scratch
             env = {**os.environ, **self.config.extra_env}
             self._process = subprocess.Popen(

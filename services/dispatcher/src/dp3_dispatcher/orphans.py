@@ -1,0 +1,123 @@
+"""Factories left running by a dispatcher that was killed, found and stopped by the next one.
+
+A dispatcher stops its ``work_queue_factory`` and the workers below it when it
+is asked to stop (:meth:`dp3_dispatcher.workers.WorkerFactory.stop`), but a
+SIGKILLed one cannot, and ``--parent-death`` does not help: the chaos test
+found the factory, reparented to init, still running minutes later with its
+workers, which joined the restarted dispatcher's manager on the same port
+beyond ``DP3_WORKERS_MAX`` and outlived ``make down``.
+
+Each factory runs in a session of its own (``start_new_session``) with its
+working folder ``<scratch>/factory-<pid of the dispatcher that started it>-*``.
+So at start a dispatcher looks for factories in its scratch folder whose parent
+is no longer the dispatcher named in their folder, kills everything in their
+sessions (factory, workers, tasks) and removes their folders. A factory of a
+dispatcher that is still running (another instance sharing the scratch folder)
+is left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FACTORY = "work_queue_factory"
+FOLDER_PREFIX = "factory-"
+
+
+def factory_folder_prefix() -> str:
+    """The prefix of a factory folder made by this process: it names its owner."""
+    return f"{FOLDER_PREFIX}{os.getpid()}-"
+
+
+def owner_of(folder: Path) -> int | None:
+    """The pid of the dispatcher that made a factory folder, if the name says."""
+    if not folder.name.startswith(FOLDER_PREFIX):
+        return None
+    owner = folder.name.removeprefix(FOLDER_PREFIX).split("-", 1)[0]
+    return int(owner) if owner.isdigit() else None
+
+
+def reap_orphaned_factories(scratch: Path) -> int:
+    """Kill orphaned factories in ``scratch`` with their sessions, remove their folders; how many processes died."""
+    root = scratch.resolve()
+    processes = _processes()
+    orphaned_sessions: set[int] = set()
+    live_folders: set[Path] = set()
+    for pid, (parent, session) in processes.items():
+        if pid != session or _argv0(pid) != FACTORY:
+            continue
+        folder = _cwd(pid)
+        if folder is None or folder.parent != root:
+            continue
+        if parent == owner_of(folder):
+            live_folders.add(folder)
+        else:
+            orphaned_sessions.add(session)
+    killed: set[int] = set()
+    for _ in range(5):  # a factory may fork a worker while we look: look again
+        victims = [pid for pid, (_, session) in _processes().items() if session in orphaned_sessions]
+        victims = [pid for pid in victims if pid not in killed]
+        if not victims:
+            break
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        killed.update(victims)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(pid) for pid in killed):
+        time.sleep(0.05)
+    mine = os.getpid()
+    for folder in root.iterdir() if root.is_dir() else ():
+        stale = folder.name.startswith(FOLDER_PREFIX) and folder not in live_folders and owner_of(folder) != mine
+        if stale and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+    if killed:
+        log.warning("killed %d processes of work_queue_factory sessions left by a killed dispatcher", len(killed))
+    return len(killed)
+
+
+def _processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, session id) of every live process, from /proc."""
+    found: dict[int, tuple[int, int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            found[int(entry.name)] = (int(fields[1]), int(fields[3]))
+    return found
+
+
+def _argv0(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return os.path.basename(cmdline.read().split(b"\0", 1)[0]).decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _cwd(pid: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
