@@ -7,7 +7,10 @@ run beside a developer's own stack. Used by the end-to-end and chaos tests.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -143,3 +146,62 @@ def leftover_processes(home: Path) -> list[int]:
     # give exiting processes a moment to be reaped
     time.sleep(0.1)
     return [pid for pid in found if Path(f"/proc/{pid}").exists()]
+
+
+# --- helpers shared by the whole-stack tests (e2e, chaos) ---------------------------------
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def all_photos(stack: Stack) -> list[dict[str, Any]]:
+    """Every photo in the catalog, through the JSON API's pages."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 200}
+        if cursor:
+            params["cursor"] = cursor
+        page = stack.api("/api/photos", **params)
+        items += page["items"]
+        cursor = page["next"]
+        if not cursor:
+            return items
+
+
+def write_slowly(path: Path, data: bytes, seconds: float, chunks: int = 8) -> None:
+    """An upload over a slow link: chunks with pauses shorter than the stability window."""
+    step = len(data) // chunks + 1
+    with path.open("wb") as stream:
+        for start in range(0, len(data), step):
+            stream.write(data[start : start + step])
+            stream.flush()
+            time.sleep(seconds / chunks)
+
+
+def mongo_url(stack: Stack) -> str:
+    return f"mongodb://127.0.0.1:{stack.env['DP3_EMBEDDED_MONGO_PORT']}/dp3?directConnection=true"
+
+
+def export_journal(stack: Stack) -> list[dict[str, Any]]:
+    """The whole journal, as ``dp3 journal export`` prints it."""
+    env = {**os.environ, **stack.env, "DP3_MONGO_URL": mongo_url(stack)}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dp3"), "journal", "export"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    entries = json.loads(result.stdout)
+    assert isinstance(entries, list)
+    return entries
+
+
+def metric_samples(url: str, name: str) -> dict[str, float]:
+    """``{labels: value}`` of one metric in a Prometheus text page (labels as written, "" for none)."""
+    text = httpx.get(url, timeout=5).text
+    pattern = rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$"
+    return {match.group(1) or "": float(match.group(2)) for match in re.finditer(pattern, text, re.MULTILINE)}
