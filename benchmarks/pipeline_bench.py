@@ -25,11 +25,9 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import functools
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from dp3_dispatcher import render_task  # noqa: E402
 from tests.rabbit import create_vhost, delete_vhost, wait_for  # noqa: E402
-from tests.stack import Stack  # noqa: E402
+from tests.stack import Stack, export_journal  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus" / "exif-samples"
 SIZE = (4032, 3024)  # 12.2 MP, a phone camera's frame
@@ -103,22 +101,6 @@ def raw_render(photos: list[Path]) -> tuple[float, float]:
     return len(photos) / elapsed, statistics.median(times)
 
 
-def journal(stack: Stack) -> list[dict[str, Any]]:
-    env = {**os.environ, **stack.env}
-    env["DP3_MONGO_URL"] = f"mongodb://127.0.0.1:{stack.env['DP3_EMBEDDED_MONGO_PORT']}/dp3?directConnection=true"
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "dp3"), "journal", "export"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    ).stdout
-    entries = json.loads(out)
-    assert isinstance(entries, list)
-    return entries
-
-
 def at(entry: dict[str, Any]) -> float:
     return (
         time.mktime(time.strptime(entry["at"][:19], "%Y-%m-%dT%H:%M:%S"))
@@ -150,7 +132,9 @@ def pipeline(stack: Stack, photos: list[Path]) -> tuple[float, float]:
 
     wait_for(done, 1800, "every photo collected", interval=0.25)
     names = {photo.name for photo in photos}
-    last_collected = max(at(e) for e in journal(stack) if e["status"] == "Collected" and Path(e["path"]).name in names)
+    last_collected = max(
+        at(e) for e in export_journal(stack) if e["status"] == "Collected" and Path(e["path"]).name in names
+    )
     elapsed = last_collected - first_drop
     return len(photos) / elapsed, elapsed
 
@@ -170,7 +154,9 @@ def singles(stack: Stack, photos: list[Path]) -> list[float]:
         shutil.copyfile(photo, target)
         dropped = target.stat().st_mtime
         wait_for(functools.partial(more_collected, stack, before), 120, f"{target.name} collected", interval=0.05)
-        entry = next(e for e in reversed(journal(stack)) if e["status"] == "Collected" and e["path"] == str(target))
+        entry = next(
+            e for e in reversed(export_journal(stack)) if e["status"] == "Collected" and e["path"] == str(target)
+        )
         latencies.append(at(entry) - dropped)
     return latencies
 
@@ -225,7 +211,7 @@ def main() -> int:
         stack.start()
         rate, elapsed = pipeline(stack, burst)
         latencies = singles(stack, one_by_one) if one_by_one else []
-        stages = stage_times(journal(stack), {p.name for p in burst})
+        stages = stage_times(export_journal(stack), {p.name for p in burst})
     finally:
         stack.stop()
         delete_vhost(vhost)

@@ -13,9 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_whole_system import all_photos, export_journal
 from tests.rabbit import REPO_ROOT, wait_for
-from tests.stack import Stack
+from tests.stack import Stack, all_photos, export_journal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -6,56 +6,21 @@ photos; plus the bad inputs a field season brings. Nothing is faked.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from dp3.layout import STORE_MARKER
 from tests.rabbit import wait_for
-from tests.stack import Stack
+from tests.stack import Stack, all_photos, export_journal, sha256_hex, write_slowly
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 OWNERS = ("JAEGER-NICHOLAS", "REEDER-PHILIP")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".tif", ".tiff", ".heic", ".heif", ".png"}
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def all_photos(stack: Stack) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        params: dict[str, Any] = {"limit": 200}
-        if cursor:
-            params["cursor"] = cursor
-        page = stack.api("/api/photos", **params)
-        items += page["items"]
-        cursor = page["next"]
-        if not cursor:
-            return items
-
-
-def write_slowly(path: Path, data: bytes, seconds: float) -> None:
-    """An upload over a slow link: chunks with pauses shorter than the stability window."""
-    chunks = 8
-    step = len(data) // chunks + 1
-    with path.open("wb") as stream:
-        for start in range(0, len(data), step):
-            stream.write(data[start : start + step])
-            stream.flush()
-            time.sleep(seconds / chunks)
 
 
 def test_corpus_and_bad_inputs_end_in_the_right_state(stack: Stack, corpus: Path) -> None:
@@ -100,7 +65,7 @@ def test_corpus_and_bad_inputs_end_in_the_right_state(stack: Stack, corpus: Path
     for inbox_path, data in expected.items():
         photo = photos[inbox_path]
         assert photo["status"] == "Collected", photo
-        assert photo["sha256"] == sha256(data)
+        assert photo["sha256"] == sha256_hex(data)
         kind = next((kind for bad_path, (_, kind) in bad.items() if str(bad_path) == inbox_path), None)
         if kind is None:
             assert photo["error"] is None, photo
@@ -137,7 +102,7 @@ def test_corpus_and_bad_inputs_end_in_the_right_state(stack: Stack, corpus: Path
             and p.suffix != ".json"
             and not p.stem.endswith(("_THUMBNAIL", "_WEB"))
         ]
-        assert sorted(sha256(p.read_bytes()) for p in originals) == sorted(sha256(d) for d in expected.values())
+        assert sorted(sha256_hex(p.read_bytes()) for p in originals) == sorted(sha256_hex(d) for d in expected.values())
 
     # The API's counts equal the journal's, and the journal shows each photo's transitions in order.
     journal = export_journal(stack)
@@ -157,22 +122,3 @@ def test_corpus_and_bad_inputs_end_in_the_right_state(stack: Stack, corpus: Path
         if photo["status"] == "Collected":
             must = ["Detected", "Failed" if photo["failed"] else "Processed", "Archived", "Collected"]
             assert first_seen == must, (photo["id"], steps)
-
-
-def export_journal(stack: Stack) -> list[dict[str, Any]]:
-    env = {**os.environ, **stack.env, "DP3_MONGO_URL": mongo_url(stack)}
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "dp3"), "journal", "export"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    entries = json.loads(result.stdout)
-    assert isinstance(entries, list)
-    return entries
-
-
-def mongo_url(stack: Stack) -> str:
-    return f"mongodb://127.0.0.1:{stack.env['DP3_EMBEDDED_MONGO_PORT']}/dp3?directConnection=true"

@@ -10,12 +10,10 @@ answers None when the archiver does not answer (shown as "unknown").
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 
-import httpx
+from dp3_portal.metrics_probe import MetricsProbe
 
-CACHE_SECONDS = 5.0
 _SAMPLE = re.compile(r"^(dp3_archiver_store_[a-z_]+)\{([^}]*)\} (\S+)$", re.MULTILINE)
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
@@ -65,25 +63,11 @@ def parse_stores(metrics_text: str) -> list[StoreHealth]:
     return [stores[label] for label in sorted(stores)]
 
 
-class StoresProbe:
-    """Caches the answer briefly so the status page never waits on the archiver twice in a row."""
+class StoresProbe(MetricsProbe[list[StoreHealth]]):
+    """The status page's view of that endpoint (``None`` when it is unknown)."""
 
     def __init__(self, url: str | None, timeout: float = 1.0) -> None:
-        self.url = url
-        self.timeout = timeout
-        self._cached: tuple[float, list[StoreHealth] | None] | None = None
+        super().__init__(url, parse_stores, timeout)
 
     async def stores(self) -> list[StoreHealth] | None:
-        if not self.url:
-            return None
-        now = time.monotonic()
-        if self._cached and now - self._cached[0] < CACHE_SECONDS:
-            return self._cached[1]
-        try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
-                response = await client.get(self.url)
-            value = parse_stores(response.text) if response.status_code == 200 else None
-        except httpx.HTTPError:
-            value = None
-        self._cached = (now, value)
-        return value
+        return await self.read()
