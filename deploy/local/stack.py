@@ -125,6 +125,7 @@ def supervisor_config(settings: Settings, env: dict[str, str]) -> str:
             program_env.setdefault(
                 "DP3_DISPATCHER_METRICS_URL", f"http://127.0.0.1:{metrics_port('dispatcher')}/metrics"
             )
+            program_env.setdefault("DP3_ARCHIVER_METRICS_URL", f"http://127.0.0.1:{metrics_port('archiver')}/metrics")
         environment = ",".join(f'{key}="{_escape(value)}"' for key, value in sorted(program_env.items()))
         sections += [
             f"[program:{name}]",
