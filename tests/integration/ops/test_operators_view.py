@@ -179,13 +179,14 @@ def test_dashboards_and_alerts_on_a_real_run(amqp_url: str, corpus: Path, tmp_pa
         tmp_path / "home",
         amqp_url,
         # A periodic fixity audit (to prove its alert) and quick retries of held-back photos.
-        extra_env={"DP3_FIXITY_SECONDS": "3", "DP3_RETRY_DELAYS": "1,2"},
+        # One worker kept warm, as on a healthy head node: from zero, workers come up only
+        # after tasks wait, and the shortened DP3NoWorkers alert would fire in between.
+        extra_env={"DP3_FIXITY_SECONDS": "3", "DP3_RETRY_DELAYS": "1,2", "DP3_WORKERS_MIN": "1"},
     )
     port = free_port()
     prom = PrometheusServer(
         tmp_path / "prometheus", port, scrape_config(stack, vhost, port), {"dp3.rules.yml": shortened_rules()}
     )
-    stack.home.mkdir(parents=True)  # tests/stack.py opens its log there before creating it
     try:
         stack.start()
         prom.start()
