@@ -248,7 +248,12 @@ def test_dashboards_and_alerts_on_a_real_run(amqp_url: str, corpus: Path, tmp_pa
         assert held.is_file(), "a photo was collected while a store could not hold its copy"
         # The held-back photo is retried, and every retry is counted against store B.
         wait_for(
-            lambda: bool(prom.query(f"sum(rate(dp3_archiver_store_errors_total[{RATE_INTERVAL}])) > 0")),
+            # ...and with three samples in the window, so the range query's last step (up to a
+            # second earlier than this instant query) already has the two that rate() needs.
+            lambda: (
+                bool(prom.query(f"sum(rate(dp3_archiver_store_errors_total[{RATE_INTERVAL}])) > 0"))
+                and bool(prom.query(f"min(count_over_time(dp3_archiver_store_errors_total[{RATE_INTERVAL}])) >= 3"))
+            ),
             30,
             "store errors counted at every retry",
             interval=0.5,
