@@ -53,6 +53,7 @@ class Stack:
             DP3_WORK_QUEUE_PORT=str(free_port()),
             DP3_PROMETHEUS_PORT="0",
             DP3_STABLE_SECONDS="1",
+            DP3_INCOMPLETE_SECONDS="4",  # truncated corpus files are detected 4 s after their last write
             DP3_RESCAN_SECONDS="2",
             DP3_WORKERS="2",
             DP3_WORKERS_MAX="2",

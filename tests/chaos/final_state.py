@@ -93,7 +93,9 @@ def _archived_everywhere(stack: Stack, photo: dict[str, Any], want: Expected) ->
     assert sorted(folder.parent for folder in folders) == sorted(stack.stores), (photo["id"], folders)
     for folder in folders:
         sidecars = [json.loads(p.read_text()) for p in folder.glob("*.json")]
-        [sidecar] = [s for s in sidecars if s.get("id") == photo["id"]]
+        mine = [s for s in sidecars if s.get("id") == photo["id"]]
+        assert len(mine) == 1, (folder, [(s.get("name"), s.get("sha256"), s.get("error")) for s in mine])
+        [sidecar] = mine
         stored = folder / (sidecar.get("stored_name") or photo["id"])
         assert stored.read_bytes() == want.data, f"{stored} differs from what was dropped"
         journaled = [entry["status"] for entry in sidecar.get("journal", [])]

@@ -109,6 +109,7 @@ def scanner(amqp_url: str, inbox: Path, tmp_path: Path) -> Iterator[Callable[...
             "inbox": inbox,
             "amqp_url": amqp_url,
             "stable_seconds": 0.5,
+            "incomplete_seconds": 2.0,
             "rescan_seconds": 2.0,
             **overrides,
         }
@@ -175,6 +176,7 @@ def scanner_process(amqp_url: str, inbox: Path, tmp_path: Path) -> Iterator[Call
                 "DP3_AMQP_URL": amqp_url,
                 "DP3_METRICS_PORT": "0",
                 "DP3_STABLE_SECONDS": "0.5",
+                "DP3_INCOMPLETE_SECONDS": "2",
                 "DP3_RESCAN_SECONDS": "2",
                 **variables,
             }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 from pathlib import Path
@@ -75,14 +76,14 @@ def test_an_unchanged_file_is_not_read_again_even_if_its_bytes_were_swapped_behi
     clock, published = Clock(), Published()
     scanner = make(tmp_path, inbox, clock, published)
     path = inbox / "A-B" / "x.jpg"
-    path.write_bytes(b"\xff\xd8\xff" + b"a" * 100)
+    path.write_bytes(b"\xff\xd8\xff" + b"a" * 100 + b"\xff\xd9")
     scanner.step()
     clock.now += 5
     scanner.step()
     assert len(published) == 1
     info = path.stat()
     with path.open("r+b") as stream:  # same size, same inode, mtime put back
-        stream.write(b"\xff\xd8\xff" + b"b" * 100)
+        stream.write(b"\xff\xd8\xff" + b"b" * 100 + b"\xff\xd9")
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
     reads: list[object] = []
 
@@ -100,7 +101,7 @@ def test_an_unchanged_file_is_not_read_again_even_if_its_bytes_were_swapped_behi
 def test_a_restart_reloads_the_index_and_emits_nothing_new(tmp_path: Path, inbox: Path) -> None:
     clock, published = Clock(), Published()
     scanner = make(tmp_path, inbox, clock, published)
-    (inbox / "A-B" / "x.jpg").write_bytes(b"\xff\xd8\xff")
+    (inbox / "A-B" / "x.jpg").write_bytes(b"\xff\xd8\xff\xd9")  # SOI + EOI: a complete (tiny) JPEG
     scanner.step()
     clock.now += 5
     scanner.step()
@@ -116,7 +117,7 @@ def test_a_refused_publish_is_retried_and_recorded_only_once_confirmed(tmp_path:
     clock, published = Clock(), Published()
     scanner = make(tmp_path, inbox, clock, published)
     path = inbox / "A-B" / "x.jpg"
-    path.write_bytes(b"\xff\xd8\xff")
+    path.write_bytes(b"\xff\xd8\xff\xd9")  # SOI + EOI: a complete (tiny) JPEG
     published.refuse = 1
     scanner.step()
     clock.now += 5
@@ -130,7 +131,7 @@ def test_a_refused_publish_is_retried_and_recorded_only_once_confirmed(tmp_path:
 def test_redrive_intervals_grow_and_are_capped(tmp_path: Path, inbox: Path) -> None:
     clock, published = Clock(), Published()
     scanner = make(tmp_path, inbox, clock, published, redrive_seconds=600, redrive_max_seconds=2000, rescan_seconds=1)
-    (inbox / "A-B" / "x.jpg").write_bytes(b"\xff\xd8\xff")
+    (inbox / "A-B" / "x.jpg").write_bytes(b"\xff\xd8\xff\xd9")  # SOI + EOI: a complete (tiny) JPEG
     scanner.step()
     clock.now += 5
     scanner.step()
@@ -152,7 +153,7 @@ def test_the_scanner_never_changes_the_inbox(tmp_path: Path, inbox: Path, corpus
     clock, published = Clock(), Published()
     scanner = make(tmp_path, inbox, clock, published, redrive_seconds=10)
     (inbox / "A-B" / "x.jpg").write_bytes((corpus / "jpg/gps/DSCN0010.jpg").read_bytes())
-    (inbox / "root.jpg").write_bytes(b"\xff\xd8\xff")
+    (inbox / "root.jpg").write_bytes(b"\xff\xd8\xff\xd9")  # SOI + EOI: a complete (tiny) JPEG
     (inbox / "A-B" / "notes.txt").write_text("hi")
     (inbox / "A-B" / ".hidden").write_text("hi")
     (inbox / "A-B" / "link.jpg").symlink_to(tmp_path)
@@ -170,7 +171,7 @@ def test_an_unreadable_file_fails_once_and_is_read_again_later(
     clock, published = Clock(), Published()
     scanner = make(tmp_path, inbox, clock, published, redrive_seconds=10)
     path = inbox / "A-B" / "locked.jpg"
-    path.write_bytes(b"\xff\xd8\xff")
+    path.write_bytes(b"\xff\xd8\xff\xd9")  # SOI + EOI: a complete (tiny) JPEG
     real_open = os.open
     locked = [True]
 
@@ -193,3 +194,40 @@ def test_an_unreadable_file_fails_once_and_is_read_again_later(
     clock.now += 200
     scanner.step()
     assert [e.status for e in published] == [Status.FAILED, Status.DETECTED]
+
+
+def test_an_upload_stalled_mid_file_beyond_the_window_is_detected_once_whole(
+    tmp_path: Path, inbox: Path, corpus: Path
+) -> None:
+    clock, published = Clock(), Published()
+    scanner = make(tmp_path, inbox, clock, published, incomplete_seconds=60)
+    data = (corpus / "jpg/gps/DSCN0010.jpg").read_bytes()
+    path = inbox / "A-B" / "x.jpg"
+    path.write_bytes(data[: len(data) // 2])
+    scanner.step()
+    clock.now += 30  # six windows of silence: the half file rests, but it has no end marker
+    scanner.step()
+    assert published == []
+    with path.open("ab") as stream:  # the link comes back
+        stream.write(data[len(data) // 2 :])
+    scanner.hint(str(path))  # what inotify says
+    scanner.step()
+    clock.now += 5
+    scanner.step()
+    assert [(e.status, e.sha256, e.size) for e in published] == [
+        (Status.DETECTED, hashlib.sha256(data).hexdigest(), len(data))
+    ]
+
+
+def test_a_truly_truncated_file_is_detected_after_the_longer_wait(tmp_path: Path, inbox: Path, corpus: Path) -> None:
+    clock, published = Clock(), Published()
+    scanner = make(tmp_path, inbox, clock, published, incomplete_seconds=60)
+    data = (corpus / "jpg/gps/DSCN0010.jpg").read_bytes()[:5000]
+    (inbox / "A-B" / "cut.jpg").write_bytes(data)
+    scanner.step()
+    clock.now += 59.9
+    scanner.step()
+    assert published == []
+    clock.now += 0.1
+    scanner.step()
+    assert [(e.status, e.sha256) for e in published] == [(Status.DETECTED, hashlib.sha256(data).hexdigest())]

@@ -4,6 +4,10 @@ A file with a photo extension is accepted whatever its bytes (the render then
 classifies a non-image, and the original is archived). A file with another or
 no extension is accepted when its first bytes are those of a JPEG, PNG, TIFF or
 HEIC/HEIF. Anything else is ignored.
+
+A JPEG or PNG that stops before its end marker is most likely an upload that
+stalled mid-file (a sync client writing in place over a slow link), so the
+scanner waits longer for it (:func:`lacks_end_marker`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ import os
 ACCEPTED_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".heic", ".heif", ".hif"})
 HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"})
 SNIFF_BYTES = 32
+TAIL_BYTES = 32
+"""How far from the end an end marker may sit: some cameras pad a JPEG after its EOI."""
+_END_MARKERS = {"jpeg": b"\xff\xd9", "png": b"IEND\xaeB`\x82"}
 
 
 def has_photo_extension(name: str) -> bool:
@@ -30,3 +37,13 @@ def sniff_format(head: bytes) -> str | None:
     if len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
         return "heif"
     return None
+
+
+def lacks_end_marker(head: bytes, tail: bytes) -> bool:
+    """True for a JPEG or PNG whose last ``TAIL_BYTES`` hold no end marker: it looks cut off.
+
+    Only formats with an end marker are judged; for the others (TIFF, HEIF)
+    there is nothing cheap to look at, and False is returned.
+    """
+    marker = _END_MARKERS.get(sniff_format(head) or "")
+    return marker is not None and marker not in tail[-TAIL_BYTES:]

@@ -22,3 +22,7 @@ DUPLICATES = Counter("dp3_scanner_duplicates_total", "Re-uploads of archived pho
 FAILED = Counter("dp3_scanner_failed_total", "Files reported as Failed by the scanner", ["kind"])
 REDRIVEN = Counter("dp3_scanner_redriven_total", "Events re-emitted for files still in the inbox", ["status"])
 PUBLISH_ERRORS = Counter("dp3_scanner_publish_errors_total", "Events that could not be published (retried later)")
+HELD_INCOMPLETE = Counter(
+    "dp3_scanner_held_incomplete_total",
+    "Uploads that looked cut off (a JPEG/PNG without its end marker) and were given DP3_INCOMPLETE_SECONDS more",
+)

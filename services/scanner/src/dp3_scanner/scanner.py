@@ -32,7 +32,7 @@ from dp3.events import JournalEntry, Status
 from dp3.files import sha256_stream
 from dp3_scanner import metrics
 from dp3_scanner.capture_time import capture_time
-from dp3_scanner.filetype import SNIFF_BYTES, has_photo_extension, sniff_format
+from dp3_scanner.filetype import SNIFF_BYTES, TAIL_BYTES, has_photo_extension, lacks_end_marker, sniff_format
 from dp3_scanner.index import FileKey, FileRecord, Index, Outcome
 from dp3_scanner.names import IgnoreReason, name_ignore_reason, owner_of, relative_parts
 from dp3_scanner.outcome import SERVICE, Upload, decide, unreadable
@@ -291,6 +291,8 @@ class Scanner:
                         self._ignore(path, IgnoreReason.UNSUPPORTED_TYPE, key)
                         return
                     stream.seek(0)
+                if self._hold_if_cut_off(path, fd, key, watched):
+                    return
                 sha256, size = sha256_stream(stream)
                 stream.seek(0)
                 taken = capture_time(stream, key[1], self._zone)
@@ -325,6 +327,26 @@ class Scanner:
         elif entry.error is not None:
             metrics.FAILED.labels(entry.error.kind.value).inc()
             log.warning("%s: %s", entry.error.kind.value, path, extra={"photo_id": entry.id})
+
+    def _hold_if_cut_off(self, path: str, fd: int, key: FileKey, watched: Watched) -> bool:
+        """Give a file that stops before its end marker ``DP3_INCOMPLETE_SECONDS`` to rest, once.
+
+        An upload that stalls mid-file for longer than the stability window looks
+        finished; detecting it then would archive the partial bytes as a broken
+        photo and the rest of the upload as a second version. A truly truncated
+        file is still detected (and fails as corrupt) once the longer wait is over.
+        """
+        hold = self._settings.incomplete_seconds
+        if watched.hold_seconds >= hold or hold <= self._settings.stable_seconds:
+            return False
+        head = os.pread(fd, SNIFF_BYTES, 0)
+        tail = os.pread(fd, TAIL_BYTES, max(0, key[0] - TAIL_BYTES))
+        if not lacks_end_marker(head, tail):
+            return False
+        self.pending[path] = Watched(watched.state, watched.since, hold)
+        metrics.HELD_INCOMPLETE.inc()
+        log.info("%s looks cut off (no end marker): waiting up to %.0fs in all for the rest of it", path, hold)
+        return True
 
     def _emit(self, entry: JournalEntry, path: str, key: FileKey) -> bool:
         """Publish, then record; False (and the file is tried again later) if the broker refused."""

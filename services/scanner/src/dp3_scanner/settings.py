@@ -13,6 +13,11 @@ class ScannerSettings(Settings):
     """How long a file must rest before it counts as uploaded, and how often to look again."""
 
     stable_seconds: float = Field(default=5.0, gt=0, description="size+mtime unchanged this long = upload finished")
+    incomplete_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="how long a JPEG/PNG without its end marker must rest (an upload stalled mid-file)",
+    )
     rescan_seconds: float = Field(default=60.0, gt=0, description="full rescan period, the safety net under inotify")
     redrive_seconds: float = Field(default=600.0, gt=0, description="first re-emit of a file still in the inbox")
     redrive_max_seconds: float = Field(default=86400.0, gt=0, description="cap of the growing re-drive interval")

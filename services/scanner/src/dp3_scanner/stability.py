@@ -5,7 +5,8 @@ piece changes the size and the mtime. A file is judged finished once the
 scanner has seen the same ``(size, mtime_ns, inode)`` for ``stable_seconds``
 of its own clock. The clock starts at the first observation of a state, not
 at the file's mtime, so a client that preserves an old mtime while writing
-is still waited for.
+is still waited for. A file that looks cut off (a JPEG without its end
+marker) is held for longer: ``hold_seconds`` replaces the window when larger.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ class FileState:
 
 @dataclass(frozen=True, slots=True)
 class Watched:
-    """A state and the monotonic time it was first seen."""
+    """A state, the monotonic time it was first seen, and how long it must rest if longer than the window."""
 
     state: FileState
     since: float
+    hold_seconds: float = 0.0
 
 
 def observe(previous: Watched | None, state: FileState, now: float) -> Watched:
@@ -39,7 +41,7 @@ def observe(previous: Watched | None, state: FileState, now: float) -> Watched:
 
 def stable_at(watched: Watched, stable_seconds: float) -> float:
     """The monotonic time the file will count as finished if it does not change."""
-    return watched.since + stable_seconds
+    return watched.since + max(stable_seconds, watched.hold_seconds)
 
 
 def is_stable(watched: Watched, current: FileState, now: float, stable_seconds: float) -> bool:
