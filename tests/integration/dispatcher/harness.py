@@ -292,15 +292,34 @@ def slow_python_path(folder: Path, seconds: int) -> dict[str, str]:
 
 
 def tampering_python_path(folder: Path) -> dict[str, str]:
-    """PATH whose python3 renders, then truncates web.jpg: a worker that 'completes' with bad artifacts."""
+    """PATH whose python3 renders, then truncates every web.jpg: a worker that 'completes' with bad artifacts."""
     folder.mkdir(parents=True, exist_ok=True)
+    truncate = folder / "truncate_web.py"
+    truncate.write_text(_TRUNCATE_WEB)
     shim = folder / "python3"
     shim.write_text(
         "#!/bin/sh\n"
         f'"{sys.executable}" "$@"\n'
         "status=$?\n"
         "if [ -f web.jpg ]; then head -c 300 web.jpg > web.part && mv web.part web.jpg; fi\n"
+        f'if [ -f results.tar ]; then "{sys.executable}" "{truncate}" results.tar; fi\n'
         'exit "$status"\n'
     )
     shim.chmod(0o755)
     return {"PATH": f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+_TRUNCATE_WEB = """
+import io, sys, tarfile
+members = []
+with tarfile.open(sys.argv[1]) as archive:
+    for member in archive:
+        data = archive.extractfile(member).read() if member.isreg() else None
+        if member.name.endswith("/web.jpg"):
+            data = data[:300]
+            member.size = len(data)
+        members.append((member, data))
+with tarfile.open(sys.argv[1], "w") as archive:
+    for member, data in members:
+        archive.addfile(member, io.BytesIO(data) if data is not None else None)
+"""

@@ -1,9 +1,13 @@
 """Detected -> render task on Work Queue -> verification -> Processed | Failed.
 
 The broker handler (:meth:`Dispatcher.handle`) returns at once with a Future;
-the Work Queue loop thread resolves the task, and a small pool verifies and
-commits the artifacts, then resolves the Future with the events to publish
-(the consumer publishes them, confirmed, before it acknowledges the Detected).
+the photo waits here until :mod:`dp3_dispatcher.batching` sends it, alone when
+a worker is free, else with others in one task (``render_task.py --batch``:
+one Python start for several photos). The Work Queue loop thread resolves the
+task, and a small pool reads its results, verifies and commits each photo's
+artifacts, then resolves each photo's Future with the events to publish (the
+consumer publishes them, confirmed, before it acknowledges the Detected).
+Every rule below is per photo: one bad photo in a batch fails alone.
 
 What a returned task means, in order:
 
@@ -28,17 +32,19 @@ for a photo already in flight joins the running render.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import logging
+import tarfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dp3.broker import Message
 from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status
 from dp3.files import OutsideRoot, is_within, path_under
-from dp3.log import photo_logger
+from dp3.log import PhotoLogger, photo_logger
 from dp3.workqueue import (
     InputFile,
     OutputFile,
@@ -50,6 +56,8 @@ from dp3.workqueue import (
     result_text,
 )
 from dp3_dispatcher import metrics
+from dp3_dispatcher.batch_results import Missing, PhotoOutcome, RenderFailed, outcome_names, read_results
+from dp3_dispatcher.batching import batch_sizes
 from dp3_dispatcher.runner import TaskRunner
 from dp3_dispatcher.settings import DispatcherSettings
 from dp3_dispatcher.staging import Staging
@@ -59,20 +67,26 @@ log = logging.getLogger(__name__)
 
 SERVICE = "dispatcher"
 SCRIPT_REMOTE = "render_task.py"
-PHOTO_REMOTE = "photo"
+RESULTS_REMOTE = "results.tar"
 OUTPUT_REMOTES = ("thumbnail.jpg", "web.jpg", "meta.json")
 RENDER_SCRIPT = Path(__file__).with_name("render_task.py")
 
 Events = Sequence[JournalEntry]
 
 
-def render_command(max_pixels: int) -> str:
-    """The shell command a worker runs: fixed names and one integer, never user data."""
-    return f"python3 {SCRIPT_REMOTE} --max-pixels {int(max_pixels)} {PHOTO_REMOTE} ."
+def photo_remote(index: int) -> str:
+    """The i-th photo's name on the worker: fixed, so no user file name reaches its shell."""
+    return f"photo{index}"
+
+
+def render_command(max_pixels: int, photos: int) -> str:
+    """The shell command a worker runs: fixed names and integers, never user data."""
+    names = " ".join(photo_remote(index) for index in range(photos))
+    return f"python3 {SCRIPT_REMOTE} --max-pixels {int(max_pixels)} --batch {RESULTS_REMOTE} {names}"
 
 
 def _received(workspace: Path) -> tuple[Path, Path, Path]:
-    """Where Work Queue writes the task's outputs: fixed, shell- and Work-Queue-safe names."""
+    """Where a photo's artifacts are unpacked: the task's fixed names, shell- and Work-Queue-safe."""
     thumbnail, web, meta = (workspace / remote for remote in OUTPUT_REMOTES)
     return thumbnail, web, meta
 
@@ -86,8 +100,15 @@ class _Job:
     future: concurrent.futures.Future[Events] = field(default_factory=concurrent.futures.Future)
     attempts: int = 0
     environment_failures: int = 0
-    workspace: Path | None = None
     last_reason: str = ""
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One Work Queue task: these photos, rendered by one process, results into ``workspace``."""
+
+    jobs: tuple[_Job, ...]
+    workspace: Path
 
 
 class Dispatcher:
@@ -108,6 +129,8 @@ class Dispatcher:
         self._pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="dp3-verify")
         self._lock = threading.Lock()
         self._inflight: dict[str, _Job] = {}
+        self._waiting: collections.deque[_Job] = collections.deque()
+        self._tasks_out = 0  # submitted to Work Queue, not back yet
         self._blocked_hosts: set[str] = set()
         self._closed = False
 
@@ -151,8 +174,9 @@ class Dispatcher:
         job = _Job(entry=entry, source=source)
         with self._lock:
             self._inflight[entry.id] = job
+            self._waiting.append(job)
         job.future.add_done_callback(lambda _done: self._forget(job))
-        self._submit(job)
+        self._submit_waiting()
         return job.future
 
     def _source_path(self, entry: JournalEntry) -> Path | None:
@@ -172,86 +196,153 @@ class Dispatcher:
 
     # --- submissions --------------------------------------------------------
 
-    def _submit(self, job: _Job) -> None:
-        entry = job.entry
+    def _submit_waiting(self) -> None:
+        """Send what waits as tasks, sized by :func:`batching.batch_sizes`."""
+        with self._lock:
+            if self._closed:
+                return
+            sizes = batch_sizes(len(self._waiting), self._tasks_out, self._workers(), self._settings.render_batch)
+            batches = [[self._waiting.popleft() for _ in range(size)] for size in sizes]
+            self._tasks_out += len(batches)
+        for jobs in batches:
+            self._submit(jobs)
+
+    def _workers(self) -> int:
+        """How many tasks can run at once: the workers connected, or the factory's maximum it will bring up."""
+        connected = self._runner.stats.workers_connected
+        if self._settings.work_queue_batch == "none":
+            return connected  # workers come from elsewhere: only those that are here count
+        return max(connected, self._settings.max_workers)
+
+    def _requeue(self, jobs: Iterable[_Job]) -> None:
+        """Put photos back at the head of the line; they leave with the next submission."""
+        with self._lock:
+            self._waiting.extendleft(reversed(list(jobs)))
+
+    def _submit(self, jobs: Sequence[_Job]) -> None:
         try:
             workspace = self._staging.workspace()
         except OSError as exc:
-            self._settle_exception(job, exc)
+            self._task_back()
+            for job in jobs:
+                self._settle_exception(job, exc)
             return
-        job.workspace = workspace
-        received = _received(workspace)
+        batch = _Batch(tuple(jobs), workspace)
+        first = jobs[0].entry.id
         task = Task(
-            command=render_command(self._settings.max_pixels),
+            command=render_command(self._settings.max_pixels, len(jobs)),
             inputs=(
                 InputFile(self._script, SCRIPT_REMOTE, cache=True),
-                InputFile(job.source, PHOTO_REMOTE, cache=False),
+                *(InputFile(job.source, photo_remote(index), cache=False) for index, job in enumerate(jobs)),
             ),
-            outputs=tuple(OutputFile(remote, local) for remote, local in zip(OUTPUT_REMOTES, received, strict=True)),
-            tag=entry.id,
+            outputs=(OutputFile(RESULTS_REMOTE, workspace / RESULTS_REMOTE),),
+            tag=first if len(jobs) == 1 else f"{first} and {len(jobs) - 1} more",
             cores=1,
             memory_mb=self._settings.task_memory_mb,
             max_retries=10,  # lost workers: Work Queue resubmits by itself, up to this many tries
-            max_run_seconds=self._settings.task_max_seconds,
+            max_run_seconds=self._settings.task_max_seconds * len(jobs),
         )
         metrics.TASKS_SUBMITTED.inc()
+        metrics.PHOTOS_PER_TASK.observe(len(jobs))
         future = self._runner.submit(task)
-        future.add_done_callback(lambda done: self._hand_over(job, done))
+        future.add_done_callback(lambda done: self._hand_over(batch, done))
 
-    def _hand_over(self, job: _Job, done: concurrent.futures.Future[TaskResult]) -> None:
-        # On the Work Queue loop thread: verification is slow, it runs on the pool.
+    def _task_back(self) -> None:
+        with self._lock:
+            self._tasks_out -= 1
+
+    def _hand_over(self, batch: _Batch, done: concurrent.futures.Future[TaskResult]) -> None:
+        # On the Work Queue loop thread: reading and verifying is slow, it runs on the pool.
         if self._closed:
             return
         try:
-            self._pool.submit(self._on_task_done, job, done)
-        except RuntimeError:  # the pool shut down meanwhile: the message will be redelivered
+            self._pool.submit(self._on_task_done, batch, done)
+        except RuntimeError:  # the pool shut down meanwhile: the messages will be redelivered
             return
 
-    def _on_task_done(self, job: _Job, done: concurrent.futures.Future[TaskResult]) -> None:
+    def _on_task_done(self, batch: _Batch, done: concurrent.futures.Future[TaskResult]) -> None:
         try:
-            self._conclude(job, done.result())
-        except Exception as exc:  # noqa: BLE001 - every outcome settles the photo's future
-            self._settle_exception(job, exc)
+            self._conclude(batch, done.result())
+        except Exception as exc:  # noqa: BLE001 - every outcome settles each photo's future
+            for job in batch.jobs:
+                self._settle_exception(job, exc)
+        finally:
+            self._staging.discard(batch.workspace)
+            self._task_back()
+            self._submit_waiting()  # a worker is free: what waits (retries first) goes now
 
-    def _conclude(self, job: _Job, result: TaskResult) -> None:
-        entry = job.entry
-        plog = photo_logger(log, entry.id, worker=result.worker_address or "-")
+    def _conclude(self, batch: _Batch, result: TaskResult) -> None:
+        """The task as a whole first (Work Queue, the worker's environment), then each photo."""
         metrics.TASK_SECONDS.observe(max(0.0, result.done_at - result.submitted_at))
-        assert job.workspace is not None
-        workspace = job.workspace
         if result.result not in (Result.SUCCESS, Result.OUTPUT_MISSING) or (
             result.result is Result.OUTPUT_MISSING and result.return_status == 0
         ):
-            self._retry(job, f"Work Queue: {result_text(result.result)} (after {result.try_count} tries)", plog)
+            reason = f"Work Queue: {result_text(result.result)} (after {result.try_count} tries)"
+            self._retry_all(batch.jobs, reason, result)
             return
         if result.return_status != 0:
             kind, message = classify_exit(result.return_status, result.output)
             if kind is ErrorKind.WORKER_ENVIRONMENT:
-                self._broken_worker(job, result, message, plog)
+                self._broken_worker(batch.jobs, result, message)
                 return
-            if permanent(kind):
-                self._staging.discard(workspace)
+            self._retry_all(batch.jobs, f"{kind.value}: {message}", result)
+            return
+        try:
+            outcomes = read_results(batch.workspace / RESULTS_REMOTE, len(batch.jobs), self._staging.workspace)
+        except (OSError, tarfile.TarError) as exc:
+            self._set_aside(result)
+            self._retry_all(batch.jobs, f"unreadable results from {result.worker_address}: {exc}", result)
+            return
+        if len(batch.jobs) > 1:
+            log.info("batch of %d back from %s: %s", len(batch.jobs), result.worker_address, outcome_names(outcomes))
+        invalid = False
+        for job, outcome in zip(batch.jobs, outcomes, strict=True):
+            try:
+                invalid |= self._conclude_photo(job, outcome, result)
+            except Exception as exc:  # noqa: BLE001 - one photo's trouble does not stop the others
+                self._settle_exception(job, exc)
+        if invalid:
+            self._set_aside(result)
+
+    def _conclude_photo(self, job: _Job, outcome: PhotoOutcome, result: TaskResult) -> bool:
+        """Settle or retry one photo of a returned task; True if the worker returned invalid artifacts."""
+        entry = job.entry
+        plog = photo_logger(log, entry.id, worker=result.worker_address or "-")
+        if isinstance(outcome, Missing):
+            self._retry(job, f"{outcome.reason} (worker {result.worker_address})", plog)
+            return True
+        if isinstance(outcome, RenderFailed):
+            kind, message = classify_exit(outcome.status, outcome.output)
+            if kind is ErrorKind.WORKER_ENVIRONMENT:
+                self._broken_worker([job], result, message)
+            elif permanent(kind):
                 plog.warning("render failed permanently: %s: %s", kind.value, message)
                 self._settle(job, [self._failed(entry, kind, message)])
-                return
-            self._retry(job, f"{kind.value}: {message}", plog)
-            return
-        thumbnail, web, meta = self._staging.name_artifacts(workspace, entry.id, _received(workspace))
-        assert entry.sha256 is not None
-        verification = verify_render(thumbnail, web, meta, entry.sha256)
-        if not verification.ok or verification.meta is None:
-            self._set_aside(result, plog)
-            self._retry(job, f"invalid artifacts from {result.worker_address}: {verification.reason}", plog)
-            return
-        self._staging.commit(workspace, entry.id)
-        plog.info("rendered and verified in %.2fs", result.execute_seconds)
+            else:
+                self._retry(job, f"{kind.value}: {message}", plog)
+            return False
+        workspace = outcome.workspace
+        try:
+            thumbnail, web, meta = self._staging.name_artifacts(workspace, entry.id, _received(workspace))
+            assert entry.sha256 is not None
+            verification = verify_render(thumbnail, web, meta, entry.sha256)
+            if not verification.ok or verification.meta is None:
+                self._retry(job, f"invalid artifacts from {result.worker_address}: {verification.reason}", plog)
+                return True
+            self._staging.commit(workspace, entry.id)
+        finally:
+            self._staging.discard(workspace)  # nothing left once committed
+        plog.info("rendered and verified (its task ran %.2fs)", result.execute_seconds)
         self._settle(job, [self._processed(entry, verification.meta)])
+        return False
 
-    def _retry(self, job: _Job, reason: str, plog: logging.LoggerAdapter) -> None:  # type: ignore[type-arg]
+    def _retry_all(self, jobs: Sequence[_Job], reason: str, result: TaskResult) -> None:
+        for job in jobs:
+            self._retry(job, reason, photo_logger(log, job.entry.id, worker=result.worker_address or "-"))
+
+    def _retry(self, job: _Job, reason: str, plog: PhotoLogger) -> None:
         job.attempts += 1
         job.last_reason = reason
-        if job.workspace is not None:
-            self._staging.discard(job.workspace)
         if job.attempts >= self._settings.render_attempts:
             plog.error("render failed %d times; giving up: %s", job.attempts, reason)
             message = f"no valid artifacts after {job.attempts} attempts; last: {reason}"
@@ -259,29 +350,32 @@ class Dispatcher:
             return
         plog.warning("render attempt %d failed (%s); retrying", job.attempts, reason)
         metrics.TASKS_FAILED.labels(ErrorKind.RENDER_FAILED.value).inc()
-        self._submit(job)
+        self._requeue([job])
 
-    def _broken_worker(self, job: _Job, result: TaskResult, message: str, plog: logging.LoggerAdapter) -> None:  # type: ignore[type-arg]
-        job.environment_failures += 1
+    def _broken_worker(self, jobs: Sequence[_Job], result: TaskResult, message: str) -> None:
+        """This worker cannot render at all: block its host, send the photos elsewhere."""
         metrics.TASKS_FAILED.labels(ErrorKind.WORKER_ENVIRONMENT.value).inc()
-        if job.workspace is not None:
-            self._staging.discard(job.workspace)
         host = result.hostname or self._hostname_by_address(result.worker_address)
+        first = photo_logger(log, jobs[0].entry.id, worker=result.worker_address or "-")
         if host is None:
-            plog.error(
+            first.error(
                 "worker %s cannot render (%s) and reports no usable host name to block", result.worker_address, message
             )
         elif host not in self._blocked_hosts:
             self._blocked_hosts.add(host)
             metrics.WORKERS_BLOCKED.set(len(self._blocked_hosts))
             self._runner.call(lambda manager: manager.block_host(host))
-            plog.error("worker host %s (%s) cannot render: %s; blocked it", host, result.worker_address, message)
-        if job.environment_failures >= self._settings.environment_failures_max:
-            self._settle(job, [self._failed(job.entry, ErrorKind.WORKER_ENVIRONMENT, message)])
-            return
-        self._submit(job)
+            first.error("worker host %s (%s) cannot render: %s; blocked it", host, result.worker_address, message)
+        again = []
+        for job in jobs:
+            job.environment_failures += 1
+            if job.environment_failures >= self._settings.environment_failures_max:
+                self._settle(job, [self._failed(job.entry, ErrorKind.WORKER_ENVIRONMENT, message)])
+            else:
+                again.append(job)
+        self._requeue(again)
 
-    def _set_aside(self, result: TaskResult, plog: logging.LoggerAdapter) -> None:  # type: ignore[type-arg]
+    def _set_aside(self, result: TaskResult) -> None:
         """Keep the next attempt off a host that returned invalid artifacts, if another host can take it.
 
         Work Queue cannot exclude a worker per task; a short block of the host
@@ -299,7 +393,7 @@ class Dispatcher:
             return
         seconds = self._settings.bad_worker_block_seconds
         self._runner.call(lambda manager: manager.block_host(host, seconds))
-        plog.warning("set worker host %s aside for %ds after invalid artifacts", host, seconds)
+        log.warning("set worker host %s aside for %ds after invalid artifacts", host, seconds)
 
     def _hostname_by_address(self, address: str | None) -> str | None:
         """Ask the manager (on this pool thread; the loop thread answers) which host a worker is on."""
@@ -325,8 +419,6 @@ class Dispatcher:
             job.future.set_result(events)
 
     def _settle_exception(self, job: _Job, exc: BaseException) -> None:
-        if job.workspace is not None:
-            self._staging.discard(job.workspace)
         if self._closed:
             return
         if not job.future.done():

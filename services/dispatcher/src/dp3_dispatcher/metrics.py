@@ -20,3 +20,8 @@ WORKERS_BLOCKED = Gauge("dp3_dispatcher_workers_blocked", "Worker hosts blocked 
 TASKS_WAITING = Gauge("dp3_dispatcher_tasks_waiting", "Render tasks waiting for a worker")
 TASKS_RUNNING = Gauge("dp3_dispatcher_tasks_running", "Render tasks running on workers")
 FAST_PATH = Counter("dp3_dispatcher_fast_path_total", "Detected photos whose verified artifacts were already staged")
+PHOTOS_PER_TASK = Histogram(
+    "dp3_dispatcher_photos_per_task",
+    "Photos carried by one render task (1 when a worker is free, up to DP3_RENDER_BATCH under a backlog)",
+    buckets=(1, 2, 4, 8, 16, 32),
+)
