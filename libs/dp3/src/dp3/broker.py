@@ -46,7 +46,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from prometheus_client import Counter
 
 from dp3.errors import BrokerUnavailable, PublishNotConfirmed, Retryable
-from dp3.events import EXCHANGE, InvalidEvent, JournalEntry
+from dp3.events import EXCHANGE, InvalidEvent, JournalEntry, Status
 from dp3.topology import ALL_QUEUES, DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, QueueSpec
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,8 @@ class Publisher:
         self._url = url
         self._queues = tuple(queues)
         self._options = options or BrokerOptions()
+        for status in Status:  # every series from 0: rate() cannot see a counter's first event
+            PUBLISHED.labels(status.routing_key)
         self._lock = threading.RLock()
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
