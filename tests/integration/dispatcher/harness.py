@@ -240,14 +240,19 @@ def worker_processes(manager_port: int | None = None) -> list[int]:
     """Pids of live work_queue_worker processes (of the manager on ``manager_port``, if given).
 
     Other test runs on this machine have workers too: filter by port or by ancestry.
+    A worker forks to run each task, and until the child execs the shell it is
+    called ``work_queue_worker`` too (a wide window on a loaded machine): a
+    process whose parent is a worker is a task, not a worker.
     """
     pids = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
                 comm = Path(entry.path, "comm").read_text().strip()
-                state = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[0]
+                state, parent = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[:2]
                 if not comm.startswith("work_queue_work") or state == "Z":
+                    continue
+                if Path("/proc", parent, "comm").read_text().startswith("work_queue_work"):
                     continue
                 if manager_port is not None:
                     argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -30,11 +29,6 @@ def _workers_below(pid: int) -> set[int]:
     return set(descendants(pid)) & set(worker_processes())
 
 
-@pytest.mark.skipif(
-    os.environ.get("CI") == "true",
-    reason="known failure in CI's full sequential run (3 worker processes seen at once with max 2), "
-    "passes alone; under investigation, see the note on issue 5",
-)
 def test_a_burst_brings_two_workers_up_and_they_leave_when_idle(
     corpus: Path, amqp_url: str, outcomes, start_dispatcher
 ) -> None:

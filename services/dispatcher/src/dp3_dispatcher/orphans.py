@@ -14,6 +14,12 @@ is no longer the dispatcher named in their folder, kills everything in their
 sessions (factory, workers, tasks) and removes their folders. A factory of a
 dispatcher that is still running (another instance sharing the scratch folder)
 is left alone.
+
+An orphaned factory does notice its parent's death after a while (about 35 s
+here) and exits, but its workers stay until their idle timeout. They are found
+by their executable: the factory runs a copy of ``work_queue_worker`` from its
+own folder, so a process whose executable lies in a stale factory folder is one
+of its workers, and its session goes too.
 """
 
 from __future__ import annotations
@@ -61,6 +67,13 @@ def reap_orphaned_factories(scratch: Path) -> int:
             live_folders.add(folder)
         else:
             orphaned_sessions.add(session)
+    mine = os.getpid()
+    for pid, (_, session) in processes.items():  # workers whose factory already exited
+        folder = _executable_folder(pid)
+        if folder is None or folder.parent != root or folder in live_folders:
+            continue
+        if folder.name.startswith(FOLDER_PREFIX) and owner_of(folder) != mine:
+            orphaned_sessions.add(session)
     killed: set[int] = set()
     for _ in range(5):  # a factory may fork a worker while we look: look again
         victims = [pid for pid, (_, session) in _processes().items() if session in orphaned_sessions]
@@ -74,7 +87,6 @@ def reap_orphaned_factories(scratch: Path) -> int:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(_alive(pid) for pid in killed):
         time.sleep(0.05)
-    mine = os.getpid()
     for folder in root.iterdir() if root.is_dir() else ():
         stale = folder.name.startswith(FOLDER_PREFIX) and folder not in live_folders and owner_of(folder) != mine
         if stale and folder.is_dir():
@@ -106,6 +118,15 @@ def _argv0(pid: int) -> str:
             return os.path.basename(cmdline.read().split(b"\0", 1)[0]).decode(errors="replace")
     except OSError:
         return ""
+
+
+def _executable_folder(pid: int) -> Path | None:
+    """The folder of the program a process runs (its file may have been deleted since)."""
+    try:
+        executable = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+    return Path(executable.removesuffix(" (deleted)")).parent
 
 
 def _cwd(pid: int) -> Path | None:

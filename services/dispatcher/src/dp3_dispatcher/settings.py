@@ -33,7 +33,7 @@ class DispatcherSettings(Settings):
     # The render.
     max_pixels: int = Field(default=DEFAULT_MAX_PIXELS, ge=1)
     render_batch: int = Field(
-        default=8, ge=1, le=64, description="most photos per render task when a backlog waits (1 = one per task)"
+        default=16, ge=1, le=64, description="most photos per render task when a backlog waits (1 = one per task)"
     )
     render_attempts: int = Field(default=3, ge=1, description="tries for a task that returns invalid artifacts")
     bad_worker_block_seconds: int = Field(
