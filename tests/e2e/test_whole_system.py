@@ -46,7 +46,9 @@ def test_corpus_and_bad_inputs_end_in_the_right_state(stack: Stack, corpus: Path
     root_photo = stack.inbox / "loose photo.jpg"
     root_photo.write_bytes(canon)
     slow = owner_dir / "slow upload (2).jpg"
-    slow_bytes = (corpus / "jpg" / "gps" / "DSCN0010.jpg").read_bytes()
+    # Bytes of its own: the same bytes as the corpus copy dropped above would make it a
+    # Duplicate or a photo of its own depending on which is archived first.
+    slow_bytes = with_comment((corpus / "jpg" / "gps" / "DSCN0010.jpg").read_bytes(), b"slow upload")
     expected[str(slow)] = slow_bytes
     writer = threading.Thread(target=write_slowly, args=(slow, slow_bytes, 4.0))
     writer.start()
@@ -122,3 +124,9 @@ def test_corpus_and_bad_inputs_end_in_the_right_state(stack: Stack, corpus: Path
         if photo["status"] == "Collected":
             must = ["Detected", "Failed" if photo["failed"] else "Processed", "Archived", "Collected"]
             assert first_seen == must, (photo["id"], steps)
+
+
+def with_comment(jpeg: bytes, comment: bytes) -> bytes:
+    """The same JPEG with a COM segment after its SOI marker: other bytes, same picture."""
+    assert jpeg[:2] == b"\xff\xd8"
+    return jpeg[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + jpeg[2:]
