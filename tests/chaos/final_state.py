@@ -92,7 +92,8 @@ def _archived_everywhere(stack: Stack, photo: dict[str, Any], want: Expected) ->
     folders = [Path(folder) for folder in photo["archives"]]
     assert sorted(folder.parent for folder in folders) == sorted(stack.stores), (photo["id"], folders)
     for folder in folders:
-        sidecars = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+        # A SIGKILLed archiver leaves its temporary sidecars (fsck --repair removes them later).
+        sidecars = [json.loads(p.read_text()) for p in folder.glob("*.json") if not p.name.startswith(TEMP_PREFIX)]
         mine = [s for s in sidecars if s.get("id") == photo["id"]]
         assert len(mine) == 1, (folder, [(s.get("name"), s.get("sha256"), s.get("error")) for s in mine])
         [sidecar] = mine
