@@ -10,7 +10,11 @@ Stopping: a SIGTERM to the factory alone left its local workers running until
 their idle timeout, so :meth:`WorkerFactory.stop` notes every descendant
 first, asks the factory to stop (for Condor it removes its jobs with
 ``condor_rm``), then kills the factory's process group and whatever
-descendant is left.
+descendant is left. A factory that died, was killed or did not finish its
+clean-up in time leaves its Condor jobs queued, so the dispatcher then
+removes whatever job still has the factory's folder as its working
+directory (``condor_rm -constraint 'Iwd == "<folder>"'``), also when it
+starts a new factory in place of a dead one.
 """
 
 from __future__ import annotations
@@ -135,6 +139,7 @@ class WorkerFactory:
             if self._process is not None:
                 log.warning("work_queue_factory exited with status %s; starting it again", self._process.returncode)
                 if self._scratch is not None:
+                    self._remove_condor_jobs(self._scratch)
                     shutil.rmtree(self._scratch, ignore_errors=True)
             # A scratch folder of its own: the factory copies work_queue_worker
             # there, which fails ("text file busy", exit 1) while a factory left
@@ -186,8 +191,32 @@ class WorkerFactory:
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(5)
         if self._scratch is not None:
+            self._remove_condor_jobs(self._scratch)
             shutil.rmtree(self._scratch, ignore_errors=True)
         log.info("stopped work_queue_factory and %d processes below it", len(set(below)))
+
+    def _remove_condor_jobs(self, folder: Path) -> None:
+        """Remove the Condor jobs a factory working in ``folder`` left queued (none if it cleaned up)."""
+        if self.config.batch != "condor":
+            return
+        quoted = str(folder).replace("\\", "\\\\").replace('"', '\\"')  # a ClassAd string literal
+        try:
+            result = subprocess.run(
+                ["condor_rm", "-constraint", f'Iwd == "{quoted}"'],
+                cwd=folder if folder.is_dir() else None,
+                env={**os.environ, **self.config.extra_env},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.error("could not remove the Condor jobs of the factory in %s: %s", folder, exc)
+            return
+        if result.returncode == 0:
+            log.warning("removed Condor jobs the factory in %s had left queued", folder)
+        else:  # "Couldn't find/remove all jobs matching constraint": nothing was left
+            log.info("no Condor job of the factory in %s was left: %s", folder, result.stderr.strip()[:200])
 
 
 def _kill_all(pids: Sequence[int], process_group: int) -> None:
