@@ -67,3 +67,27 @@ def test_a_worker_killed_mid_task_loses_nothing(
     metrics = scrape(metrics_port)
     assert metrics["dp3_dispatcher_tasks_submitted_total"] == 1  # Work Queue resubmitted it, not us
     assert metrics.get('dp3_dispatcher_tasks_failed_total{kind="render_failed"}', 0) == 0
+
+
+def test_a_worker_without_pillow_heif_fails_heic_as_its_own_lack_and_stays_in_use(
+    corpus: Path, tmp_path: Path, amqp_url: str, outcomes, start_dispatcher, start_worker
+) -> None:
+    shadow = tmp_path / "no-pillow-heif"
+    shadow.mkdir()
+    (shadow / "pillow_heif.py").write_text("raise ImportError('pillow_heif is not installed on this worker')\n")
+    dispatcher = start_dispatcher(DP3_WORK_QUEUE_BATCH="none", DP3_RENDER_ATTEMPTS="2")
+    port, metrics_port = dispatcher.manager_port(), dispatcher.metrics_port()
+    start_worker(port, "no-heif", env={**pillow_path(), "PYTHONPATH": str(shadow)})
+    wait_for(lambda: scrape(metrics_port)["dp3_dispatcher_workers_connected"] == 1, 30, "the worker")
+    heic = detected(corpus / "heic" / "IMG_5195.HEIC", corpus)
+    jpeg = detected(corpus / "jpg" / "Canon_40D.jpg", corpus)
+    publish(amqp_url, [heic])
+    failed = outcomes.wait_all({heic.id}, timeout=60)[heic.id]
+    assert failed.status is Status.FAILED and failed.error is not None
+    assert failed.error.kind == "worker_environment" and "pillow-heif" in failed.error.message
+    # The photo is not at fault, and neither is the worker for everything else: not blocked.
+    publish(amqp_url, [jpeg])
+    assert outcomes.wait_all({jpeg.id}, timeout=60)[jpeg.id].status is Status.PROCESSED
+    metrics = scrape(metrics_port)
+    assert metrics["dp3_dispatcher_workers_blocked"] == 0
+    assert metrics["dp3_dispatcher_tasks_submitted_total"] == 3  # the HEIC twice, the JPEG once

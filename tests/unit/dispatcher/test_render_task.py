@@ -274,13 +274,14 @@ def test_max_pixels_option(corpus: Path, tmp_path: Path) -> None:
     assert run_task(source, tmp_path / "fits", "--max-pixels", "270000").returncode == 0
 
 
-def test_heic_without_pillow_heif_is_unsupported(corpus: Path, tmp_path: Path) -> None:
+def test_heic_on_a_worker_without_pillow_heif_is_the_workers_lack_not_the_photos(corpus: Path, tmp_path: Path) -> None:
     shadow = tmp_path / "shadow"
     shadow.mkdir()
     (shadow / "pillow_heif.py").write_text("raise ImportError('pillow_heif hidden by the test')\n")
     outcome = run_task(corpus / "heic/samplefilehub.heif", tmp_path / "out", PYTHONPATH=str(shadow))
-    assert_failed(outcome, render_task.EXIT_UNSUPPORTED_FORMAT, "unsupported_format")
+    assert_failed(outcome, render_task.EXIT_MISSING_DECODER, "worker_environment")
     assert "pillow-heif" in outcome.report["message"]
+    assert run_task(corpus / "heic/samplefilehub.heif", tmp_path / "with").returncode == 0  # a worker that has it
 
 
 def test_format_pillow_opens_but_dp3_does_not_render(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ from dp3.workqueue import (
     query_workers,
     result_text,
 )
-from dp3_dispatcher import metrics
+from dp3_dispatcher import metrics, render_task
 from dp3_dispatcher.batch_results import Missing, PhotoOutcome, RenderFailed, outcome_names, read_results
 from dp3_dispatcher.batching import batch_sizes
 from dp3_dispatcher.runner import TaskRunner
@@ -313,7 +313,9 @@ class Dispatcher:
             return True
         if isinstance(outcome, RenderFailed):
             kind, message = classify_exit(outcome.status, outcome.output)
-            if kind is ErrorKind.WORKER_ENVIRONMENT:
+            if outcome.status == render_task.EXIT_MISSING_DECODER:
+                self._missing_decoder(job, message, plog)
+            elif kind is ErrorKind.WORKER_ENVIRONMENT:
                 self._broken_worker([job], result, message)
             elif permanent(kind):
                 plog.warning("render failed permanently: %s: %s", kind.value, message)
@@ -335,6 +337,22 @@ class Dispatcher:
         plog.info("rendered and verified (its task ran %.2fs)", result.execute_seconds)
         self._settle(job, [self._processed(entry, verification.meta)])
         return False
+
+    def _missing_decoder(self, job: _Job, message: str, plog: PhotoLogger) -> None:
+        """This worker lacks a decoder for this photo (HEIC without pillow-heif); another worker may have it.
+
+        Not a broken worker (it renders JPEGs), so its host is not blocked; the
+        photo is tried again up to ``DP3_RENDER_ATTEMPTS`` times, then fails
+        as ``worker_environment``, which names what to install.
+        """
+        job.attempts += 1
+        metrics.TASKS_FAILED.labels(ErrorKind.WORKER_ENVIRONMENT.value).inc()
+        if job.attempts >= self._settings.render_attempts:
+            plog.error("no worker could decode it in %d attempts: %s", job.attempts, message)
+            self._settle(job, [self._failed(job.entry, ErrorKind.WORKER_ENVIRONMENT, message)])
+            return
+        plog.warning("this worker cannot decode it (%s); trying again", message)
+        self._requeue([job])
 
     def _retry_all(self, jobs: Sequence[_Job], reason: str, result: TaskResult) -> None:
         for job in jobs:

@@ -19,6 +19,8 @@ Exit status is the contract with the dispatcher (``dp3_dispatcher.verify``)::
     12  too_large           width*height above --max-pixels, seen in the header
     13  empty_file          zero bytes
     20  worker_environment  this worker cannot render (Python/Pillow missing or old)
+    21  worker_environment  this worker cannot decode this photo's format (HEIC
+                            without pillow-heif): another worker may
     1   render_failed       anything else (a bug, a full disk): worth a retry
 
 On a non-zero exit, stdout carries one JSON line ``{"kind", "message"}`` and no
@@ -67,6 +69,9 @@ EXIT_UNSUPPORTED_FORMAT = 11
 EXIT_TOO_LARGE = 12
 EXIT_EMPTY_FILE = 13
 EXIT_WORKER_ENVIRONMENT = 20
+EXIT_MISSING_DECODER = 21
+
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 
 KIND_BY_EXIT = {
     EXIT_RENDER_FAILED: "render_failed",
@@ -75,6 +80,7 @@ KIND_BY_EXIT = {
     EXIT_TOO_LARGE: "too_large",
     EXIT_EMPTY_FILE: "empty_file",
     EXIT_WORKER_ENVIRONMENT: "worker_environment",
+    EXIT_MISSING_DECODER: "worker_environment",
 }
 
 THUMBNAIL_NAME = "thumbnail.jpg"
@@ -356,7 +362,7 @@ def sniff_unsupported(head: bytes) -> "str | None":
     """What to tell a person about bytes in a format Pillow here cannot open, or None (then: corrupt)."""
     if head[4:8] == b"ftyp":
         brand = head[8:12].decode("ascii", errors="replace")
-        if brand in ("heic", "heix", "heim", "heis", "hevc", "hevx", "mif1", "msf1"):
+        if head[8:12] in HEIF_BRANDS:
             return (
                 f"a HEIF/HEIC image (brand {brand}) and this worker has no pillow-heif to decode it: "
                 "install pillow-heif on the workers, or convert the photo to JPEG"
@@ -374,18 +380,23 @@ def sniff_unsupported(head: bytes) -> "str | None":
 def open_image(data: bytes) -> Any:
     """Open (header only), or raise RenderError with the kind."""
     head = data[:16]
+    heif_decoder = True
     if head[4:8] == b"ftyp":
-        # Imported only for HEIF-family files (it costs time); absent or broken -> unsupported here.
-        with contextlib.suppress(Exception):
+        # Imported only for HEIF-family files (it costs time).
+        try:
             import pillow_heif
 
             pillow_heif.register_heif_opener()
+        except Exception:  # noqa: BLE001 -- absent or broken: this worker cannot decode HEIF
+            heif_decoder = False
     try:
         image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise RenderError(EXIT_TOO_LARGE, f"refused before decoding: {exc}") from None
     except Exception as exc:  # noqa: BLE001 -- Pillow's plugins raise many types for bad bytes
         what = sniff_unsupported(head)
+        if what and not heif_decoder and head[8:12] in HEIF_BRANDS:
+            raise RenderError(EXIT_MISSING_DECODER, what) from None  # the worker's lack, not the photo's
         if what:
             raise RenderError(EXIT_UNSUPPORTED_FORMAT, what) from None
         if isinstance(exc, PIL.UnidentifiedImageError):

@@ -26,6 +26,7 @@ _KIND_BY_EXIT: dict[int, ErrorKind] = {
     render_task.EXIT_TOO_LARGE: ErrorKind.TOO_LARGE,
     render_task.EXIT_EMPTY_FILE: ErrorKind.EMPTY_FILE,
     render_task.EXIT_WORKER_ENVIRONMENT: ErrorKind.WORKER_ENVIRONMENT,
+    render_task.EXIT_MISSING_DECODER: ErrorKind.WORKER_ENVIRONMENT,
 }
 _SHELL_CANNOT_EXECUTE = 126
 _SHELL_NOT_FOUND = 127
