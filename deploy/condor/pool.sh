@@ -33,11 +33,24 @@ mount_binds() {
     done
 }
 
+# The pool's job queue, history, logs and execute folders (minicondor keeps its
+# queue in /var/spool/condor): cleared at start and stop, so no job of an
+# earlier run (held for good once its folder is gone) is ever seen again.
+clear_pool_state() {
+    for var in SPOOL EXECUTE LOG; do
+        dir=$(in_root condor_config_val "$var" 2>/dev/null || true)
+        case "$dir" in
+        /var/?*) rm -rf "${ROOT:?}$dir/"* ;;
+        esac
+    done
+}
+
 start() {
     shared=$1
     bindir=$2
     "$HERE/build-chroot.sh" "$ROOT"
     mkdir -p "$STATE" "$bindir" "$shared"
+    clear_pool_state
     mount_binds
     mkdir -p "$ROOT$shared"
     chmod 1777 "$ROOT/tmp"  # HTCondor's FS authentication makes its proof file there
@@ -103,7 +116,7 @@ stop() {
     for fs in dev/shm dev/pts dev sys proc; do
         mountpoint -q "$ROOT/$fs" && umount -l "$ROOT/$fs"
     done
-    rm -rf "$ROOT/var/lib/condor/spool/"* "$ROOT/var/lib/condor/execute/"* "$ROOT/var/log/condor/"*
+    clear_pool_state
 }
 
 case "${1:-}" in

@@ -60,6 +60,12 @@ def _condor(bindir: Path, shared: Path, *args: str) -> str:
     ).stdout
 
 
+def _jobs(bindir: Path, shared: Path) -> set[str]:
+    """Cluster ids of the queued jobs of this test's factories (their folders are in ``shared``)."""
+    lines = _condor(bindir, shared, "condor_q", "-af", "ClusterId", "Iwd").splitlines()
+    return {line.split()[0] for line in lines if line.split()[1:] and line.split()[1].startswith(f"{shared}/")}
+
+
 def test_renders_run_on_condor_job_workers_with_the_clusters_python(
     corpus: Path, amqp_url: str, outcomes, start_dispatcher, condor_pool
 ) -> None:
@@ -101,15 +107,24 @@ def test_renders_run_on_condor_job_workers_with_the_clusters_python(
     assert str(shared) in running  # the factory's jobs (condor.sh in its scratch folder)
 
     # A factory that dies cannot remove its jobs: the dispatcher starts a new one and
-    # removes the dead one's jobs itself, well before the workers' idle timeout (30 s).
+    # removes the dead one's jobs itself. Left alone they would end by the workers' idle
+    # timeout (30 s), as Completed (4); removed, they are Removed (3) in the history.
+    dead_jobs = _jobs(bindir, shared)
+    assert dead_jobs
     [factory] = dispatcher.factory_pids()
     os.kill(factory, signal.SIGKILL)
     wait_for(lambda: len(dispatcher.factory_pids()) == 2, 30, "a new factory")
     wait_for(
-        lambda: _condor(bindir, shared, "condor_q", "-af", "ClusterId").strip() == "",
-        20,
-        "the dead factory's worker jobs to be removed",
+        lambda: not dead_jobs & _jobs(bindir, shared),
+        90,
+        "the dead factory's worker jobs to leave the queue",
     )
+    ended = dict(
+        line.split()
+        for line in _condor(bindir, shared, "condor_history", "-af", "ClusterId", "JobStatus").splitlines()
+        if line.split() and line.split()[0] in dead_jobs
+    )
+    assert ended == dict.fromkeys(dead_jobs, "3"), ended
     assert "had left queued" in dispatcher.log()
 
     later = detected(corpus / "jpg" / "Canon_40D.jpg", corpus)  # the new factory brings workers too
@@ -117,9 +132,7 @@ def test_renders_run_on_condor_job_workers_with_the_clusters_python(
     assert outcomes.wait_all({later.id}, timeout=120)[later.id].status is Status.PROCESSED
     assert dispatcher.stop(90) == 0
     # Stopping the dispatcher stopped the factory, which removed its Condor jobs.
-    wait_for(
-        lambda: _condor(bindir, shared, "condor_q", "-af", "ClusterId").strip() == "", 60, "the worker jobs to leave"
-    )
+    wait_for(lambda: not _jobs(bindir, shared), 60, "the worker jobs to leave")
     history = _condor(bindir, shared, "condor_history", "-af", "ClusterId", "Owner", "Cmd", "JobStatus")
     jobs = [line.split() for line in history.splitlines() if str(shared) in line]
     assert jobs, history

@@ -203,7 +203,7 @@ class WorkerFactory:
         try:
             result = subprocess.run(
                 ["condor_rm", "-constraint", f'Iwd == "{quoted}"'],
-                cwd=folder if folder.is_dir() else None,
+                cwd=self.config.scratch if self.config.scratch.is_dir() else None,  # its own may be gone
                 env={**os.environ, **self.config.extra_env},
                 capture_output=True,
                 text=True,
