@@ -391,6 +391,10 @@ def open_image(data: bytes) -> Any:
             heif_decoder = False
     try:
         image = Image.open(io.BytesIO(data))
+        if image.format in DRAFTABLE_FORMATS:
+            # The whole file in one feed: in 64 KB pieces libjpeg suspends and resumes
+            # about a hundred times for a camera JPEG (3 % of the decode here).
+            image.decodermaxblock = max(getattr(image, "decodermaxblock", 0), len(data))
     except Image.DecompressionBombError as exc:
         raise RenderError(EXIT_TOO_LARGE, f"refused before decoding: {exc}") from None
     except Exception as exc:  # noqa: BLE001 -- Pillow's plugins raise many types for bad bytes
@@ -495,6 +499,7 @@ def decode_web(image: Any, orientation: int) -> Any:
         raise RenderError(EXIT_UNSUPPORTED_FORMAT, f"pixel mode {image.mode} cannot be rendered ({exc})") from None
     if image.size != target:
         info = image.info
+        # Lanczos even for the last 10 %: bicubic saved 3 ms of 130 and cost 0.4 dB (2026-11-25).
         image = image.resize(target, LANCZOS, reducing_gap=3.0)
         image.info = info
     image = to_srgb(image)
