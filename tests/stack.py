@@ -16,13 +16,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.rabbit import REPO_ROOT, wait_for
+from tests.rabbit import REPO_ROOT, create_vhost, delete_vhost, wait_for
 
 SERVICES = ("scanner", "dispatcher", "archiver", "portal")
 
@@ -129,6 +130,32 @@ class Stack:
             for pid in left:
                 os.kill(pid, signal.SIGKILL)
             raise AssertionError(f"processes left behind after stop: {left}")
+
+
+@contextmanager
+def running_stack(
+    home: Path,
+    vhost_prefix: str,
+    extra_env: Mapping[str, str] | None = None,
+    before_start: Callable[[Stack], None] | None = None,
+    log_lines: int = 60,
+) -> Iterator[tuple[Stack, str]]:
+    """A started stack in ``home`` on a fresh vhost; logs printed if the body fails; stopped, vhost deleted."""
+    vhost, url = create_vhost(vhost_prefix)
+    running = Stack(home, url, extra_env)
+    try:
+        if before_start is not None:
+            before_start(running)
+        running.start()
+        yield running, vhost
+    except BaseException:
+        print(running.tail_logs(log_lines))
+        raise
+    finally:
+        try:
+            running.stop()
+        finally:
+            delete_vhost(vhost)
 
 
 def leftover_processes(home: Path) -> list[int]:

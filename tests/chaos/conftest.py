@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
-from tests.rabbit import create_vhost, delete_vhost
-from tests.stack import Stack
+from tests.stack import Stack, running_stack
 
 CHAOS_ENV = {
     # Lost messages are healed by the scanner's re-drive of files still in the inbox: keep it
@@ -25,29 +24,18 @@ StackFactory = Callable[..., AbstractContextManager[tuple[Stack, str]]]
 def chaos_stack(tmp_path: Path) -> StackFactory:
     """Starts the stack (make up) with the chaos settings; yields (stack, vhost); stopped and checked after."""
 
-    @contextmanager
     def start(
         extra_env: dict[str, str] | None = None, before_start: Callable[[Path], None] | None = None
-    ) -> Iterator[tuple[Stack, str]]:
-        vhost, url = create_vhost("dp3-chaos")
-        running = Stack(tmp_path / "home", url, {**CHAOS_ENV, **(extra_env or {})})
-        # The portal's status page shows the workers and the stores' health from these.
-        for service in ("dispatcher", "archiver"):
-            running.env[f"DP3_{service.upper()}_METRICS_URL"] = (
-                f"http://127.0.0.1:{running.metrics_ports[service]}/metrics"
-            )
-        try:
+    ) -> AbstractContextManager[tuple[Stack, str]]:
+        def prepare(running: Stack) -> None:
+            # The portal's status page shows the workers and the stores' health from these.
+            for service in ("dispatcher", "archiver"):
+                running.env[f"DP3_{service.upper()}_METRICS_URL"] = (
+                    f"http://127.0.0.1:{running.metrics_ports[service]}/metrics"
+                )
             if before_start is not None:
                 before_start(running.home)
-            running.start()
-            yield running, vhost
-        except BaseException:
-            print(running.tail_logs(80))
-            raise
-        finally:
-            try:
-                running.stop()
-            finally:
-                delete_vhost(vhost)
+
+        return running_stack(tmp_path / "home", "dp3-chaos", {**CHAOS_ENV, **(extra_env or {})}, prepare, 80)
 
     return start

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dp3.events import Status
-from dp3_dispatcher.workers import descendants
+from dp3_dispatcher.processes import descendants
 from tests.integration.dispatcher.harness import detected, publish, scrape, worker_processes
 from tests.rabbit import wait_for
 

@@ -16,9 +16,10 @@ from dp3.files import TEMP_PREFIX, sha256_file
 from dp3.settings import load_settings
 from dp3_dispatcher import render_task
 from dp3_dispatcher.dispatcher import render_command
+from dp3_dispatcher.processes import descendants
 from dp3_dispatcher.settings import DispatcherSettings
 from dp3_dispatcher.staging import Staging
-from dp3_dispatcher.workers import FactoryConfig, descendants
+from dp3_dispatcher.workers import FactoryConfig
 
 
 def test_settings_defaults_and_checks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 MEMBER_LIMIT_BYTES = 64 * 1024 * 1024
 """No artifact of a 640x480 render comes near this; a bigger member is not read."""
 
-_MEMBER = re.compile(r"^(\d{1,6})/(thumbnail\.jpg|web\.jpg|meta\.json|failure\.json)$")
-FAILURE_NAME = "failure.json"
+FAILURE_NAME = render_task.FAILURE_NAME
+_NAMES = "|".join(map(re.escape, (*render_task.ARTIFACT_NAMES, FAILURE_NAME)))
+_MEMBER = re.compile(rf"^(\d{{1,6}})/({_NAMES})$")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,12 @@ class Rendered:
     """The photo's three artifacts, under the task's fixed names, in ``workspace``."""
 
     workspace: Path
+
+    @property
+    def artifacts(self) -> tuple[Path, Path, Path]:
+        """(thumbnail, web, meta.json)."""
+        thumbnail, web, meta = (self.workspace / name for name in render_task.ARTIFACT_NAMES)
+        return thumbnail, web, meta
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,6 @@ log = logging.getLogger(__name__)
 SERVICE = "dispatcher"
 SCRIPT_REMOTE = "render_task.py"
 RESULTS_REMOTE = "results.tar"
-OUTPUT_REMOTES = ("thumbnail.jpg", "web.jpg", "meta.json")
 RENDER_SCRIPT = Path(__file__).with_name("render_task.py")
 
 Events = Sequence[JournalEntry]
@@ -85,12 +84,6 @@ def render_command(max_pixels: int, photos: int) -> str:
     return f"python3 {SCRIPT_REMOTE} --max-pixels {int(max_pixels)} --batch {RESULTS_REMOTE} {names}"
 
 
-def _received(workspace: Path) -> tuple[Path, Path, Path]:
-    """Where a photo's artifacts are unpacked: the task's fixed names, shell- and Work-Queue-safe."""
-    thumbnail, web, meta = (workspace / remote for remote in OUTPUT_REMOTES)
-    return thumbnail, web, meta
-
-
 @dataclass
 class _Job:
     """One photo's render, across its attempts."""
@@ -100,7 +93,6 @@ class _Job:
     future: concurrent.futures.Future[Events] = field(default_factory=concurrent.futures.Future)
     attempts: int = 0
     environment_failures: int = 0
-    last_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -325,7 +317,7 @@ class Dispatcher:
             return False
         workspace = outcome.workspace
         try:
-            thumbnail, web, meta = self._staging.name_artifacts(workspace, entry.id, _received(workspace))
+            thumbnail, web, meta = self._staging.name_artifacts(workspace, entry.id, outcome.artifacts)
             assert entry.sha256 is not None
             verification = verify_render(thumbnail, web, meta, entry.sha256)
             if not verification.ok or verification.meta is None:
@@ -360,7 +352,6 @@ class Dispatcher:
 
     def _retry(self, job: _Job, reason: str, plog: PhotoLogger) -> None:
         job.attempts += 1
-        job.last_reason = reason
         if job.attempts >= self._settings.render_attempts:
             plog.error("render failed %d times; giving up: %s", job.attempts, reason)
             message = f"no valid artifacts after {job.attempts} attempts; last: {reason}"

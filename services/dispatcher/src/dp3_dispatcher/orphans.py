@@ -32,6 +32,8 @@ import signal
 import time
 from pathlib import Path
 
+from dp3_dispatcher.processes import ZOMBIE, alive, process_table
+
 log = logging.getLogger(__name__)
 
 FACTORY = "work_queue_factory"
@@ -85,7 +87,7 @@ def reap_orphaned_factories(scratch: Path) -> int:
                 os.kill(pid, signal.SIGKILL)
         killed.update(victims)
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(_alive(pid) for pid in killed):
+    while time.monotonic() < deadline and any(alive(pid) for pid in killed):
         time.sleep(0.05)
     for folder in root.iterdir() if root.is_dir() else ():
         stale = folder.name.startswith(FOLDER_PREFIX) and folder not in live_folders and owner_of(folder) != mine
@@ -97,19 +99,8 @@ def reap_orphaned_factories(scratch: Path) -> int:
 
 
 def _processes() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, session id) of every live process, from /proc."""
-    found: dict[int, tuple[int, int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            found[int(entry.name)] = (int(fields[1]), int(fields[3]))
-    return found
+    """pid -> (parent pid, session id) of every live process."""
+    return {pid: (p.parent, p.session) for pid, p in process_table().items() if p.state != ZOMBIE}
 
 
 def _argv0(pid: int) -> str:
@@ -134,11 +125,3 @@ def _cwd(pid: int) -> Path | None:
         return Path(os.readlink(f"/proc/{pid}/cwd"))
     except OSError:
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False

@@ -87,6 +87,7 @@ THUMBNAIL_NAME = "thumbnail.jpg"
 WEB_NAME = "web.jpg"
 META_NAME = "meta.json"
 ARTIFACT_NAMES = (THUMBNAIL_NAME, WEB_NAME, META_NAME)
+FAILURE_NAME = "failure.json"  # in batch mode, instead of the artifacts of a photo that failed
 
 THUMBNAIL_BOX = (120, 90)
 WEB_BOX = (640, 480)
@@ -614,7 +615,7 @@ def render_batch(sources: "list[str]", results: str, max_pixels: int) -> None:
                 if status != EXIT_OK:
                     os.makedirs(outdir, exist_ok=True)
                     failure = {"status": status, "kind": KIND_BY_EXIT[status], "message": message}
-                    with open(os.path.join(outdir, "failure.json"), "w", encoding="utf-8") as handle:
+                    with open(os.path.join(outdir, FAILURE_NAME), "w", encoding="utf-8") as handle:
                         json.dump(failure, handle, ensure_ascii=False)
                 archive.add(outdir, arcname=str(index))
         os.replace(results + ".tmp", results)

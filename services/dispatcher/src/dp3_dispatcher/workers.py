@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dp3_dispatcher.orphans import factory_folder_prefix
+from dp3_dispatcher.processes import alive, descendants
 
 log = logging.getLogger(__name__)
 
@@ -89,28 +90,6 @@ def local_worker_environment() -> dict[str, str]:
     """PATH with this interpreter's folder first, so a local worker's ``python3`` has Pillow."""
     path = os.environ.get("PATH", "/usr/bin:/bin")
     return {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{path}"}
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live process below ``pid`` (from /proc), children first."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: list[int] = []
-    frontier = [pid]
-    while frontier:
-        parent = frontier.pop()
-        for child in children.get(parent, ()):
-            found.append(child)
-            frontier.append(child)
-    return found
 
 
 class WorkerFactory:
@@ -226,14 +205,5 @@ def _kill_all(pids: Sequence[int], process_group: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+    while time.monotonic() < deadline and any(alive(pid) for pid in pids):
         time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            state = stat.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
