@@ -213,6 +213,22 @@ def firing_names(prom: PrometheusServer) -> dict[str, list[dict[str, str]]]:
     return firing
 
 
+def first_sample_time(prom: PrometheusServer, expr: str, since: float) -> float:
+    """When ``expr`` was first sampled after ``since``.
+
+    A range query sees a sample only from the next whole step after it, so a scrape that landed
+    in the last second before "now" is invisible for up to a step: ask until one is seen.
+    """
+    seen: list[float] = []
+
+    def sampled() -> bool:
+        seen[:] = [float(t) for series in prom.query_range(expr, since, time.time(), 1) for t, _ in series["values"]]
+        return bool(seen)
+
+    wait_for(sampled, 10, f"a first sample of {expr}", interval=0.5)
+    return min(seen)
+
+
 def test_dashboards_and_alerts_on_a_real_run(amqp_url: str, corpus: Path, tmp_path: Path) -> None:
     ensure_rabbitmq_prometheus()
     vhost = amqp_url.rsplit("/", 1)[1]
@@ -245,9 +261,7 @@ def test_dashboards_and_alerts_on_a_real_run(amqp_url: str, corpus: Path, tmp_pa
             raise AssertionError(f"scrape targets: {states}") from None
         started = time.time()
         # The range queries (and the figure) start at the first scrape, not in the seconds before it.
-        first_scrape = min(
-            float(t) for series in prom.query_range("up", prom_ready, started, 1) for t, _ in series["values"]
-        )
+        first_scrape = first_sample_time(prom, "up", prom_ready)
 
         # 1. A healthy run: the photos go through, every alert evaluates, no critical one fires.
         drop_first_photos(stack, corpus)
