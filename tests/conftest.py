@@ -9,6 +9,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("DP3_CORPUS", REPO.parent / "shared" / "corpus" / "exif-samples"))
+# The whole-stack tests wait up to several minutes by their own deadlines (and print their
+# diagnostics when one passes); pytest's global 300 s must not cut them off first on a slow day.
+SLOW_TEST_TIMEOUT = 900
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT))
 
 
 @pytest.fixture(scope="session")

@@ -171,9 +171,22 @@ def leftover_processes(home: Path) -> list[int]:
             continue
         if marker in environ.split(b"\0"):
             found.append(int(entry.name))
-    # give exiting processes a moment to be reaped
-    time.sleep(0.1)
-    return [pid for pid in found if Path(f"/proc/{pid}").exists()]
+    # Give processes that are exiting (a worker finishing its last write) a few seconds.
+    deadline = time.monotonic() + 5
+    while True:
+        found = [pid for pid in found if _running(pid)]
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an exited child its parent has not reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 # --- helpers shared by the whole-stack tests (e2e, chaos) ---------------------------------

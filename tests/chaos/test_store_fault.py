@@ -119,8 +119,12 @@ def hold_back(
     stack: Stack, archiver: Archiver, store: Path, kind: str, batch: list[str], expected: dict[str, Expected]
 ) -> None:
     """The batch waits in the inbox while ``store`` fails with ``kind``: counted, shown, nothing collected."""
-    wait_for(lambda: archiver.sample("errors_total", store, kind) > 0, 60, f"{kind} errors counted for {store}")
-    assert archiver.sample("up", store) == 0
+    # The error is counted a moment before the store's up gauge drops.
+    wait_for(
+        lambda: archiver.sample("errors_total", store, kind) > 0 and archiver.sample("up", store) == 0,
+        60,
+        f"{kind} errors counted for {store}, and it is down",
+    )
     seen = archiver.sample("errors_total", store, kind)
     wait_for(
         lambda: archiver.sample("errors_total", store, kind) >= seen + HOLD_RETRIES,
@@ -166,14 +170,15 @@ def test_a_read_only_then_a_full_store_hold_photos_back_until_they_return(
             assert archiver.sample("up", store_a) == archiver.sample("up", store_b) == 1
 
             # Store A turns read-only (a network drive remounted ro) while a batch arrives.
-            remount(store_a, "ro")
+            # Each moment is taken just before the change: a retry may land right after it.
             read_only_from = time.time()
+            remount(store_a, "ro")
             second = batch(1)
             watch = InboxWatch(second)
             hold_back(stack, archiver, store_a, "read_only", second, expected)
             assert not watch.stop(), "collected while store A was read-only"
-            remount(store_a, "rw")
             read_only_to = time.time()
+            remount(store_a, "rw")
             wait_for(lambda: settled(stack, expected), 120, "the read-only backlog collected", interval=1)
             back_at = time.time()
             since, until = (
@@ -184,14 +189,14 @@ def test_a_read_only_then_a_full_store_hold_photos_back_until_they_return(
             assert archiver.sample("up", store_a) == 1
 
             # Then store B fills up (another user's data), while the next batch arrives.
-            ballast = fill_up(store_b)
             full_from = time.time()
+            ballast = fill_up(store_b)
             third = batch(2)
             watch = InboxWatch(third)
             hold_back(stack, archiver, store_b, "full", third, expected)
             assert not watch.stop(), "collected while store B was full"
-            ballast.unlink()
             full_to = time.time()
+            ballast.unlink()
             try:
                 wait_for(lambda: settled(stack, expected), 120, "the full-store backlog collected", interval=1)
             except AssertionError as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from dp3.files import TEMP_PREFIX
 from dp3.layout import STORE_MARKER
 from tests.rabbit import wait_for
 from tests.stack import Stack, all_photos, export_journal, sha256_hex, write_slowly
@@ -76,7 +77,7 @@ def test_corpus_and_bad_inputs_end_in_the_right_state(stack: Stack, corpus: Path
         assert len(photo["archives"]) == 2
         for folder in map(Path, photo["archives"]):
             assert folder.parent in stack.stores
-            sidecars = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+            sidecars = [json.loads(p.read_text()) for p in folder.glob("*.json") if not p.name.startswith(TEMP_PREFIX)]
             [sidecar] = [s for s in sidecars if s.get("id") == photo["id"]]
             stored = folder / (sidecar.get("stored_name") or photo["id"])
             assert stored.read_bytes() == data, stored
@@ -101,6 +102,7 @@ def test_corpus_and_bad_inputs_end_in_the_right_state(stack: Stack, corpus: Path
             for p in store.rglob("*")
             if p.is_file()
             and p.name != STORE_MARKER
+            and not p.name.startswith(TEMP_PREFIX)
             and p.suffix != ".json"
             and not p.stem.endswith(("_THUMBNAIL", "_WEB"))
         ]

@@ -64,7 +64,12 @@ def test_processed_failed_and_no_owner_end_to_end(
     for entry in [*good, corrupt]:
         assert verified_everywhere(site, site.store_roots, entry.id, entry.sha256)
         assert not Path(entry.path).exists()
-        assert not layout.staging_dir(site.staging, entry.id).exists()
+    # Staging goes once Collected is confirmed by the broker, a moment after the journal sees it.
+    wait_for(
+        lambda: not any(layout.staging_dir(site.staging, e.id).exists() for e in [*good, corrupt]),
+        10,
+        "staging removed after collection",
+    )
     [archived_corrupt] = [e for e in journal.with_status(Status.ARCHIVED) if e.id == corrupt.id]
     assert archived_corrupt.error is not None and archived_corrupt.error.kind is ErrorKind.CORRUPT_IMAGE
     assert Path(no_owner.path).exists() and no_owner.id not in journal.ids_with(Status.ARCHIVED)
@@ -205,8 +210,15 @@ def test_three_archivers_compete_without_double_work(
     collected = [p.metric("dp3_archiver_collected_total") for p in processes]
     assert sum(archived) == 60 and sum(collected) == 60, (archived, collected)
     for queue in ("archiver", "archiver.collect"):  # each message handled once, by one of them
-        handled = [p.metric("dp3_broker_messages_total", queue=queue) for p in processes]
-        acked = [p.metric("dp3_broker_messages_total", queue=queue, outcome="acked") for p in processes]
+
+        def counts(queue: str = queue) -> tuple[list[float], list[float]]:
+            handled = [p.metric("dp3_broker_messages_total", queue=queue) for p in processes]
+            acked = [p.metric("dp3_broker_messages_total", queue=queue, outcome="acked") for p in processes]
+            return handled, acked
+
+        # The last ack is counted after its Collected is confirmed, i.e. after the journal saw it.
+        wait_for(lambda: sum(counts()[1]) >= 60, 10, f"every {queue} message acked")
+        handled, acked = counts()
         assert sum(handled) == sum(acked) == 60, (queue, handled, acked)
     assert sum(1 for n in archived if n > 0) >= 2, archived  # the work was shared
     written = sum(p.metric("dp3_archiver_bytes_total", store=str(site.store_roots[0])) for p in processes)
@@ -290,7 +302,8 @@ def test_periodic_fixity_audit_repairs_by_itself(
     journal.wait_all({entry.id}, Status.COLLECTED, 30)
     copy = site.store_roots[1] / DATE / entry.id
     copy.write_bytes(b"bit rot")
-    wait_for(lambda: sha256_of(copy) == entry.sha256, 20, "the periodic audit to repair the copy")
+    # The audit leaves a photo alone for WRITE_SETTLE_SECONDS after its last sidecar write.
+    wait_for(lambda: sha256_of(copy) == entry.sha256, 40, "the periodic audit to repair the copy")
     assert archiver.metric("dp3_archiver_fixity_failures_total", store=str(site.store_roots[1])) >= 1
 
 

@@ -33,6 +33,8 @@ ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
+# Playwright's 5 s default is short for a page that waits on a busy 2-core machine.
+expect.set_options(timeout=20_000)
 
 
 @pytest.fixture

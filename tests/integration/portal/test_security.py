@@ -123,25 +123,34 @@ def test_a_wrong_password_never_reveals_whether_the_user_exists(client) -> None:
     assert (api_unknown.status_code, api_unknown.text) == (api_known.status_code, api_known.text)
 
 
-def test_repeated_failed_logins_are_slowed_down(client) -> None:
-    client.get("/login")
-    token = client.cookies.get("dp3_csrf")
+def test_repeated_failed_logins_are_slowed_down(portal_settings, recorded) -> None:
+    from fastapi.testclient import TestClient
 
-    def attempt(password: str) -> tuple[int, float]:
-        started = time.monotonic()
-        response = client.post("/login", data={"username": "admin", "password": password, "csrf_token": token})
-        return response.status_code, time.monotonic() - started
+    from dp3_portal.app import create_app
 
-    free = [attempt("wrong") for _ in range(2)]  # login_free_attempts=2 in the test settings
-    assert all(code == 401 and took < 0.4 for code, took in free)
-    code, took = attempt("wrong")
-    assert code == 401 and took >= 0.4
-    code, took = attempt("wrong")
-    assert code == 401 and took >= 0.8
-    code, took = attempt(PASSWORD)  # the right password still works, after the wait
-    assert code == 303 and took >= 1.6
-    code, took = attempt("wrong")  # success reset the count
-    assert code == 401 and took < 0.4
+    # A delay well above what one password check (argon2) takes on a busy 2-core machine,
+    # so "not slowed down" and "slowed down" cannot be confused.
+    delay = 1.0
+    settings = portal_settings.model_copy(update={"login_delay_seconds": delay})
+    with TestClient(create_app(settings, record=False), follow_redirects=False) as client:
+        client.get("/login")
+        token = client.cookies.get("dp3_csrf")
+
+        def attempt(password: str) -> tuple[int, float]:
+            started = time.monotonic()
+            response = client.post("/login", data={"username": "admin", "password": password, "csrf_token": token})
+            return response.status_code, time.monotonic() - started
+
+        free = [attempt("wrong") for _ in range(2)]  # login_free_attempts=2 in the test settings
+        assert all(code == 401 and took < delay for code, took in free), free
+        code, took = attempt("wrong")
+        assert code == 401 and took >= delay
+        code, took = attempt("wrong")
+        assert code == 401 and took >= 2 * delay
+        code, took = attempt(PASSWORD)  # the right password still works, after the wait
+        assert code == 303 and took >= 4 * delay
+        code, took = attempt("wrong")  # success reset the count
+        assert code == 401 and took < delay
 
 
 def test_login_redirects_only_within_the_site(client) -> None:

@@ -50,6 +50,8 @@ def test_files_added_while_stopped_are_emitted_after_start_and_old_ones_are_not_
         assert len(journal.about(path)) == 1, f"{path.name} was re-emitted after the restart"
     for path in while_down:
         assert len(journal.about(path, Status.DETECTED)) == 1
-    assert 'dp3_scanner_detected_total{owner="JAEGER-NICHOLAS"} 4.0' in process.get("metrics")
+    # Counted once the broker confirmed the publish, which may be just after a consumer saw it.
+    counted = 'dp3_scanner_detected_total{owner="JAEGER-NICHOLAS"} 4.0'
+    wait_for(lambda: counted in process.get("metrics"), 10, counted)
     process.stop()
     assert process.process.returncode == 0, "".join(process.log[-20:])

@@ -11,7 +11,7 @@ from dp3.service import start_service
 from dp3.topology import ARCHIVER, COLLECTOR
 from dp3_archiver.archive import Archiver
 from dp3_archiver.collector import Collector
-from dp3_archiver.fixity import audit
+from dp3_archiver.fixity import WRITE_SETTLE_SECONDS, audit
 from dp3_archiver.settings import ArchiverSettings
 from dp3_archiver.stores import Store, StoreUnavailable
 
@@ -86,7 +86,7 @@ def _watch_free_space(stores: list[Store], stop: threading.Event) -> None:
 def _periodic_audit(stores: list[Store], every: float, stop: threading.Event) -> None:
     while not stop.wait(every):
         try:
-            audit(stores, repair=True)
+            audit(stores, repair=True, settle_seconds=WRITE_SETTLE_SECONDS)
         except Exception:  # the audit must not die with one bad run
             log.exception("fixity audit failed")
 

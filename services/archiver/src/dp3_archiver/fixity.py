@@ -8,6 +8,12 @@ atomic, hashed while copied, read back). A missing or unreadable sidecar is
 restored from another store's. The only files ever deleted are the archiver's
 own temporary files (``.dp3-tmp-*``) left by a crash mid-write, once they are
 older than an hour (a write in progress is never that old).
+
+The periodic audit runs beside the archiving itself (this process and any
+other archiver), so it leaves alone a photo whose sidecar in some store is
+younger than ``settle_seconds``: its copies may still be on their way to the
+other store, and "repairing" that gap would report a false fixity failure
+and could write an older sidecar over the one being written.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from dp3_archiver.stores import SourceMismatch, Store, StoreUnavailable
 log = logging.getLogger(__name__)
 
 STALE_TEMP_SECONDS = 3600.0
+WRITE_SETTLE_SECONDS = 10.0  # far beyond the gap between one photo's writes to its stores
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,7 @@ class AuditReport:
     copies_checked: int = 0
     findings: list[Finding] = field(default_factory=list)
     temp_files_removed: int = 0
+    skipped_recent: int = 0
 
     @property
     def unrepaired(self) -> list[Finding]:
@@ -55,10 +63,11 @@ class AuditReport:
 
     def summary(self) -> str:
         repaired = len(self.findings) - len(self.unrepaired)
+        later = f" ({self.skipped_recent} photos being written, left for the next audit)" if self.skipped_recent else ""
         return (
             f"{self.photos} photos, {self.copies_checked} copies checked: {len(self.findings)} problems, "
             f"{repaired} repaired, {len(self.unrepaired)} not repaired, "
-            f"{self.temp_files_removed} stale temporary files removed"
+            f"{self.temp_files_removed} stale temporary files removed{later}"
         )
 
 
@@ -68,10 +77,16 @@ class _Photo:
     name: str
     documents: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # store label -> parsed sidecar
     raw: dict[str, bytes] = field(default_factory=dict)  # store label -> sidecar bytes that parse
+    newest_sidecar: float = 0.0  # mtime of the youngest sidecar in any store
 
 
-def audit(stores: Sequence[Store], *, repair: bool = True, now: float | None = None) -> AuditReport:
-    """Check (and, if ``repair``, fix) every photo recorded in any usable store."""
+def audit(
+    stores: Sequence[Store], *, repair: bool = True, now: float | None = None, settle_seconds: float = 0.0
+) -> AuditReport:
+    """Check (and, if ``repair``, fix) every photo recorded in any usable store.
+
+    Photos with a sidecar written less than ``settle_seconds`` ago are counted, not checked.
+    """
     report = AuditReport()
     usable = []
     for store in stores:
@@ -79,7 +94,11 @@ def audit(stores: Sequence[Store], *, repair: bool = True, now: float | None = N
             usable.append(store)
         else:
             report.findings.append(Finding(store.label, store.root, "unavailable", False, "store marker missing"))
-    photos = _photos(usable, report, repair, time.time() if now is None else now)
+    now = time.time() if now is None else now
+    photos = _photos(usable, report, repair, now)
+    settled = [photo for photo in photos if now - photo.newest_sidecar >= settle_seconds]
+    report.skipped_recent = len(photos) - len(settled)
+    photos = settled
     report.photos = len(photos)
     for photo in photos:
         try:
@@ -110,6 +129,7 @@ def _photos(stores: Sequence[Store], report: AuditReport, repair: bool, now: flo
                         if name is None:
                             continue
                         photo = found.setdefault((date, name), _Photo(date, name))
+                        photo.newest_sidecar = max(photo.newest_sidecar, _mtime(child))
                         data = store.read_bytes(child)
                         document = sidecar.loads(data)
                         photo.documents[store.label] = document
@@ -186,6 +206,13 @@ def _all_records(documents: Any) -> list[sidecar.FileRecord]:
         for record in sidecar.file_records(document).values():
             seen.setdefault(record.name, record)
     return list(seen.values())
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.lstat().st_mtime
+    except FileNotFoundError:  # replaced or removed since the listing: written just now
+        return time.time()
 
 
 def _stale(path: Path, now: float) -> bool:
