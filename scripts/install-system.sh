@@ -9,6 +9,7 @@ run_packages=(
   coop-computing-tools coop-computing-tools-dev  # Work Queue worker, factory, C library for the binding
   gcc libc6-dev zlib1g-dev libssl-dev            # build the Work Queue binding
   rabbitmq-server                                # the broker (normally already running)
+  python3-venv                                   # .venv on a bare Debian python3
 )
 test_packages=(
   chromium                                       # the portal's browser test

@@ -225,20 +225,36 @@ def mongo_url(stack: Stack) -> str:
     return f"mongodb://127.0.0.1:{stack.env['DP3_EMBEDDED_MONGO_PORT']}/dp3?directConnection=true"
 
 
-def export_journal(stack: Stack) -> list[dict[str, Any]]:
-    """The whole journal, as ``dp3 journal export`` prints it."""
-    env = {**os.environ, **stack.env, "DP3_MONGO_URL": mongo_url(stack)}
+def dp3_command(stack: Stack, *args: str, **env: str) -> str:
+    """Run an operator command (``dp3 ...``) against the stack's catalog; its output."""
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "dp3"), "journal", "export"],
-        env=env,
+        [str(Path(sys.executable).parent / "dp3"), *args],
+        env={**os.environ, **stack.env, "DP3_MONGO_URL": mongo_url(stack), **env},
         capture_output=True,
         text=True,
-        check=True,
         timeout=120,
+        check=False,
     )
-    entries = json.loads(result.stdout)
+    assert result.returncode == 0, f"dp3 {' '.join(args)}: {result.stderr or result.stdout}"
+    return result.stdout
+
+
+def export_journal(stack: Stack) -> list[dict[str, Any]]:
+    """The whole journal, as ``dp3 journal export`` prints it."""
+    entries = json.loads(dp3_command(stack, "journal", "export"))
     assert isinstance(entries, list)
     return entries
+
+
+def catalog_photos(stack: Stack, database: str) -> dict[str, dict[str, Any]]:
+    """The catalog's photo documents in ``database``, by id, read straight from the database."""
+    from pymongo import MongoClient
+
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_url(stack))
+    try:
+        return {doc["_id"]: doc for doc in client[database]["photos"].find()}
+    finally:
+        client.close()
 
 
 def metric_samples(url: str, name: str) -> dict[str, float]:

@@ -16,7 +16,7 @@ import pytest
 from dp3.files import TEMP_PREFIX
 from dp3.layout import STORE_MARKER
 from tests.rabbit import wait_for
-from tests.stack import Stack, all_photos, export_journal, sha256_hex, write_slowly
+from tests.stack import Stack, all_photos, catalog_photos, dp3_command, export_journal, sha256_hex, write_slowly
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -126,6 +126,20 @@ def test_corpus_and_bad_inputs_end_in_the_right_state(stack: Stack, corpus: Path
         if photo["status"] == "Collected":
             must = ["Detected", "Failed" if photo["failed"] else "Processed", "Archived", "Collected"]
             assert first_seen == must, (photo["id"], steps)
+
+    # The catalog rebuilt from one store's sidecars, as the archiver wrote them, holds every
+    # collected photo as the live catalog (recorded from the journal) does, and nothing else.
+    store = stack.stores[1]
+    dp3_command(stack, "catalog", "rebuild", "--from", str(store), DP3_MONGO_DATABASE="dp3_rebuilt")
+    live, rebuilt = catalog_photos(stack, "dp3"), catalog_photos(stack, "dp3_rebuilt")
+    collected = {photo_id for photo_id, doc in live.items() if doc["status"] == "Collected"}
+    assert collected and collected <= set(rebuilt) <= set(live), sorted(set(rebuilt) ^ collected)[:5]
+    same = ("status", "owner", "path", "datetime", "sha256", "size", "failed", "error_kind", "stored_name", "model")
+    for photo_id in collected:
+        want = {key: live[photo_id].get(key) for key in same}
+        got = {key: rebuilt[photo_id].get(key) for key in same}
+        assert got == want, photo_id
+        assert sorted(rebuilt[photo_id]["archives"]) == sorted(live[photo_id]["archives"]), photo_id
 
 
 def with_comment(jpeg: bytes, comment: bytes) -> bytes:

@@ -267,3 +267,24 @@ def test_collection_observes_drop_to_collected_latency_and_store_gauges(site: Si
     with pytest.raises(StoreUnavailable):
         archiver(site).archive(site.photo(name="second.jpg"))
     assert sample("dp3_archiver_store_up", store=label) == 0.0
+
+
+def test_a_version_replaced_before_collection_is_archived_as_a_new_upload(site: Site) -> None:
+    # The user replaces the file between Archived and Collected: the first version is kept in
+    # the stores, the new one stays in the inbox until it too is archived (under a name of its
+    # own: same owner, time and name give the same id), and only then leaves.
+    first = site.photo()
+    [archived] = archiver(site).archive(first)
+    new_bytes = b"the photographer's better exposure" * 64
+    Path(first.path).write_bytes(new_bytes)
+    assert collector(site).collect(archived) is None
+    assert Path(first.path).read_bytes() == new_bytes
+    second = site.photo(data=new_bytes)  # what the scanner's Detected of the new version leads to
+    assert second.path == first.path and second.id == first.id and second.sha256 != first.sha256
+    [archived_second] = archiver(site).archive(second)
+    assert archived_second.stored_name == collision_name(first.id, second.sha256 or "")
+    collected = collector(site).collect(archived_second)
+    assert collected is not None and collected.status is Status.COLLECTED and not Path(first.path).exists()
+    for root in site.store_roots:
+        assert sha256_of(root / DATE / first.id) == first.sha256
+        assert (root / DATE / (archived_second.stored_name or "")).read_bytes() == new_bytes

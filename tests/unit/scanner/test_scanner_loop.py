@@ -231,3 +231,23 @@ def test_a_truly_truncated_file_is_detected_after_the_longer_wait(tmp_path: Path
     clock.now += 0.1
     scanner.step()
     assert [(e.status, e.sha256) for e in published] == [(Status.DETECTED, hashlib.sha256(data).hexdigest())]
+
+
+def test_a_file_replaced_after_detection_is_detected_again_as_a_new_upload(tmp_path: Path, inbox: Path) -> None:
+    clock, published = Clock(), Published()
+    scanner = make(tmp_path, inbox, clock, published)
+    path = inbox / "A-B" / "x.jpg"
+    path.write_bytes(b"\xff\xd8\xff" + b"a" * 100 + b"\xff\xd9")
+    scanner.step()
+    clock.now += 5
+    scanner.step()
+    assert len(published) == 1
+    newer = b"\xff\xd8\xff" + b"b" * 300 + b"\xff\xd9"
+    path.write_bytes(newer)  # the photographer saved a better version under the same name
+    clock.now += 61  # a rescan sees the change; the new version rests its own window
+    scanner.step()
+    clock.now += 5
+    scanner.step()
+    assert [e.status for e in published] == [Status.DETECTED, Status.DETECTED]
+    assert published[1].sha256 == hashlib.sha256(newer).hexdigest() and published[1].size == len(newer)
+    assert published[1].path == published[0].path and published[1].sha256 != published[0].sha256
