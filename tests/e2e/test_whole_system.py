@@ -12,9 +12,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from dp3.files import TEMP_PREFIX
 from dp3.layout import STORE_MARKER
+from tests.browser import ARTIFACTS, chromium
 from tests.rabbit import wait_for
 from tests.stack import Stack, all_photos, catalog_photos, dp3_command, export_journal, sha256_hex, write_slowly
 
@@ -140,6 +142,37 @@ def test_corpus_and_bad_inputs_end_in_the_right_state(stack: Stack, corpus: Path
         got = {key: rebuilt[photo_id].get(key) for key in same}
         assert got == want, photo_id
         assert sorted(rebuilt[photo_id]["archives"]) == sorted(live[photo_id]["archives"]), photo_id
+
+    look_at_the_gallery(stack, owners=sorted({photo["owner"] for photo in photos.values() if photo["owner"]}))
+
+
+def look_at_the_gallery(stack: Stack, owners: list[str]) -> None:
+    """A researcher's view of the processed corpus in a real browser: the workers' thumbnails, a filter."""
+    url = f"http://127.0.0.1:{stack.portal_port}"
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(url + "/")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", stack.password)
+        page.click("button[type=submit]")
+        expect(page).to_have_url(url + "/")
+        thumbnails = page.locator("#gallery img")
+        expect(thumbnails.first).to_be_visible()
+        for index in range(min(thumbnails.count(), 12)):
+            thumbnail = thumbnails.nth(index)
+            thumbnail.scroll_into_view_if_needed()
+            page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle())
+            width, height = thumbnail.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+            assert 0 < width <= 120 and 0 < height <= 90, (index, width, height)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "e2e-gallery.png"))
+        for owner in owners:
+            page.select_option("select[name=owner]", owner)
+            page.click("form.filters button[type=submit]")
+            tiles = page.locator("#gallery a.tile")
+            expect(tiles.first).to_be_visible()
+            shown = [tiles.nth(i).get_attribute("data-photo-id") or "" for i in range(tiles.count())]
+            assert shown and all(photo_id.startswith(owner + "_") for photo_id in shown), (owner, shown[:5])
 
 
 def with_comment(jpeg: bytes, comment: bytes) -> bytes:

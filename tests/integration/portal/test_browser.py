@@ -13,40 +13,21 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from dp3.broker import Publisher
+from tests.browser import ARTIFACTS, chromium
 from tests.integration.portal.conftest import PASSWORD
 from tests.integration.portal.running import RunningPortal
-from tests.rabbit import REPO_ROOT, wait_for
+from tests.rabbit import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = REPO_ROOT / "test-artifacts"
-# Playwright's 5 s default is short for a page that waits on a busy 2-core machine.
-expect.set_options(timeout=20_000)
 
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing (Debian package chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as running:
+        yield running
 
 
 @pytest.fixture
