@@ -58,7 +58,11 @@ def test_a_dispatcher_killed_mid_batch_loses_nothing_and_renders_nothing_twice(
     photos += sorted((corpus / "jpg" / "mobile").glob("*.jpg"))
     entries = [detected(photo, corpus) for photo in photos]
     ids = {entry.id for entry in entries}
-    first = start_dispatcher(DP3_WORK_QUEUE_BATCH="local", DP3_WORKERS="2", DP3_WORKER_IDLE_TIMEOUT="5")
+    # Small render batches: with the default (up to 16), the 27 photos could go as two batches
+    # finishing together, all staged before the kill, and nothing would be tested.
+    first = start_dispatcher(
+        DP3_WORK_QUEUE_BATCH="local", DP3_WORKERS="2", DP3_WORKER_IDLE_TIMEOUT="5", DP3_RENDER_BATCH="4"
+    )
     first.metrics_port()
     publish(amqp_url, entries)
     wait_for(lambda: len(outcomes.final()) >= 3, 60, "the first renders")
