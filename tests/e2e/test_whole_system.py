@@ -7,6 +7,7 @@ photos; plus the bad inputs a field season brings. Nothing is faked.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -169,6 +170,7 @@ def look_at_the_gallery(stack: Stack, owners: list[str]) -> None:
         for owner in owners:
             page.select_option("select[name=owner]", owner)
             page.click("form.filters button[type=submit]")
+            expect(page).to_have_url(re.compile(rf"[?&]owner={re.escape(owner)}(&|$)"))  # the filtered page, loaded
             tiles = page.locator("#gallery a.tile")
             expect(tiles.first).to_be_visible()
             shown = [tiles.nth(i).get_attribute("data-photo-id") or "" for i in range(tiles.count())]
