@@ -195,6 +195,5 @@ def _queues_idle(vhost: str) -> bool:
 
 
 def _nothing_dead_lettered(vhost: str) -> None:
-    lines = rabbitmqctl("list_queues", "-p", vhost, "name", "messages").splitlines()
-    counts = {parts[0]: int(parts[1]) for line in lines if len(parts := line.split("\t")) == 2 and parts[1].isdigit()}
-    assert counts.get("dp3.dead", 0) == 0, f"messages dead-lettered: {counts}"
+    counts = _queue_counts(vhost)
+    assert counts.get("dp3.dead", (0, 0))[0] == 0, f"messages dead-lettered: {counts}"

@@ -17,6 +17,8 @@ from dp3_scanner.index import Index
 from dp3_scanner.scanner import Scanner
 from dp3_scanner.settings import ScannerSettings
 
+SMALL_JPEG = b"\xff\xd8\xff" + b"a" * 100 + b"\xff\xd9"  # SOI, some bytes, EOI: complete as far as the scanner can tell
+
 
 class Clock:
     def __init__(self) -> None:
@@ -50,6 +52,19 @@ def make(tmp_path: Path, inbox: Path, clock: Clock, published: Published, **over
     return Scanner(settings, Index(settings.index_path), published, clock=clock, wall_clock=clock)
 
 
+def detected_once(tmp_path: Path, inbox: Path, data: bytes = SMALL_JPEG) -> tuple[Scanner, Clock, Published, Path]:
+    """A scanner that has just emitted the one Detected of ``A-B/x.jpg`` (holding ``data``)."""
+    clock, published = Clock(), Published()
+    scanner = make(tmp_path, inbox, clock, published)
+    path = inbox / "A-B" / "x.jpg"
+    path.write_bytes(data)
+    scanner.step()
+    clock.now += 5
+    scanner.step()
+    assert len(published) == 1
+    return scanner, clock, published, path
+
+
 def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
     return {
         str(path): (path.lstat().st_size, path.lstat().st_mtime_ns, path.lstat().st_ino) for path in root.rglob("*")
@@ -73,14 +88,7 @@ def test_emitted_after_the_window_and_not_before(tmp_path: Path, inbox: Path, co
 def test_an_unchanged_file_is_not_read_again_even_if_its_bytes_were_swapped_behind_its_stat(
     tmp_path: Path, inbox: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock, published = Clock(), Published()
-    scanner = make(tmp_path, inbox, clock, published)
-    path = inbox / "A-B" / "x.jpg"
-    path.write_bytes(b"\xff\xd8\xff" + b"a" * 100 + b"\xff\xd9")
-    scanner.step()
-    clock.now += 5
-    scanner.step()
-    assert len(published) == 1
+    scanner, clock, published, path = detected_once(tmp_path, inbox)
     info = path.stat()
     with path.open("r+b") as stream:  # same size, same inode, mtime put back
         stream.write(b"\xff\xd8\xff" + b"b" * 100 + b"\xff\xd9")
@@ -99,13 +107,7 @@ def test_an_unchanged_file_is_not_read_again_even_if_its_bytes_were_swapped_behi
 
 
 def test_a_restart_reloads_the_index_and_emits_nothing_new(tmp_path: Path, inbox: Path) -> None:
-    clock, published = Clock(), Published()
-    scanner = make(tmp_path, inbox, clock, published)
-    (inbox / "A-B" / "x.jpg").write_bytes(b"\xff\xd8\xff\xd9")  # SOI + EOI: a complete (tiny) JPEG
-    scanner.step()
-    clock.now += 5
-    scanner.step()
-    assert len(published) == 1
+    _scanner, clock, published, _path = detected_once(tmp_path, inbox)
     restarted = make(tmp_path, inbox, clock, published)
     restarted.step()
     clock.now += 10
@@ -234,14 +236,7 @@ def test_a_truly_truncated_file_is_detected_after_the_longer_wait(tmp_path: Path
 
 
 def test_a_file_replaced_after_detection_is_detected_again_as_a_new_upload(tmp_path: Path, inbox: Path) -> None:
-    clock, published = Clock(), Published()
-    scanner = make(tmp_path, inbox, clock, published)
-    path = inbox / "A-B" / "x.jpg"
-    path.write_bytes(b"\xff\xd8\xff" + b"a" * 100 + b"\xff\xd9")
-    scanner.step()
-    clock.now += 5
-    scanner.step()
-    assert len(published) == 1
+    scanner, clock, published, path = detected_once(tmp_path, inbox)
     newer = b"\xff\xd8\xff" + b"b" * 300 + b"\xff\xd9"
     path.write_bytes(newer)  # the photographer saved a better version under the same name
     clock.now += 61  # a rescan sees the change; the new version rests its own window
