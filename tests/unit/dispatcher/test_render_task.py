@@ -380,3 +380,44 @@ def test_embedded_profile_is_converted_to_srgb(corpus: Path) -> None:
     assert render_task.to_srgb(grey).getpixel((0, 0)) == (100, 100, 100)
     grey.info["icc_profile"] = b"not a profile"
     assert render_task.to_srgb(grey).getpixel((0, 0)) == (100, 100, 100)
+
+
+# ---------------------------------------------------------------- threads
+
+
+@pytest.mark.parametrize(
+    ("photo", "mode", "reducing_gap"),
+    [
+        ("jpg/hdr/iphone_hdr_NO.jpg", "RGB", 3.0),  # drafted to 1/4: the worker's usual case
+        ("jpg/orientation/portrait_6.jpg", "L", 3.0),
+        ("jpg/hdr/iphone_hdr_NO.jpg", "RGBA", 3.0),  # full size: the integer reduction runs per band too
+        ("jpg/hdr/iphone_hdr_NO.jpg", "CMYK", 2.0),
+    ],
+)
+def test_resize_in_bands_matches_one_resize(corpus: Path, photo: str, mode: str, reducing_gap: float) -> None:
+    with Image.open(corpus / photo) as opened:
+        if mode == "RGB":
+            opened.draft("RGB", (640, 480))
+        image = opened.convert(mode)
+    size = render_task.fit_within(image.width, image.height, render_task.WEB_BOX)
+    banded = render_task.resize_in_bands(image, size, reducing_gap=reducing_gap)
+    whole = image.resize(size, render_task.LANCZOS, reducing_gap=reducing_gap)
+    assert banded.mode == whole.mode and banded.size == whole.size
+    # The same picture: no seam, no shifted band. Pillow rounds a band's filter weights a
+    # little differently (a few levels here and there), far below what JPEG itself changes.
+    levels = ImageChops.difference(banded, whole).tobytes()  # every channel of every pixel
+    assert max(levels) <= 4
+    assert sum(level * level for level in levels) / len(levels) < 0.5  # PSNR above 51 dB
+
+
+def test_resize_in_bands_keeps_small_outputs_in_one_piece() -> None:
+    image = Image.linear_gradient("L").resize((400, 100))
+    assert render_task.resize_in_bands(image, (200, 50), reducing_gap=3.0).tobytes() == (
+        image.resize((200, 50), render_task.LANCZOS, reducing_gap=3.0).tobytes()
+    )
+
+
+def test_background_returns_the_value_or_raises_the_error() -> None:
+    assert render_task.Background(sum, [1, 2, 3]).result() == 6
+    with pytest.raises(ZeroDivisionError):
+        render_task.Background(divmod, 1, 0).result()
