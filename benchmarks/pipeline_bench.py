@@ -5,12 +5,18 @@ In one run, on the same cores:
 1. ``raw``: this project's render code (``render_task.render``) over N camera-sized
    JPEGs in a process pool of one process per core: no broker, no hashing of
    inbox files, no archiving. The ceiling.
-2. ``pipeline``: the same N photos dropped at once into the inbox of the
+2. ``render + archive I/O``: the same pool, each photo also put through the file
+   work the invariants ask for, with the services' own code but no broker, no
+   service processes, no Work Queue: the scanner's hash, the render, the
+   dispatcher's verification and durable staging, the archiver's verified copies
+   and sidecars in two stores, the collector's read-back and deletion. What any
+   pipeline keeping these invariants could reach at best on these cores.
+3. ``pipeline``: the same N photos dropped at once into the inbox of the
    one-machine stack (``make up``: scanner, dispatcher with local Work Queue
    workers, archiver with two stores, portal with the embedded MongoDB-wire
    server), timed from the first drop to the last ``Collected``.
-3. ``single``: photos dropped one at a time; drop-to-collected latency each.
-4. Where the time goes, per stage, from the journal's timestamps.
+4. ``single``: photos dropped one at a time; drop-to-collected latency each.
+5. Where the time goes, per stage, from the journal's timestamps.
 
 Targets (issue 9): pipeline >= 0.7x the raw render rate; median single-photo
 latency <= DP3_STABLE_SECONDS + 2 s.
@@ -26,6 +32,7 @@ import argparse
 import concurrent.futures
 import functools
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -40,7 +47,14 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from dp3.files import sha256_file  # noqa: E402
+from dp3_archiver import sidecar  # noqa: E402
+from dp3_archiver.collect import Outcome, collect_original  # noqa: E402
+from dp3_archiver.naming import StoredFiles  # noqa: E402
+from dp3_archiver.stores import Store  # noqa: E402
 from dp3_dispatcher import render_task  # noqa: E402
+from dp3_dispatcher.staging import Staging  # noqa: E402
+from dp3_dispatcher.verify import verify_render  # noqa: E402
 from tests.rabbit import create_vhost, delete_vhost, wait_for  # noqa: E402
 from tests.stack import Stack, export_journal  # noqa: E402
 
@@ -100,6 +114,101 @@ def raw_render(photos: list[Path]) -> tuple[float, float]:
         times = list(pool.map(_render_one, [str(p) for p in photos]))
         elapsed = time.perf_counter() - started
     return len(photos) / elapsed, statistics.median(times)
+
+
+FLOOR_STEPS = ("scanner hash", "render", "verify", "staging", "store copies", "collect")
+FLOOR_DATE = "2000-01-01"  # the date folder in each store
+
+
+class _StepClock:
+    """CPU seconds (this process, all its threads) spent in each named step."""
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(FLOOR_STEPS, 0.0)
+        self._last = self._now()
+
+    @staticmethod
+    def _now() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    def done(self, step: str) -> None:
+        now = self._now()
+        self.seconds[step] += now - self._last
+        self._last = now
+
+
+def _render_and_archive_one(inbox_photo: str, home: str) -> dict[str, float]:
+    """One photo through the invariants' file work, in this process: nothing of the broker or services.
+
+    Returns the CPU seconds each step took.
+    """
+    photo, root = Path(inbox_photo), Path(home)
+    clock = _StepClock()
+    sha256, size = sha256_file(photo)
+    clock.done("scanner hash")
+    staging = Staging(root / "staging")
+    workspace = staging.workspace()
+    render_task.render(str(photo), str(workspace))
+    clock.done("render")
+    received = (
+        workspace / render_task.THUMBNAIL_NAME,
+        workspace / render_task.WEB_NAME,
+        workspace / render_task.META_NAME,
+    )
+    thumbnail, web, meta = staging.name_artifacts(workspace, photo.stem, received)
+    if not verify_render(thumbnail, web, meta, sha256).ok:
+        raise RuntimeError(f"{photo.name} did not verify")
+    clock.done("verify")
+    staged = staging.commit(workspace, photo.stem)
+    clock.done("staging")
+    stores = [Store(root / name) for name in ("archive-a", "archive-b")]
+    files = StoredFiles(photo.name)
+    for store in stores:  # the archiver's verified copies, then the sidecar
+        folder = store.root / FLOOR_DATE
+        store.ensure_copy([photo], folder / files.original, sha256, size, may_replace=False)
+        for artifact, name in ((staged / thumbnail.name, files.thumbnail), (staged / web.name, files.web)):
+            digest, length = sha256_file(artifact)
+            store.ensure_copy([artifact], folder / name, digest, length, may_replace=False)
+        store.write_document(folder / files.sidecar, sidecar.dumps({"sha256": sha256, "journal": []}))
+    clock.done("store copies")
+    read_back = {}
+    for store in stores:  # the collector: every copy read back, then the deletion rule
+        found = store.read_hash(store.root / FLOOR_DATE / files.original)
+        read_back[store.label] = found[0] if found else None
+    labels = [store.label for store in stores]
+    if collect_original(root / "inbox", photo, sha256, read_back, labels) is not Outcome.DELETED:
+        raise RuntimeError(f"{photo.name} was not collected")
+    staging.discard(staged)
+    clock.done("collect")
+    return clock.seconds
+
+
+def render_and_archive(photos: list[Path]) -> tuple[float, dict[str, float]]:
+    """Photos per second of :func:`_render_and_archive_one`, and its mean CPU seconds per photo by step.
+
+    The inbox copies are made before the clock starts. Two processes per core,
+    so one waiting for an fsync or a read-back leaves its core to the other: an
+    upper bound, as generous as these cores allow.
+    """
+    home = Path(tempfile.mkdtemp(prefix="dp3-bench-floor-"))
+    try:
+        inbox = home / "inbox" / OWNERS[0]
+        inbox.mkdir(parents=True)
+        for name in ("archive-a", "archive-b"):
+            (home / name).mkdir()
+            Store(home / name).init()
+        dropped = [inbox / photo.name for photo in photos]
+        for photo, target in zip(photos, dropped, strict=True):
+            shutil.copyfile(photo, target)
+        os.sync()
+        with concurrent.futures.ProcessPoolExecutor(2 * (os.cpu_count() or 1)) as pool:
+            started = time.perf_counter()
+            steps = list(pool.map(_render_and_archive_one, [str(p) for p in dropped], [str(home)] * len(dropped)))
+            rate = len(photos) / (time.perf_counter() - started)
+        return rate, {step: sum(each[step] for each in steps) / len(steps) for step in FLOOR_STEPS}
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def at(entry: dict[str, Any]) -> float:
@@ -270,6 +379,15 @@ def main() -> int:
 
     raw_rate, raw_median = raw_render(burst)
     print(f"raw render:  {raw_rate:6.2f} photos/s  (median {raw_median * 1000:.0f} ms per photo per core)", flush=True)
+    floor_rate, floor_steps = render_and_archive(burst)
+    print(
+        f"render + archive I/O, no broker: {floor_rate:6.2f} photos/s  "
+        f"({floor_rate / raw_rate:.2f}x of the raw render)",
+        flush=True,
+    )
+    print("  CPU per photo by step (ms): " + ", ".join(f"{k} {v * 1000:.1f}" for k, v in floor_steps.items()))
+    beside = sum(floor_steps.values()) - floor_steps["render"]
+    print(f"  beside the render: {beside * 1000:.1f} ms, {beside / floor_steps['render']:.2f}x the render's own CPU")
 
     vhost, url = create_vhost("dp3-bench")
     home = Path(tempfile.mkdtemp(prefix="dp3-bench-")) / "home"
