@@ -543,6 +543,9 @@ class Background(threading.Thread):
 
 RESIZE_BANDS = 2
 MIN_BAND_ROWS = 64  # below this a thread costs more than it saves
+# Pillow resizes RGBA and LA by converting the whole source to premultiplied alpha
+# first: per band, that would be done once per thread. Those stay in one piece.
+BANDED_MODES = ("RGB", "L", "CMYK")
 
 
 def resize_in_bands(image: Any, size: "tuple[int, int]", reducing_gap: float) -> Any:
@@ -555,7 +558,7 @@ def resize_in_bands(image: Any, size: "tuple[int, int]", reducing_gap: float) ->
     """
     width, height = size
     bands = min(RESIZE_BANDS, height // MIN_BAND_ROWS)
-    if bands < 2:
+    if bands < 2 or image.mode not in BANDED_MODES:
         return image.resize(size, LANCZOS, reducing_gap=reducing_gap)
     image.load()  # before the threads: both read the same pixels
     scale = image.height / height
