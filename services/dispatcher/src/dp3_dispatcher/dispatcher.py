@@ -11,7 +11,13 @@ Every rule below is per photo: one bad photo in a batch fails alone.
 
 What a returned task means, in order:
 
-* Work Queue could not run it (worker lost too often, missing input...):
+* Work Queue could not send an input because a photo's original has left
+  the inbox since it was accepted (collected after an earlier render of the
+  same photo, whose Detected came again; or deleted by its owner): that photo
+  has nothing to render and nothing to report, and the others of the task,
+  not at fault (one missing input fails the whole task), are sent again
+  without an attempt counted.
+* Work Queue could not run it otherwise (worker lost too often...):
   retried up to ``render_attempts`` times, then ``Failed render_failed``.
   A worker lost mid-task is not such a failure: Work Queue resubmits it by
   itself and it comes back once, from another worker.
@@ -82,6 +88,15 @@ def render_command(max_pixels: int, photos: int) -> str:
     """The shell command a worker runs: fixed names and integers, never user data."""
     names = " ".join(photo_remote(index) for index in range(photos))
     return f"python3 {SCRIPT_REMOTE} --max-pixels {int(max_pixels)} --batch {RESULTS_REMOTE} {names}"
+
+
+def original_present(source: Path) -> bool:
+    """The photo's original is still in the inbox: a regular file, not a symlink."""
+    return source.is_file() and not source.is_symlink()
+
+
+GONE = "the original is no longer in the inbox (%s); nothing to render"
+"""Log line for a photo whose original left the inbox (collected after an earlier render, or deleted)."""
 
 
 @dataclass
@@ -158,10 +173,10 @@ class Dispatcher:
         source = self._source_path(entry)
         if source is None:
             return [self._failed(entry, ErrorKind.UNREADABLE, f"path {entry.path!r} is not inside the inbox")]
-        if not source.is_file() or source.is_symlink():
+        if not original_present(source):
             # Gone since detection (collected after an earlier render, or deleted by
             # its owner): nothing to render and nothing to report.
-            plog.warning("the original is no longer in the inbox (%s); nothing to render", source)
+            plog.warning(GONE, source)
             return []
         job = _Job(entry=entry, source=source)
         with self._lock:
@@ -266,6 +281,8 @@ class Dispatcher:
     def _conclude(self, batch: _Batch, result: TaskResult) -> None:
         """The task as a whole first (Work Queue, the worker's environment), then each photo."""
         metrics.TASK_SECONDS.observe(max(0.0, result.done_at - result.submitted_at))
+        if result.result is Result.INPUT_MISSING and self._drop_gone_originals(batch.jobs):
+            return
         if result.result not in (Result.SUCCESS, Result.OUTPUT_MISSING) or (
             result.result is Result.OUTPUT_MISSING and result.return_status == 0
         ):
@@ -345,6 +362,22 @@ class Dispatcher:
             return
         plog.warning("this worker cannot decode it (%s); trying again", message)
         self._requeue([job])
+
+    def _drop_gone_originals(self, jobs: Sequence[_Job]) -> bool:
+        """After INPUT_MISS: settle the photos whose original left the inbox, send the others again.
+
+        False if every original is still there: then the miss was something else,
+        and it counts as a failed attempt for each photo.
+        """
+        present = [original_present(job.source) for job in jobs]
+        if all(present):
+            return False
+        for job, there in zip(jobs, present, strict=True):
+            if not there:
+                photo_logger(log, job.entry.id).warning(GONE, job.source)
+                self._settle(job, [])
+        self._requeue(job for job, there in zip(jobs, present, strict=True) if there)
+        return True
 
     def _retry_all(self, jobs: Sequence[_Job], reason: str, result: TaskResult) -> None:
         for job in jobs:
