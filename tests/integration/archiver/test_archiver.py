@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,26 +23,6 @@ from tests.rabbit import wait_for
 from tests.unit.archiver.site import DATE, Site, failed, sha256_of
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Site:
-    return Site.create(tmp_path)
-
-
-@pytest.fixture
-def journal(amqp_url: str) -> Iterator[Journal]:
-    recorder = Journal(amqp_url)
-    yield recorder
-    recorder.close()
-
-
-@pytest.fixture
-def processes() -> Iterator[list[ArchiverProcess]]:
-    started: list[ArchiverProcess] = []
-    yield started
-    for process in started:
-        process.stop()
 
 
 def verified_everywhere(site: Site, stores: list[Path], photo_id: str, sha256: str | None) -> bool:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+from collections.abc import Iterator
 
 import pytest
 
@@ -187,17 +189,14 @@ def test_a_photo_stored_under_a_collision_name_is_served_from_that_name(client, 
     assert client.get(f"/api/photos/{photo_id}/thumbnail", auth=basic()).status_code == 200
 
 
-def test_status_page_reads_workers_connected_from_the_dispatcher_metrics(portal_settings, recorded) -> None:
+@contextlib.contextmanager
+def metrics_endpoint(body: bytes) -> Iterator[str]:
+    """A real HTTP server answering ``body`` as another service's /metrics; yields its URL."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from fastapi.testclient import TestClient
-
-    from dp3_portal.app import create_app
-
     class Metrics(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = b"# TYPE dp3_dispatcher_workers_connected gauge\ndp3_dispatcher_workers_connected 3.0\n"
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -209,13 +208,22 @@ def test_status_page_reads_workers_connected_from_the_dispatcher_metrics(portal_
     server = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+        yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    finally:
+        server.shutdown()
+
+
+def test_status_page_reads_workers_connected_from_the_dispatcher_metrics(portal_settings, recorded) -> None:
+    from fastapi.testclient import TestClient
+
+    from dp3_portal.app import create_app
+
+    body = b"# TYPE dp3_dispatcher_workers_connected gauge\ndp3_dispatcher_workers_connected 3.0\n"
+    with metrics_endpoint(body) as url:
         settings = portal_settings.model_copy(update={"dispatcher_metrics_url": url})
         with TestClient(create_app(settings, record=False), follow_redirects=False) as client:
             login(client)
             assert re.search(r'id="workers">3<', client.get("/status").text)
-    finally:
-        server.shutdown()
 
 
 def test_a_duplicate_upload_shows_the_archived_photo_files(client, recorded, db, corpus) -> None:
@@ -234,3 +242,31 @@ def test_a_duplicate_upload_shows_the_archived_photo_files(client, recorded, db,
     assert got.status_code == 200 and got.content == (corpus / "jpg/Nikon_D70.jpg").read_bytes()
     assert 'filename="copy.jpg"' in got.headers["content-disposition"]
     assert client.get(f"/api/photos/{duplicate.id}/thumbnail", auth=basic()).status_code == 200
+
+
+def test_status_page_says_when_stores_are_not_distinct(portal_settings, recorded, tmp_path) -> None:
+    """The portal's own DP3_STORES (a real symlink) and the archiver's view (its metrics) both show."""
+    from fastapi.testclient import TestClient
+
+    from dp3_portal.app import create_app
+
+    body = (
+        b'dp3_archiver_store_up{store="/srv/a"} 1.0\n'
+        b'dp3_archiver_store_aliased{other="/srv/c",reason="nested",store="/srv/a"} 1.0\n'
+    )
+    link = tmp_path / "second-name"
+    link.symlink_to(recorded.stores[0])
+    with metrics_endpoint(body) as url:
+        stores = (recorded.stores[0], link)
+        settings = portal_settings.model_copy(update={"archiver_metrics_url": url, "stores": stores})
+        with TestClient(create_app(settings, record=False), follow_redirects=False) as client:
+            login(client)
+            page = client.get("/status").text
+    refusals = re.search(r'<div id="store-refusals".*?</div>', page, re.S)
+    assert refusals is not None
+    text = refusals.group(0)
+    assert f"stores {recorded.stores[0]} and {link} are not distinct places" in text
+    assert "stores /srv/a and /srv/c are not distinct places (nested)" in text
+    with TestClient(create_app(portal_settings, record=False), follow_redirects=False) as client:
+        login(client)
+        assert 'id="store-refusals"' not in client.get("/status").text

@@ -13,7 +13,7 @@ from dp3_archiver.archive import Archiver
 from dp3_archiver.collector import Collector
 from dp3_archiver.fixity import WRITE_SETTLE_SECONDS, audit
 from dp3_archiver.settings import ArchiverSettings
-from dp3_archiver.stores import Store, StoreUnavailable
+from dp3_archiver.stores import Store, StoreUnavailable, check_distinctness
 
 log = logging.getLogger("dp3_archiver")
 
@@ -36,6 +36,7 @@ def main() -> None:
     for store in stores:
         if not store.is_marked():
             log.warning("store %s is down or not initialised (run `dp3 stores init`); photos wait for it", store.label)
+    check_distinctness(stores)  # logs one line per pair that is one place; every photo waits while any is
     options = BrokerOptions(retry_delays=settings.retry_delays) if settings.retry_delays else BrokerOptions()
     publisher = Publisher(settings.amqp_url, options=options)
     archiver = Archiver(stores, inbox=settings.inbox_dir, staging=settings.staging_dir, zone=settings.zone)
@@ -73,8 +74,9 @@ def main() -> None:
 
 
 def _watch_free_space(stores: list[Store], stop: threading.Event) -> None:
-    """Keep dp3_archiver_store_free_bytes fresh while idle (writes refresh it too)."""
+    """Keep dp3_archiver_store_free_bytes and the stores' distinctness fresh while idle (photos refresh them too)."""
     while True:
+        check_distinctness(stores)
         for store in stores:
             if store.is_marked():
                 with contextlib.suppress(StoreUnavailable):

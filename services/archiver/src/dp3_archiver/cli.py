@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
+from dp3 import store_places
 from dp3.settings import load_settings
 from dp3_archiver.fixity import audit
 from dp3_archiver.settings import ArchiverSettings
@@ -16,6 +18,15 @@ def _stores(paths: list[Path] | None) -> list[Store]:
     settings = load_settings(ArchiverSettings)
     roots = paths or list(settings.stores)
     return [Store(root, reserve_bytes=settings.store_reserve_bytes) for root in roots]
+
+
+def _aliases(paths: list[Path] | None) -> list[store_places.Alias]:
+    """Pairs that are one place among the stores named (and the configured ones beside them)."""
+    roots = list(paths) if paths else []
+    given = {os.path.abspath(root) for root in roots}
+    # A store named on the command line must not be another name of a configured one either.
+    roots += [root for root in load_settings(ArchiverSettings).stores if os.path.abspath(root) not in given]
+    return store_places.check_distinct(roots)
 
 
 def register_stores(subparsers: Any) -> None:
@@ -30,6 +41,11 @@ def register_stores(subparsers: Any) -> None:
 
 
 def run_stores_init(args: argparse.Namespace) -> int:
+    aliases = _aliases(args.paths)
+    for alias in aliases:
+        print(f"NOT initialised: {alias.line()}")
+    if aliases:
+        return 1
     failed = 0
     for store in _stores(args.paths):
         try:
@@ -43,7 +59,10 @@ def run_stores_init(args: argparse.Namespace) -> int:
 
 
 def run_stores_status(args: argparse.Namespace) -> int:
-    down = 0
+    aliases = _aliases(args.paths)
+    for alias in aliases:
+        print(f"REFUSED: {alias.line()}")
+    down = len(aliases)
     for store in _stores(args.paths):
         if not store.is_marked():
             print(f"{store.label}: DOWN (no marker; not mounted or not initialised)")

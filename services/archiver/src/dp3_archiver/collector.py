@@ -16,7 +16,7 @@ import zoneinfo
 from collections.abc import Sequence
 from pathlib import Path
 
-from dp3 import layout
+from dp3 import layout, store_places
 from dp3.broker import Message, Publisher
 from dp3.errors import Retryable
 from dp3.events import JournalEntry, Status
@@ -24,7 +24,7 @@ from dp3_archiver import metrics, sidecar
 from dp3_archiver.archive import SERVICE
 from dp3_archiver.collect import Outcome, collect_original
 from dp3_archiver.naming import StoredFiles
-from dp3_archiver.stores import Store, ensure_all_usable
+from dp3_archiver.stores import CopyRead, Store, StoresNotDistinct, ensure_all_usable, ensure_distinct
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,12 @@ class Collector:
         ensure_all_usable(self.stores)
         files = StoredFiles(entry.stored_name or entry.id)
         folders = {store.label: self._folder(store, entry) for store in self.stores}
-        read_back: dict[str, str | None] = {}
-        for store in self.stores:
-            found = store.read_hash(folders[store.label] / files.original)
-            read_back[store.label] = None if found is None else found[0]
+        copies = {store.label: store.read_copy(folders[store.label] / files.original) for store in self.stores}
+        read_back = {label: None if found is None else found.sha256 for label, found in copies.items()}
+        # Again, right before the deletion: a bind mount made since the first check, or
+        # two "copies" that are one file, must never count as two verified copies.
+        ensure_distinct(self.stores)
+        _ensure_distinct_copies(copies, files.original)
         labels = [store.label for store in self.stores]
         outcome = collect_original(self.inbox, Path(entry.path), entry.sha256, read_back, labels)
         if outcome is Outcome.NOT_VERIFIED:
@@ -120,3 +122,17 @@ class Collector:
             folder.unlink()
         elif folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _ensure_distinct_copies(copies: dict[str, CopyRead | None], name: str) -> None:
+    """Raise StoresNotDistinct if two stores' copies are one file (same device and inode)."""
+    seen: dict[tuple[int, int], str] = {}
+    for label, copy in copies.items():
+        if copy is None:
+            continue
+        other = seen.setdefault((copy.device, copy.inode), label)
+        if other != label:
+            detail = f"their copies of {name} are one file"
+            alias = store_places.Alias(other, label, "same_file", detail)
+            log.error("%s", alias.line())
+            raise StoresNotDistinct([alias])

@@ -28,7 +28,7 @@ from typing import Any
 from dp3.files import TEMP_PREFIX
 from dp3_archiver import metrics, sidecar
 from dp3_archiver.naming import StoredFiles, is_date_folder, name_of_sidecar
-from dp3_archiver.stores import SourceMismatch, Store, StoreUnavailable
+from dp3_archiver.stores import SourceMismatch, Store, StoreUnavailable, check_distinctness
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,12 @@ def audit(
     Photos with a sidecar written less than ``settle_seconds`` ago are counted, not checked.
     """
     report = AuditReport()
+    aliased = check_distinctness(stores)
+    if aliased:  # a "repair" would copy a store onto itself, and two copies would be one file
+        for alias in aliased:
+            report.findings.append(Finding(alias.second, Path(alias.second), "unavailable", False, alias.line()))
+        log.error("fixity audit not run: %s", aliased[0].line())
+        return report
     usable = []
     for store in stores:
         if store.is_marked():

@@ -44,3 +44,12 @@ DROP_TO_COLLECTED = Histogram(
     "From the moment a photo's upload was seen finished to its original being collected",
     buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600),
 )
+STORES_DISTINCT = Gauge(
+    "dp3_archiver_stores_distinct",
+    "1 while the configured stores are distinct places; 0 while two are one (nothing is archived or collected)",
+)
+STORE_ALIASED = Gauge(
+    "dp3_archiver_store_aliased",
+    "1 for each pair of configured stores that are one place (reason: same_folder, nested, same_marker)",
+    ["store", "other", "reason"],
+)

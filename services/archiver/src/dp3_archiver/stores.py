@@ -18,6 +18,11 @@ failure until a copy succeeds again (or, for ``down``, its marker is back),
 ``dp3_archiver_store_up`` is 0 and the ``problem_since``/``problem_until``
 gauges say for how long, so an operator (and the portal's status page) can
 tell which store held photos back and when it recovered.
+
+The stores must also be distinct places (invariant 9, :mod:`dp3.store_places`):
+:func:`ensure_all_usable`, which every archive and every collection calls
+first, refuses with the problem ``aliased`` while two of them are one place,
+and the collector checks again right before it deletes an original.
 """
 
 from __future__ import annotations
@@ -32,11 +37,12 @@ import os
 import stat
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dp3 import layout
+from dp3 import layout, store_places
 from dp3.errors import Retryable
 from dp3.events import ErrorKind
 from dp3.files import CHUNK, atomic_writer, fsync_dir, temp_path_for
@@ -59,8 +65,26 @@ class StoreUnavailable(Retryable):
         self.problem = problem
 
 
+class StoresNotDistinct(StoreUnavailable):
+    """Two configured stores are one place: nothing is archived or collected until that is fixed."""
+
+    def __init__(self, found: Sequence[store_places.Alias]) -> None:
+        super().__init__(found[0].second, "aliased", "; ".join(alias.line() for alias in found))
+        self.aliases = tuple(found)
+
+
 class SourceMismatch(Exception):
     """No source offered for a copy was readable with the expected sha256."""
+
+
+@dataclass(frozen=True)
+class CopyRead:
+    """A copy as read back from the storage: its bytes' sha256 and size, and which file it is."""
+
+    sha256: str
+    size: int
+    device: int
+    inode: int
 
 
 class CopyOutcome(enum.Enum):
@@ -81,8 +105,15 @@ def problem_of(exc: OSError) -> str:
 
 def hash_uncached(path: Path) -> tuple[str, int]:
     """sha256 and size of ``path`` read from the storage, not from the page cache (no symlinks)."""
+    read = read_uncached(path)
+    return read.sha256, read.size
+
+
+def read_uncached(path: Path) -> CopyRead:
+    """:func:`hash_uncached`, and the device and inode of the file that was read."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
+        info = os.fstat(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         digest = hashlib.sha256()
         size = 0
@@ -90,7 +121,7 @@ def hash_uncached(path: Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        return digest.hexdigest(), size
+        return CopyRead(digest.hexdigest(), size, info.st_dev, info.st_ino)
     finally:
         os.close(fd)
 
@@ -155,22 +186,42 @@ class Store:
             raise self._failure("full", f"{free} bytes free, {nbytes} needed plus a reserve of {self.reserve_bytes}")
 
     def init(self) -> bool:
-        """Write the marker (``dp3 stores init``); the root must already exist. True if it was written now."""
+        """Write the marker (``dp3 stores init``); the root must already exist. True if it was written now.
+
+        The marker carries a random id, so a marker copied into another store
+        (or one share mounted twice) is seen as the same store.
+        """
         if not self.root.is_dir():
             raise FileNotFoundError(f"{self.root} does not exist (mount it first, or create it)")
         if self.is_marked():
             return False
-        body = json.dumps({"store": self.label, "initialised_at": time.time()}).encode()
+        body = json.dumps({"store": self.label, "id": uuid.uuid4().hex, "initialised_at": time.time()}).encode()
         with atomic_writer(self.marker) as stream:
             stream.write(body)
         return True
+
+    def mark_aliased(self) -> None:
+        """This store is one place with another: it takes nothing until that ends (the caller logs the line)."""
+        with self._trouble_lock:
+            already = self.trouble is not None and self.trouble.until is None and self.trouble.problem == "aliased"
+        if not already:
+            metrics.STORE_ERRORS.labels(self.label, "aliased").inc()
+            self._start_trouble("aliased")
+
+    def unmark_aliased(self) -> None:
+        self._back(only="aliased")
 
     # --- reading -----------------------------------------------------------------
 
     def read_hash(self, path: Path) -> tuple[str, int] | None:
         """sha256 and size of a copy read back from the storage; None if there is no such file."""
+        read = self.read_copy(path)
+        return None if read is None else (read.sha256, read.size)
+
+    def read_copy(self, path: Path) -> CopyRead | None:
+        """A copy read back from the storage, with the file's identity; None if there is no such file."""
         try:
-            return hash_uncached(path)
+            return read_uncached(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
@@ -332,6 +383,10 @@ class Store:
     def _failure(self, problem: str, detail: str) -> StoreUnavailable:
         metrics.STORE_ERRORS.labels(self.label, problem).inc()
         log.warning("store %s unavailable (%s): %s", self.label, problem, detail, extra={"store": self.label})
+        self._start_trouble(problem)
+        return StoreUnavailable(self.label, problem, detail)
+
+    def _start_trouble(self, problem: str) -> None:
         with self._trouble_lock:
             if self.trouble is None or self.trouble.until is not None:
                 self.trouble = Trouble(problem, time.time())
@@ -339,7 +394,6 @@ class Store:
                 metrics.STORE_PROBLEM_UNTIL.labels(self.label).set(0)
             self.trouble.problem = problem
             metrics.STORE_UP.labels(self.label).set(0)
-        return StoreUnavailable(self.label, problem, detail)
 
     def _back(self, only: str | None = None) -> None:
         """The store works again: end its trouble (only one of kind ``only``, if given)."""
@@ -361,12 +415,55 @@ class Store:
 
 
 def ensure_all_usable(stores: Sequence[Store]) -> None:
-    """Raise for the first store that is down; every store is checked so each one's metric is counted."""
+    """Raise for the first store that is down, or if two are one place; every store's metric is counted."""
     failures: list[StoreUnavailable] = []
     for store in stores:
         try:
             store.ensure_usable()
         except StoreUnavailable as exc:
             failures.append(exc)
+    ensure_distinct(stores)
     if failures:
         raise failures[0]
+
+
+_reported_lock = threading.Lock()
+_reported: dict[tuple[str, ...], tuple[str, ...]] = {}  # store labels -> the alias lines last logged for them
+
+
+def ensure_distinct(stores: Sequence[Store]) -> None:
+    """Raise StoresNotDistinct while two stores are one place (:mod:`dp3.store_places`); keep the metrics true.
+
+    Cheap (a few system calls per store), so it runs before every archive and
+    again right before every deletion: a bind mount made while the archiver
+    runs is seen by the next photo.
+    """
+    found = check_distinctness(stores)
+    if found:
+        raise StoresNotDistinct(found)
+
+
+def check_distinctness(stores: Sequence[Store]) -> list[store_places.Alias]:
+    """The aliases among ``stores`` now: metrics and stores' trouble updated, a change logged once."""
+    found = store_places.check_distinct([store.root for store in stores])
+    labels = tuple(store.label for store in stores)
+    lines = tuple(alias.line() for alias in found)
+    with _reported_lock:
+        changed = _reported.get(labels, ()) != lines
+        _reported[labels] = lines
+    involved = {label for alias in found for label in (alias.first, alias.second)}
+    for store in stores:
+        if store.label in involved:
+            store.mark_aliased()
+        else:
+            store.unmark_aliased()
+    metrics.STORES_DISTINCT.set(0 if found else 1)
+    metrics.STORE_ALIASED.clear()
+    for alias in found:
+        metrics.STORE_ALIASED.labels(alias.first, alias.second, alias.reason).set(1)
+    if changed:
+        for line in lines:
+            log.error("%s", line)
+        if not lines:
+            log.info("the stores are distinct places again: %s", ", ".join(labels))
+    return found

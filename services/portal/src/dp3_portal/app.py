@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
 from pymongo import AsyncMongoClient
 
+from dp3 import store_places
 from dp3.broker import BrokerOptions, Publisher
 from dp3_portal import metrics
 from dp3_portal.auth import BasicCache, LoginThrottle, Sessions, Users, load_secret_key
@@ -75,6 +76,8 @@ def create_app(
         if generated:
             # Printed once, on the first start; it is never stored in clear.
             print(f"dp3-portal: created user 'admin' with password: {generated}", file=sys.stderr, flush=True)
+        for alias in await asyncio.to_thread(store_places.check_distinct, settings.stores):
+            log.error("%s", alias.line())  # the status page says so too, for as long as it lasts
         secret = load_secret_key(settings.secret_key.get_secret_value() if settings.secret_key else None, settings.home)
         publisher = Publisher(settings.amqp_url, options=broker_options)
         portal = Portal(

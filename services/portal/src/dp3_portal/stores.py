@@ -27,6 +27,7 @@ class StoreHealth:
     since: float = 0.0  # start of the current or last problem (0: none)
     until: float = 0.0  # its end (0: still going on, or none)
     errors: dict[str, int] = field(default_factory=dict)  # kind -> count since the archiver started
+    aliases: dict[str, str] = field(default_factory=dict)  # other store -> reason, while the two are one place
 
     @property
     def in_trouble(self) -> bool:
@@ -60,7 +61,19 @@ def parse_stores(metrics_text: str) -> list[StoreHealth]:
             health.until = value
         elif name == "dp3_archiver_store_errors_total" and "kind" in labels:
             health.errors[labels["kind"]] = int(value)
+        elif name == "dp3_archiver_store_aliased" and value >= 1 and "other" in labels:
+            health.aliases[labels["other"]] = labels.get("reason", "")
     return [stores[label] for label in sorted(stores)]
+
+
+def alias_lines(stores: list[StoreHealth] | None) -> list[str]:
+    """One line per pair of stores the archiver sees as one place."""
+    return [
+        f"stores {health.store} and {other} are not distinct places ({reason.replace('_', ' ')}); "
+        "the archiver archives and collects nothing until every store is a place of its own"
+        for health in stores or []
+        for other, reason in sorted(health.aliases.items())
+    ]
 
 
 class StoresProbe(MetricsProbe[list[StoreHealth]]):

@@ -11,12 +11,14 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
+from dp3 import store_places
 from dp3.events import JournalEntry, Status
 from dp3_portal import presentation
 from dp3_portal.catalog import BadQuery, Page
 from dp3_portal.routes.deps import CsrfDep, PortalDep, UserDep
 from dp3_portal.routes.filters import FilterDep
 from dp3_portal.routes.render import page
+from dp3_portal.stores import alias_lines
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -89,10 +91,16 @@ async def retry(portal: PortalDep, user: UserDep, photo_id: PhotoId) -> Response
 
 @router.get("/status")
 async def status_page(request: Request, portal: PortalDep, user: UserDep) -> Response:
-    report, workers, stores = await asyncio.gather(
-        portal.catalog.status_report(), portal.workers.workers_connected(), portal.stores.stores()
+    report, workers, stores, own_aliases = await asyncio.gather(
+        portal.catalog.status_report(),
+        portal.workers.workers_connected(),
+        portal.stores.stores(),
+        asyncio.to_thread(store_places.check_distinct, portal.settings.stores),
     )
+    # What the archiver sees, and what the portal sees of its own DP3_STORES (one mount table may differ).
+    refusals = [alias.line() for alias in own_aliases] + alias_lines(stores)
     context = {
+        "store_refusals": list(dict.fromkeys(refusals)),
         "report": report,
         "workers": "unknown" if workers is None else str(workers),
         "stores": stores,

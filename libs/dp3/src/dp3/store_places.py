@@ -1,0 +1,172 @@
+"""Are the configured stores distinct places? (invariant 9)
+
+Two stores that are one physical place under two names (the same folder
+written twice or spelt differently, a symlink, a bind mount of the other store
+or of a folder inside it, one store nested inside another, or a store marker
+copied from one store into the other) would let the archiver verify "two"
+copies that are one file, and then delete the original. So every user of the
+stores (the archiver before it archives and again right before it deletes an
+original, ``dp3 stores init``, the portal) asks :func:`aliases` first and
+refuses to go on while it names a pair.
+
+A store's *place* is gathered by :func:`place_of` (a handful of system calls,
+cheap enough to run before every deletion) and compared by the pure
+:func:`aliases`:
+
+* the root's device and inode (``stat``, which follows symlinks and sees
+  through bind mounts of the root itself);
+* the root's real path (``realpath``): one real path inside another;
+* where the root lies inside its file system, from ``/proc/self/mountinfo``
+  and the mount id of an open descriptor: a bind mount of a folder inside
+  another store, or of a folder that contains it, shares the device but not
+  the path, so real paths alone cannot see it;
+* the store marker's id (``dp3 stores init`` writes a random one): a marker
+  copied into another store, or the same network share mounted twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dp3.layout import STORE_MARKER
+
+MOUNTINFO = Path("/proc/self/mountinfo")
+MARKER_READ_LIMIT = 64 * 1024
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
+@dataclass(frozen=True)
+class StorePlace:
+    """Where one configured store root really is."""
+
+    label: str  # as configured
+    device: int
+    inode: int
+    real_path: str
+    filesystem: str | None = None  # "major:minor" of the mount holding the root (None: unknown)
+    path_in_filesystem: str | None = None  # the root's path inside that file system
+    marker_id: str | None = None  # None: no marker, or an empty one
+
+
+@dataclass(frozen=True)
+class Alias:
+    """Two configured stores that are not distinct places, and why."""
+
+    first: str
+    second: str
+    reason: str  # same_folder, nested, same_marker
+    detail: str
+
+    def line(self) -> str:
+        """The one-line refusal an operator reads (log, ``dp3 stores``, status page)."""
+        return (
+            f"stores {self.first} and {self.second} are not distinct places ({self.detail}); "
+            "nothing is archived or collected until every store is a place of its own"
+        )
+
+
+def _inside(outer: str, inner: str) -> bool:
+    return inner == outer or inner.startswith(outer.rstrip("/") + "/")
+
+
+def aliases(places: Sequence[StorePlace]) -> list[Alias]:
+    """Every pair of places that are one place, in configuration order. Pure."""
+    found: list[Alias] = []
+    for i, a in enumerate(places):
+        for b in places[i + 1 :]:
+            alias = _alias(a, b)
+            if alias is not None:
+                found.append(alias)
+    return found
+
+
+def _alias(a: StorePlace, b: StorePlace) -> Alias | None:
+    if (a.device, a.inode) == (b.device, b.inode):
+        return Alias(a.label, b.label, "same_folder", f"both are the folder {a.real_path}")
+    for outer, inner in ((a, b), (b, a)):
+        if _inside(outer.real_path, inner.real_path):
+            return Alias(a.label, b.label, "nested", f"{inner.label} lies inside {outer.label}")
+    if a.filesystem is not None and a.filesystem == b.filesystem:
+        for outer, inner in ((a, b), (b, a)):
+            assert outer.path_in_filesystem is not None and inner.path_in_filesystem is not None
+            if _inside(outer.path_in_filesystem, inner.path_in_filesystem):
+                folder = os.path.relpath(inner.path_in_filesystem, outer.path_in_filesystem)
+                detail = f"{inner.label} is the folder {folder!r} of {outer.label} mounted under a second name"
+                return Alias(a.label, b.label, "nested", detail)
+    if a.marker_id is not None and a.marker_id == b.marker_id:
+        return Alias(a.label, b.label, "same_marker", f"both carry store marker id {a.marker_id}")
+    return None
+
+
+def marker_id(body: bytes) -> str | None:
+    """The marker's ``id``; a marker from before ids counts by its bytes (an empty one has none)."""
+    if not body.strip():
+        return None
+    with contextlib.suppress(ValueError, AttributeError):
+        found = json.loads(body).get("id")
+        if isinstance(found, str) and found:
+            return found
+    return "sha256:" + hashlib.sha256(body).hexdigest()[:16]
+
+
+def _unescape(field: str) -> str:
+    # mountinfo writes space, tab, newline and backslash as \ooo (octal).
+    return _OCTAL.sub(lambda match: chr(int(match.group(1), 8)), field)
+
+
+def _mount_of(fd: int) -> tuple[str, str, str] | None:
+    """(major:minor, root inside the file system, mount point) of the mount holding ``fd``."""
+    try:
+        fdinfo = Path(f"/proc/self/fdinfo/{fd}").read_text()
+        mount_id = next(line.split()[1] for line in fdinfo.splitlines() if line.startswith("mnt_id:"))
+        table = MOUNTINFO.read_text()
+    except (OSError, StopIteration, IndexError):
+        return None
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[0] == mount_id:
+            return fields[2], _unescape(fields[3]), _unescape(fields[4])
+    return None
+
+
+def place_of(root: Path) -> StorePlace | None:
+    """The place of one store root; None if it cannot be opened (down: its own check reports that)."""
+    label = str(root)
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        real = os.path.realpath(root)
+        filesystem = in_filesystem = None
+        mount = _mount_of(fd)
+        if mount is not None:
+            device, mount_root, mount_point = mount
+            if _inside(mount_point, real):
+                rest = os.path.relpath(real, mount_point)
+                filesystem = device
+                in_filesystem = os.path.normpath(os.path.join(mount_root, rest))
+        identity = None
+        with contextlib.suppress(OSError):
+            marker = os.open(STORE_MARKER, os.O_RDONLY | os.O_NONBLOCK, dir_fd=fd)
+            try:
+                identity = marker_id(os.read(marker, MARKER_READ_LIMIT))
+            finally:
+                os.close(marker)
+        return StorePlace(label, info.st_dev, info.st_ino, real, filesystem, in_filesystem, identity)
+    finally:
+        os.close(fd)
+
+
+def check_distinct(roots: Sequence[Path]) -> list[Alias]:
+    """Gather every root's place and compare them (roots that cannot be opened are left out)."""
+    places = [place for place in (place_of(root) for root in roots) if place is not None]
+    return aliases(places)
