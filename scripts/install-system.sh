@@ -17,6 +17,7 @@ test_packages=(
   libvips42                                      # pyvips, for the render benchmark
   docker-compose                                 # validates docker-compose.yml offline
   debootstrap                                    # the HTCondor test pool's chroot
+  caddy                                          # the portal over HTTPS (deploy/caddy), tested with a real proxy
 )
 
 case "${1:-test}" in

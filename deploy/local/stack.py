@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from dp3.errors import ConfigError
+from dp3.files import write_secret
 from dp3.layout import STORE_MARKER
 from dp3.settings import Settings, load_settings
 
@@ -64,16 +65,27 @@ def prepare_home(settings: Settings) -> None:
 
 
 def admin_password(settings: Settings) -> str:
-    """DP3_ADMIN_PASSWORD, else one generated on first start and kept (0600) under $DP3_HOME."""
+    """DP3_ADMIN_PASSWORD, else one generated on first start and kept (0600) under $DP3_HOME.
+
+    The portal uses it only to create ``admin`` when there is none; a password
+    set later with ``dp3 users add admin`` stays.
+    """
     given = os.environ.get("DP3_ADMIN_PASSWORD")
     if given:
         return given
     keep = _home(settings) / "admin-password"
     if not keep.exists():
-        fd = os.open(keep, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as stream:
-            stream.write(secrets.token_urlsafe(12) + "\n")
+        write_secret(keep, (secrets.token_urlsafe(12) + "\n").encode())
     return keep.read_text().strip()
+
+
+def write_stack_files(settings: Settings, env: dict[str, str]) -> Path:
+    """supervisord.conf and stack-env.json (for ``add``): both hold the admin password, so both are 0600."""
+    home = _home(settings)
+    conf = home / "supervisord.conf"
+    write_secret(conf, supervisor_config(settings, env).encode())
+    write_secret(home / "stack-env.json", json.dumps(env, indent=1).encode())
+    return conf
 
 
 def supervisor_config(settings: Settings, env: dict[str, str]) -> str:
@@ -181,11 +193,7 @@ def up(settings: Settings) -> int:
     prepare_home(settings)
     password = admin_password(settings)
     env = stack_environment(settings, password)
-    conf = home / "supervisord.conf"
-    conf.write_text(supervisor_config(settings, env))
-    saved = home / "stack-env.json"  # for `add`; holds the admin password, so 0600
-    saved.touch(mode=0o600)
-    saved.write_text(json.dumps(env, indent=1))
+    conf = write_stack_files(settings, env)
     port = os.environ.get("DP3_PORTAL_PORT", str(PORTAL_PORT_DEFAULT))
     print(
         f"DP3 is starting from {home}\n"

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 
-REPO = Path(__file__).resolve().parents[3]
+from tests.unit.ops.scripts import REPO, load_script
 
 
 def load_plotter() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("plot_overview", REPO / "deploy" / "grafana" / "plot_overview.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("deploy/grafana/plot_overview.py", "plot_overview")
 
 
 def test_legend_follows_grafana_format_and_keeps_the_end_of_long_paths() -> None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import pytest
+
 from dp3_portal.auth import (
+    MAX_DELAY,
+    BasicCache,
     LoginThrottle,
     Sessions,
+    TooManyAttempts,
     csrf_ok,
     hash_password,
     load_secret_key,
@@ -24,29 +30,103 @@ def test_passwords_verify_only_against_their_own_hash() -> None:
     assert not verify_password("not a hash", "right")
 
 
+def _fail(throttle: LoginThrottle, keys: tuple[str, ...], now: float) -> float:
+    start = throttle.admit(keys, now=now)
+    throttle.finish(keys, False, now=start)
+    return start - now
+
+
 def test_failures_slow_down_after_the_free_attempts_and_double() -> None:
     throttle = LoginThrottle(free_attempts=2, first_delay=0.5)
-    assert throttle.delay("user:a", now=0) == 0
-    throttle.failed("user:a", "client:1", now=0)
-    throttle.failed("user:a", "client:1", now=1)
-    assert throttle.delay("user:a", now=2) == 0.5
-    throttle.failed("user:b", "client:1", now=2)  # another name from the same client
-    assert throttle.delay("user:c", "client:1", now=3) == 1.0
-    assert throttle.delay("user:a", now=2000) == 0  # old failures expire
-    throttle.succeeded("client:1")
-    assert throttle.delay("client:1", now=3) == 0
+    assert _fail(throttle, ("user:a", "client:1"), 0) == 0
+    assert _fail(throttle, ("user:a", "client:1"), 1) == 0
+    assert _fail(throttle, ("user:a",), 2) == 0.5
+    assert _fail(throttle, ("user:b", "client:1"), 10) == 0.5  # another name from the same client
+    assert _fail(throttle, ("user:c", "client:1"), 20) == 1.0
+    assert throttle.admit(("user:a",), now=2000) == 2000  # old failures expire
+    throttle.finish(("user:a",), True, now=2000)
+    throttle.finish(("client:1",), True, now=2000)
+    assert throttle.admit(("client:1",), now=2001) == 2001
+
+
+def test_parallel_guesses_take_turns_and_the_far_ones_are_refused_unchecked() -> None:
+    throttle = LoginThrottle(free_attempts=2, first_delay=0.5)
+    keys = ("user:admin", "client:1")
+    starts, refused = [], 0
+    for _ in range(50):  # fifty at the same instant, none finished yet
+        try:
+            starts.append(throttle.admit(keys, now=0))
+        except TooManyAttempts as exc:
+            refused += 1
+            assert exc.retry_after >= 1
+    assert starts[:2] == [0, 0]
+    assert starts[2:] == sorted(starts[2:]) and len(set(starts[2:])) == len(starts[2:])  # one after another
+    assert starts == [0, 0, 0.5, 1.5, 3.5, 7.5, 15.5] and max(starts) <= MAX_DELAY
+    assert refused == 43
+    # as many as if they had come one by one: the next free turn is after the last one given
+    with pytest.raises(TooManyAttempts):
+        throttle.admit(("user:admin", "client:2"), now=1)
+
+
+def test_the_throttle_table_stays_bounded() -> None:
+    throttle = LoginThrottle(free_attempts=2, first_delay=0.5, max_keys=100)
+    for n in range(10_000):
+        _fail(throttle, (f"user:u{n}", f"client:{n}"), n * 0.001)  # a name and an address each time
+    assert len(throttle) <= 100
+    quiet = LoginThrottle(free_attempts=2, first_delay=0.5)
+    for n in range(1000):
+        _fail(quiet, (f"user:u{n}",), n * 1000.0)  # each one's failure has long expired by the next
+    assert len(quiet) <= 2
+
+
+def test_an_attempt_that_is_cancelled_does_not_count() -> None:
+    throttle = LoginThrottle(free_attempts=1, first_delay=10)
+
+    async def run() -> None:
+        async def never() -> bool:
+            await asyncio.sleep(3600)
+            return False
+
+        task = asyncio.ensure_future(throttle.attempt(("user:x",), never))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    recent = throttle._keys["user:x"]
+    assert recent.pending == 0 and not recent.failures  # released, and not counted as a failure
 
 
 def test_sessions_are_signed_and_expire() -> None:
     sessions = Sessions("secret-one", 3600)
-    cookie = sessions.issue("alice")
-    assert sessions.user(cookie) == "alice"
-    assert Sessions("secret-two", 3600).user(cookie) is None
+    cookie = sessions.issue("alice", "sid-1")
+    found = sessions.read(cookie)
+    assert found is not None and (found.user, found.session_id) == ("alice", "sid-1")
+    assert Sessions("secret-two", 3600).read(cookie) is None
     payload, rest = cookie.split(".", 1)
     forged = sessions.issue("mallory").split(".", 1)[0]
-    assert sessions.user(f"{forged}.{rest}") is None  # alice's signature on mallory's payload
+    assert sessions.read(f"{forged}.{rest}") is None  # alice's signature on mallory's payload
     assert sessions.user(f"{payload}.{rest}") == "alice"
-    assert Sessions("secret-one", -1).user(cookie) is None
+    assert Sessions("secret-one", -1).read(cookie) is None
+
+
+def test_a_cookie_without_a_session_id_is_no_session() -> None:
+    from itsdangerous import URLSafeTimedSerializer
+
+    old_style = URLSafeTimedSerializer("secret-one", salt="dp3-portal-session").dumps({"u": "alice", "n": "ab"})
+    assert Sessions("secret-one", 3600).read(old_style) is None
+
+
+def test_cached_basic_credentials_end_with_the_password() -> None:
+    cache = BasicCache(max_entries=10)
+    cache.remember("alice", "pw", "$argon2-hash-1")
+    assert cache.known("alice", "pw", "$argon2-hash-1")
+    assert not cache.known("alice", "pw", "$argon2-hash-2")  # the password was changed
+    assert not cache.known("alice", "pw", None)  # the user was removed
+    for n in range(100):
+        cache.remember(f"u{n}", "pw", "h")
+    assert len(cache.entries) == 10
 
 
 def test_csrf_needs_the_same_non_empty_token() -> None:

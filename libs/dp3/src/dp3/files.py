@@ -53,14 +53,16 @@ def temp_path_for(final: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_writer(final: Path) -> Iterator[BinaryIO]:
+def atomic_writer(final: Path, *, mode: int = 0o644) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``final``; on success it replaces ``final`` durably.
 
-    On an exception the temporary file is removed and ``final`` is untouched.
+    The file is created with ``mode`` (less the umask), so it is never readable
+    by more people than that, not even for a moment. On an exception the
+    temporary file is removed and ``final`` is untouched.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path_for(final)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as stream:
             yield stream
@@ -74,10 +76,18 @@ def atomic_writer(final: Path) -> Iterator[BinaryIO]:
     fsync_dir(final.parent)
 
 
-def atomic_write_bytes(final: Path, data: bytes) -> None:
+def atomic_write_bytes(final: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Write ``data`` to ``final`` atomically and durably."""
-    with atomic_writer(final) as stream:
+    with atomic_writer(final, mode=mode) as stream:
         stream.write(data)
+
+
+SECRET_MODE = 0o600
+
+
+def write_secret(final: Path, data: bytes) -> None:
+    """Write a file that holds a secret (a key, a password, a configuration with one): created 0600, atomically."""
+    atomic_write_bytes(final, data, mode=SECRET_MODE)
 
 
 def atomic_copy(source: Path, final: Path) -> tuple[str, int]:

@@ -51,7 +51,10 @@ def main() -> None:
             port=settings.portal_port,
             log_config=None,
             access_log=False,
-            proxy_headers=False,
+            # Behind the TLS proxy (deploy/caddy) the client is the proxy: believe its
+            # X-Forwarded-For, so the login throttle counts each real client, and only its.
+            proxy_headers=settings.trusted_proxies is not None,
+            forwarded_allow_ips=settings.trusted_proxies,
         )
     finally:
         if embedded is not None:

@@ -23,11 +23,17 @@ from pymongo import AsyncMongoClient
 from dp3 import store_places
 from dp3.broker import BrokerOptions, Publisher
 from dp3_portal import metrics
-from dp3_portal.auth import BasicCache, LoginThrottle, Sessions, Users, load_secret_key
+from dp3_portal.auth import BasicCache, LoginThrottle, Sessions, SessionTable, Users, load_secret_key
 from dp3_portal.catalog import Catalog
 from dp3_portal.consuming import RecorderThread
 from dp3_portal.settings import PortalSettings
-from dp3_portal.store_schema import JOURNAL_INDEXES, PHOTO_INDEXES, THROUGHPUT_INDEXES
+from dp3_portal.store_schema import (
+    JOURNAL_INDEXES,
+    PHOTO_INDEXES,
+    SESSION_INDEXES,
+    SESSIONS,
+    THROUGHPUT_INDEXES,
+)
 from dp3_portal.stores import StoresProbe
 from dp3_portal.workers import WorkersProbe
 
@@ -45,6 +51,7 @@ class Portal:
     catalog: Catalog
     users: Users
     sessions: Sessions
+    session_table: SessionTable
     templates: Jinja2Templates
     workers: WorkersProbe
     publisher: Publisher
@@ -69,6 +76,7 @@ def create_app(
         await db["journal"].create_indexes(JOURNAL_INDEXES)
         await db["photos"].create_indexes(PHOTO_INDEXES)
         await db["throughput"].create_indexes(THROUGHPUT_INDEXES)
+        await db[SESSIONS].create_indexes(SESSION_INDEXES)
         users = Users(db)
         generated = await users.ensure_admin(
             settings.admin_password.get_secret_value() if settings.admin_password else None
@@ -86,6 +94,7 @@ def create_app(
             catalog=Catalog(db, settings.zone),
             users=users,
             sessions=Sessions(secret, settings.session_hours * 3600),
+            session_table=SessionTable(db, settings.session_hours * 3600),
             templates=Jinja2Templates(directory=str(TEMPLATES)),
             workers=WorkersProbe(settings.dispatcher_metrics_url),
             publisher=publisher,

@@ -1,4 +1,4 @@
-"""``dp3 users add``, ``dp3 journal export``, ``dp3 catalog rebuild --from STORE``.
+"""``dp3 users add|remove``, ``dp3 journal export``, ``dp3 catalog rebuild --from STORE``.
 
 Registered under the ``dp3.commands`` entry points. Each reaches MongoDB at
 ``DP3_MONGO_URL``, else the embedded server a running portal started, else
@@ -35,6 +35,9 @@ def register_users(subparsers: Any) -> None:
     add.add_argument("name")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
     add.set_defaults(func=users_add)
+    remove = actions.add_parser("remove", help="remove a user; its sessions end at once")
+    remove.add_argument("name")
+    remove.set_defaults(func=users_remove)
 
 
 def register_journal(subparsers: Any) -> None:
@@ -85,6 +88,25 @@ def users_add(args: argparse.Namespace) -> int:
             print(f"dp3 users add: {exc}", file=sys.stderr)
             return 1
     print(f"user {args.name} saved")
+    return 0
+
+
+def users_remove(args: argparse.Namespace) -> int:
+    settings = _settings()
+
+    async def run(url: str) -> bool:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
+        try:
+            return await Users(client[settings.mongo_database]).remove(args.name)
+        finally:
+            await client.close()
+
+    with mongo_url_for_command(settings.mongo_url, settings.home) as url:
+        removed = asyncio.run(run(url))
+    if not removed:
+        print(f"dp3 users remove: no user {args.name}", file=sys.stderr)
+        return 1
+    print(f"user {args.name} removed; its sessions are ended")
     return 0
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import ipaddress
+
+from pydantic import Field, SecretStr, field_validator
 
 from dp3.settings import Settings
 
@@ -20,6 +22,8 @@ class PortalSettings(Settings):
     mongo_database: str = "dp3"
     secure_cookies: bool = False
     """Mark the session cookie Secure; set it when the portal is served over HTTPS."""
+    trusted_proxies: str | None = None
+    """Addresses (comma-separated, or *) of the reverse proxy whose X-Forwarded-For/-Proto are believed."""
     session_hours: float = Field(default=12.0, gt=0)
     login_free_attempts: int = Field(default=3, ge=1)
     """Failed logins allowed for one name or client before answers slow down."""
@@ -27,3 +31,17 @@ class PortalSettings(Settings):
     """The first slowdown; it doubles with each further failure, up to 30 s."""
     recorder_prefetch: int = Field(default=2000, ge=1)
     recorder_batch: int = Field(default=500, ge=1)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        for part in (part.strip() for part in value.split(",")):
+            if part == "*":
+                continue
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP address or network (or *)") from None
+        return value

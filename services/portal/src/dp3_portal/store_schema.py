@@ -13,9 +13,13 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 JOURNAL = "journal"
 PHOTOS = "photos"
 USERS = "users"
+SESSIONS = "sessions"
+"""One document per live login session (``_id``: sha256 of its id), so a session can be ended server-side."""
 FACETS = "facets"
 THROUGHPUT = "throughput"
 """Events per (minute of ``at``, status): the status page's last hour without scanning the journal."""
+
+SESSION_INDEXES = [IndexModel([("user", ASCENDING)], name="user")]
 
 THROUGHPUT_INDEXES = [IndexModel([("minute", ASCENDING)], name="minute")]
 

@@ -7,6 +7,7 @@ API answers 401 with a Basic challenge.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from typing import Annotated
@@ -14,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Form, HTTPException, Request
 
 from dp3_portal.app import Portal
-from dp3_portal.auth import CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, csrf_ok
+from dp3_portal.auth import CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, TooManyAttempts, csrf_ok, verify_password
 
 
 class NotAuthenticated(Exception):
@@ -46,26 +47,37 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
+def throttle_keys(request: Request, user: str) -> tuple[str, str]:
+    """The login throttle's keys for an attempt: the name tried, and the client it came from."""
+    return f"user:{user}", f"client:{request.client.host if request.client else '?'}"
+
+
+def too_many(exc: TooManyAttempts) -> HTTPException:
+    return HTTPException(status_code=429, detail=str(exc), headers={"Retry-After": str(exc.retry_after)})
+
+
 async def current_user(request: Request, portal: PortalDep) -> str:
-    user = portal.sessions.user(request.cookies.get(SESSION_COOKIE))
-    if user is not None:
-        return user
+    """The session's user while its session is live server-side; else verified Basic credentials."""
+    cookie = portal.sessions.read(request.cookies.get(SESSION_COOKIE))
+    if cookie is not None and await portal.session_table.valid(cookie):
+        return cookie.user
     credentials = _basic_credentials(request)
     if credentials is not None:
         name, password = credentials
-        if portal.basic_cache.known(name, password):
+        stored = await portal.users.password_hash(name)
+        if stored is not None and portal.basic_cache.known(name, password, stored):
             return name
-        client = request.client.host if request.client else "?"
-        delay = portal.throttle.delay(f"user:{name}", f"client:{client}")
-        if delay:
-            import asyncio
 
-            await asyncio.sleep(delay)
-        if await portal.users.check(name, password):
-            portal.throttle.succeeded(f"user:{name}", f"client:{client}")
-            portal.basic_cache.remember(name, password)
-            return name
-        portal.throttle.failed(f"user:{name}", f"client:{client}")
+        async def check() -> bool:
+            return await asyncio.to_thread(verify_password, stored, password)
+
+        try:
+            if await portal.throttle.attempt(throttle_keys(request, name), check):
+                assert stored is not None  # verify_password is never true without a hash
+                portal.basic_cache.remember(name, password, stored)
+                return name
+        except TooManyAttempts as exc:
+            raise too_many(exc) from None
     raise NotAuthenticated(api=request.url.path.startswith("/api/"))
 
 

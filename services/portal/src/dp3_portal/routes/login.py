@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from dp3_portal.auth import SESSION_COOKIE
-from dp3_portal.routes.deps import CsrfDep, NotAuthenticated, PortalDep, UserDep
+from dp3_portal.auth import SESSION_COOKIE, TooManyAttempts
+from dp3_portal.routes.deps import CsrfDep, NotAuthenticated, PortalDep, UserDep, throttle_keys
 from dp3_portal.routes.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -48,19 +47,24 @@ async def login(
     password: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",  # noqa: A002
 ) -> Response:
-    keys = (f"user:{username}", f"client:{request.client.host if request.client else '?'}")
-    delay = portal.throttle.delay(*keys)
-    if delay:
-        await asyncio.sleep(delay)
-    if not await portal.users.check(username, password):
-        portal.throttle.failed(*keys)
+    async def check() -> bool:
+        return await portal.users.check(username, password)
+
+    try:
+        ok = await portal.throttle.attempt(throttle_keys(request, username), check)
+    except TooManyAttempts as exc:
+        context = {"next": _local(next), "error": f"Too many login attempts: wait {exc.retry_after} s and try again."}
+        refused = page(request, portal, "login.html", context, user=None, status_code=429)
+        refused.headers["Retry-After"] = str(exc.retry_after)
+        return refused
+    if not ok:
         context = {"next": _local(next), "error": WRONG}
         return page(request, portal, "login.html", context, user=None, status_code=401)
-    portal.throttle.succeeded(*keys)
+    session_id = await portal.session_table.start(username)
     response = RedirectResponse(_local(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        portal.sessions.issue(username),
+        portal.sessions.issue(username, session_id),
         max_age=portal.sessions.max_age,
         httponly=True,
         samesite="lax",
@@ -71,7 +75,11 @@ async def login(
 
 
 @router.post("/logout", dependencies=[CsrfDep])
-async def logout(user: UserDep) -> Response:
+async def logout(request: Request, portal: PortalDep, user: UserDep) -> Response:
+    """End the session server-side (a copy of the cookie is worthless from now on), then drop the cookie."""
+    cookie = portal.sessions.read(request.cookies.get(SESSION_COOKIE))
+    if cookie is not None:
+        await portal.session_table.end(cookie)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=portal.settings.secure_cookies, httponly=True)
     return response
