@@ -48,7 +48,8 @@ def test_a_symlinked_store_is_refused_and_the_original_stays(
     ]
     assert str(site.store_roots[0]) in line and str(link) in line
     assert archiver.metric("dp3_archiver_stores_distinct") == 0
-    assert archiver.metric("dp3_archiver_store_aliased", store=str(site.store_roots[0]), other=str(link)) == 1
+    assert archiver.metric("dp3_archiver_store_alias", store=str(site.store_roots[0]), other=str(link)) == 1
+    assert archiver.metric("dp3_archiver_store_aliased", store=str(link)) == 1
     assert archiver.metric("dp3_archiver_store_up", store=str(link)) == 0
     assert not (site.store_roots[0] / DATE / entry.id).exists()
 

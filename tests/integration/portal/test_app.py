@@ -252,7 +252,7 @@ def test_status_page_says_when_stores_are_not_distinct(portal_settings, recorded
 
     body = (
         b'dp3_archiver_store_up{store="/srv/a"} 1.0\n'
-        b'dp3_archiver_store_aliased{other="/srv/c",reason="nested",store="/srv/a"} 1.0\n'
+        b'dp3_archiver_store_alias{other="/srv/c",reason="nested",store="/srv/a"} 1.0\n'
     )
     link = tmp_path / "second-name"
     link.symlink_to(recorded.stores[0])

@@ -142,7 +142,8 @@ def test_ensure_all_usable_refuses_aliases_and_metrics_say_so(tmp_path: Path) ->
         ensure_all_usable(stores)
     assert str(site.store_roots[0]) in str(raised.value) and str(link) in str(raised.value)
     assert metrics.STORES_DISTINCT._value.get() == 0
-    assert metrics.STORE_ALIASED.labels(str(site.store_roots[0]), str(link), "same_folder")._value.get() == 1
+    assert metrics.STORE_ALIAS.labels(str(site.store_roots[0]), str(link), "same_folder")._value.get() == 1
+    assert metrics.STORE_ALIASED.labels(str(link))._value.get() == 1
     assert stores[1].trouble is not None and stores[1].trouble.problem == "aliased"
     ensure_all_usable(site.stores())
     assert metrics.STORES_DISTINCT._value.get() == 1

@@ -50,6 +50,11 @@ STORES_DISTINCT = Gauge(
 )
 STORE_ALIASED = Gauge(
     "dp3_archiver_store_aliased",
-    "1 for each pair of configured stores that are one place (reason: same_folder, nested, same_marker)",
+    "1 while this store is one place with another configured store (it takes nothing), else 0",
+    ["store"],
+)
+STORE_ALIAS = Gauge(
+    "dp3_archiver_store_alias",
+    "1 for each pair of configured stores that are one place, while it lasts (reason: same_folder, nested, ...)",
     ["store", "other", "reason"],
 )

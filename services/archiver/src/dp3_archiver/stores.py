@@ -457,10 +457,11 @@ def check_distinctness(stores: Sequence[Store]) -> list[store_places.Alias]:
             store.mark_aliased()
         else:
             store.unmark_aliased()
+        metrics.STORE_ALIASED.labels(store.label).set(1 if store.label in involved else 0)
     metrics.STORES_DISTINCT.set(0 if found else 1)
-    metrics.STORE_ALIASED.clear()
+    metrics.STORE_ALIAS.clear()
     for alias in found:
-        metrics.STORE_ALIASED.labels(alias.first, alias.second, alias.reason).set(1)
+        metrics.STORE_ALIAS.labels(alias.first, alias.second, alias.reason).set(1)
     if changed:
         for line in lines:
             log.error("%s", line)

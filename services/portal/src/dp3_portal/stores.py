@@ -61,7 +61,7 @@ def parse_stores(metrics_text: str) -> list[StoreHealth]:
             health.until = value
         elif name == "dp3_archiver_store_errors_total" and "kind" in labels:
             health.errors[labels["kind"]] = int(value)
-        elif name == "dp3_archiver_store_aliased" and value >= 1 and "other" in labels:
+        elif name == "dp3_archiver_store_alias" and value >= 1 and "other" in labels:
             health.aliases[labels["other"]] = labels.get("reason", "")
     return [stores[label] for label in sorted(stores)]
 
