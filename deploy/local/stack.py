@@ -197,7 +197,8 @@ def up(settings: Settings) -> int:
     port = os.environ.get("DP3_PORTAL_PORT", str(PORTAL_PORT_DEFAULT))
     print(
         f"DP3 is starting from {home}\n"
-        f"  gallery:  http://127.0.0.1:{port}/   user: admin   password: {password}\n"
+        f"  gallery:  http://127.0.0.1:{port}/   user: admin   password: {password}"
+        " (the first one; `dp3 users add admin` changes it)\n"
         f"  inbox:    {settings.inbox_dir.resolve()}  (one sub-folder per photographer, FIRST-LAST)\n"
         f"  logs:     {home / 'logs'}\n"
         f"  metrics:  http://127.0.0.1:{os.environ.get('DP3_PROMETHEUS_PORT', '9090')}/ (Prometheus, if installed)\n"

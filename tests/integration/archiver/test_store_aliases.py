@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,8 @@ def test_a_symlinked_store_is_refused_and_the_original_stays(
     assert archiver.metric("dp3_archiver_store_alias", store=str(site.store_roots[0]), other=str(link)) == 1
     assert archiver.metric("dp3_archiver_store_aliased", store=str(link)) == 1
     assert archiver.metric("dp3_archiver_store_up", store=str(link)) == 0
+    with urllib.request.urlopen(f"http://127.0.0.1:{archiver.port}/healthz", timeout=5) as response:
+        assert "stores not distinct places" in response.read().decode()
     assert not (site.store_roots[0] / DATE / entry.id).exists()
 
 

@@ -121,12 +121,20 @@ def _unescape(field: str) -> str:
     return _OCTAL.sub(lambda match: chr(int(match.group(1), 8)), field)
 
 
-def _mount_of(fd: int) -> tuple[str, str, str] | None:
+def read_mount_table() -> str | None:
+    try:
+        return MOUNTINFO.read_text()
+    except OSError:
+        return None  # not Linux, or no /proc: device, inode, real paths and markers still count
+
+
+def _mount_of(fd: int, table: str | None) -> tuple[str, str, str] | None:
     """(major:minor, root inside the file system, mount point) of the mount holding ``fd``."""
+    if table is None:
+        return None
     try:
         fdinfo = Path(f"/proc/self/fdinfo/{fd}").read_text()
         mount_id = next(line.split()[1] for line in fdinfo.splitlines() if line.startswith("mnt_id:"))
-        table = MOUNTINFO.read_text()
     except (OSError, StopIteration, IndexError):
         return None
     for line in table.splitlines():
@@ -136,8 +144,11 @@ def _mount_of(fd: int) -> tuple[str, str, str] | None:
     return None
 
 
-def place_of(root: Path) -> StorePlace | None:
-    """The place of one store root; None if it cannot be opened (down: its own check reports that)."""
+def place_of(root: Path, mount_table: str | None = None) -> StorePlace | None:
+    """The place of one store root; None if it cannot be opened (down: its own check reports that).
+
+    ``mount_table``: ``/proc/self/mountinfo`` as read once for all the stores compared.
+    """
     label = str(root)
     try:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
@@ -147,7 +158,7 @@ def place_of(root: Path) -> StorePlace | None:
         info = os.fstat(fd)
         real = os.path.realpath(root)
         filesystem = in_filesystem = None
-        mount = _mount_of(fd)
+        mount = _mount_of(fd, mount_table)
         if mount is not None:
             device, mount_root, mount_point = mount
             if _inside(mount_point, real):
@@ -168,5 +179,6 @@ def place_of(root: Path) -> StorePlace | None:
 
 def check_distinct(roots: Sequence[Path]) -> list[Alias]:
     """Gather every root's place and compare them (roots that cannot be opened are left out)."""
-    places = [place for place in (place_of(root) for root in roots) if place is not None]
+    table = read_mount_table()
+    places = [place for place in (place_of(root, table) for root in roots) if place is not None]
     return aliases(places)

@@ -26,9 +26,13 @@ def main() -> None:
 
     def health() -> tuple[bool, str]:
         down = [store.label for store in stores if not store.is_marked()]
+        aliased = [store.label for store in stores if store.aliased]
         if not consumers or not all(consumer.connected.is_set() for consumer in consumers):
             return False, "not connected to RabbitMQ"
-        return True, "ok" + (f"; stores down: {', '.join(down)}" if down else "")
+        notes = (f"; stores down: {', '.join(down)}" if down else "") + (
+            f"; stores not distinct places (nothing is archived or collected): {', '.join(aliased)}" if aliased else ""
+        )
+        return True, "ok" + notes
 
     context = start_service("archiver", ArchiverSettings, health)
     settings = context.settings

@@ -66,13 +66,13 @@ class Collector:
     def collect(self, entry: JournalEntry) -> JournalEntry | None:
         """Delete the original if the rule allows; the Collected event to publish, or None if it stays."""
         assert entry.sha256 is not None
-        ensure_all_usable(self.stores)
+        ensure_all_usable(self.stores, distinct=False)  # checked below, right before the deletion
         files = StoredFiles(entry.stored_name or entry.id)
         folders = {store.label: self._folder(store, entry) for store in self.stores}
         copies = {store.label: store.read_copy(folders[store.label] / files.original) for store in self.stores}
         read_back = {label: None if found is None else found.sha256 for label, found in copies.items()}
-        # Again, right before the deletion: a bind mount made since the first check, or
-        # two "copies" that are one file, must never count as two verified copies.
+        # Right before the deletion, after the read-backs: a bind mount made since the photo was
+        # archived, or two "copies" that are one file, must never count as two verified copies.
         ensure_distinct(self.stores)
         _ensure_distinct_copies(copies, files.original)
         labels = [store.label for store in self.stores]

@@ -202,14 +202,18 @@ class Store:
 
     def mark_aliased(self) -> None:
         """This store is one place with another: it takes nothing until that ends (the caller logs the line)."""
-        with self._trouble_lock:
-            already = self.trouble is not None and self.trouble.until is None and self.trouble.problem == "aliased"
-        if not already:
+        if not self.aliased:
             metrics.STORE_ERRORS.labels(self.label, "aliased").inc()
             self._start_trouble("aliased")
 
     def unmark_aliased(self) -> None:
         self._back(only="aliased")
+
+    @property
+    def aliased(self) -> bool:
+        """Whether this store is, as last checked, one place with another."""
+        trouble = self.trouble
+        return trouble is not None and trouble.until is None and trouble.problem == "aliased"
 
     # --- reading -----------------------------------------------------------------
 
@@ -414,15 +418,20 @@ class Store:
             metrics.STORE_UP.labels(self.label).set(1)
 
 
-def ensure_all_usable(stores: Sequence[Store]) -> None:
-    """Raise for the first store that is down, or if two are one place; every store's metric is counted."""
+def ensure_all_usable(stores: Sequence[Store], *, distinct: bool = True) -> None:
+    """Raise for the first store that is down, or if two are one place; every store's metric is counted.
+
+    ``distinct=False`` leaves the distinctness check to the caller (the collector runs it later, right
+    before the deletion, where it counts).
+    """
     failures: list[StoreUnavailable] = []
     for store in stores:
         try:
             store.ensure_usable()
         except StoreUnavailable as exc:
             failures.append(exc)
-    ensure_distinct(stores)
+    if distinct:
+        ensure_distinct(stores)
     if failures:
         raise failures[0]
 
