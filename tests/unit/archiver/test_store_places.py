@@ -52,6 +52,8 @@ def test_one_place_under_two_names_is_named_in_one_line(a: StorePlace, b: StoreP
         (place("/a", fs="8:1", in_fs="/data/a"), place("/b", fs="8:1", in_fs="/data/ab")),
         (place("/a", fs="8:1", in_fs="/"), place("/b", fs="8:2", in_fs="/")),  # two file systems' roots
         (place("/a", marker="m1"), place("/b", marker="m2")),
+        # two NFS exports sharing a superblock: both roots show "/" in the mount table
+        (place("/mnt/a", fs="0:53", in_fs="/"), place("/mnt/b", fs="0:53", in_fs="/")),
     ],
 )
 def test_distinct_places_are_not_aliases(a: StorePlace, b: StorePlace) -> None:

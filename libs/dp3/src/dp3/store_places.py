@@ -93,7 +93,9 @@ def _alias(a: StorePlace, b: StorePlace) -> Alias | None:
     for outer, inner in ((a, b), (b, a)):
         if _inside(outer.real_path, inner.real_path):
             return Alias(a.label, b.label, "nested", f"{inner.label} lies inside {outer.label}")
-    if a.filesystem is not None and a.filesystem == b.filesystem:
+    # Equal paths inside one file system with different inodes mean the mount table cannot
+    # place these roots (e.g. two NFS exports sharing a superblock both show "/"): no verdict.
+    if a.filesystem is not None and a.filesystem == b.filesystem and a.path_in_filesystem != b.path_in_filesystem:
         for outer, inner in ((a, b), (b, a)):
             assert outer.path_in_filesystem is not None and inner.path_in_filesystem is not None
             if _inside(outer.path_in_filesystem, inner.path_in_filesystem):
