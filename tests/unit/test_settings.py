@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,3 +96,38 @@ def test_bad_configuration_stops_a_service_with_one_line(tmp_path: Path) -> None
         "dp3-scanner: bad configuration: DP3_TIMEZONE: unknown time zone 'Nowhere/Land' "
         "(use an IANA name such as Asia/Jerusalem) (got 'Nowhere/Land')"
     ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "inner", "outer"),
+    [
+        ({"stores": "{home}/inbox/archive,{home}/b"}, "DP3_STORES {home}/inbox/archive", "DP3_INBOX {home}/inbox"),
+        ({"stores": "{home}/a,{home}"}, "DP3_INBOX {home}/inbox", "DP3_STORES {home}"),
+        ({"stores": "{home}/staging/x,{home}/b"}, "DP3_STORES {home}/staging/x", "DP3_STAGING {home}/staging"),
+        ({"staging": "{home}/inbox/.staging"}, "DP3_STAGING {home}/inbox/.staging", "DP3_INBOX {home}/inbox"),
+        ({"stores": "{home}/inbox,{home}/b"}, "DP3_STORES {home}/inbox", "DP3_INBOX {home}/inbox"),
+        ({"stores": "{home}/link/archive,{home}/b"}, "DP3_STORES {home}/link/archive", "DP3_INBOX {home}/inbox"),
+    ],
+)
+def test_a_store_or_staging_overlapping_the_inbox_is_refused_in_one_line(
+    tmp_path: Path, overrides: dict[str, str], inner: str, outer: str
+) -> None:
+    """A store inside the inbox would be scanned and collected; one inside staging cleared (invariant 8)."""
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "inbox")  # a store reached through a symlink into the inbox
+    values: dict[str, Any] = {"home": tmp_path}
+    for key, value in overrides.items():
+        text = value.format(home=tmp_path)
+        values[key] = text if key == "stores" else Path(text)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(**values)
+    message = str(raised.value)
+    assert message == (
+        f"{inner.format(home=tmp_path)} lies inside {outer.format(home=tmp_path)}: "
+        "the inbox, staging and each store must be apart"
+    )
+
+
+def test_sibling_folders_with_a_common_prefix_are_apart(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path, inbox=tmp_path / "in", stores=f"{tmp_path}/inbox-archive,{tmp_path}/b")
+    assert settings.stores == (tmp_path / "inbox-archive", tmp_path / "b")

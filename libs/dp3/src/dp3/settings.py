@@ -12,6 +12,7 @@ wrong with it: :func:`load_settings` turns pydantic's report into
 
 from __future__ import annotations
 
+import os
 import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, overload
@@ -94,6 +95,9 @@ class Settings(BaseSettings):
             object.__setattr__(self, "staging", self.home / "staging")
         if not self.stores:
             object.__setattr__(self, "stores", (self.home / "archive-a", self.home / "archive-b"))
+        problem = overlapping_places(self.inbox_dir, self.staging_dir, self.stores)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @property
@@ -109,6 +113,27 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+
+def overlapping_places(inbox: Path, staging: Path, stores: tuple[Path, ...]) -> str | None:
+    """Why the inbox, staging and the stores are not separate trees, or None. Pure but for ``realpath``.
+
+    A store inside the inbox would be scanned as new uploads and its copies
+    collected; a store inside staging would be cleared with it; staging inside
+    the inbox would put artifacts where photographers drop photos (the brief:
+    artifacts never enter the inbox). Real paths, so a symlink is seen through;
+    stores compared with each other are :mod:`dp3.store_places`' job.
+    """
+    named = [("DP3_INBOX", inbox), ("DP3_STAGING", staging)] + [("DP3_STORES", store) for store in stores]
+    places = [(f"{name} {path}", name, os.path.realpath(path)) for name, path in named]
+    for i, a in enumerate(places):
+        for b in places[i + 1 :]:
+            if a[1] == b[1] == "DP3_STORES":
+                continue
+            for outer, inner in ((a, b), (b, a)):
+                if inner[2] == outer[2] or inner[2].startswith(outer[2].rstrip("/") + "/"):
+                    return f"{inner[0]} lies inside {outer[0]}: the inbox, staging and each store must be apart"
+    return None
 
 
 @overload
@@ -136,5 +161,5 @@ def _describe(cls: type[Settings], exc: ValidationError) -> str:
         message = str(error["msg"]).removeprefix("Value error, ")
         value = error.get("input")
         shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""
-        problems.append(f"{name}: {message}{shown}")
+        problems.append(f"{name}: {message}{shown}" if error["loc"] else message)
     return "; ".join(problems)
