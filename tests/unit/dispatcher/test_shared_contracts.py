@@ -22,7 +22,7 @@ UTC = zoneinfo.ZoneInfo("UTC")
 
 
 def test_the_task_ships_the_library_module_itself() -> None:
-    shipped = dict((remote, local) for local, remote in TASK_FILES)
+    shipped = {remote: local for local, remote in TASK_FILES}
     assert Path(shipped[FORMATS_REMOTE]).read_bytes() == Path(formats.__file__).read_bytes()
     assert Path(shipped["render_task.py"]).read_bytes() == Path(render_task.__file__).read_bytes()
 

@@ -633,8 +633,9 @@ def icc_to_srgb(image: Any, icc: bytes) -> Any:
 def decode_web(image: Any, orientation: int, memory_bytes: "int | None" = None) -> Any:
     """Decode just enough of ``image`` to make the upright, sRGB web version.
 
-    With ``memory_bytes`` (the render's address-space limit), an image whose
-    decode is predicted not to fit is refused as too_large before decoding.
+    With ``memory_bytes`` (the render's address-space limit), a JPEG whose
+    decode at reduced scale is predicted not to fit is refused as too_large
+    before decoding (other formats were checked by :func:`render`).
     """
     stored_width, stored_height = image.size
     swapped = swaps_axes(orientation)
@@ -644,7 +645,7 @@ def decode_web(image: Any, orientation: int, memory_bytes: "int | None" = None) 
     try:
         if image.format in DRAFTABLE_FORMATS:
             image.draft("RGB", target)  # libjpeg scales by 1/2, 1/4 or 1/8 while decoding
-        check_memory(image, (stored_width, stored_height), target, memory_bytes)
+            check_memory(image, (stored_width, stored_height), target, memory_bytes)  # others: in render()
         image.load()
     except RenderError:
         raise
@@ -796,6 +797,11 @@ def render(
         warnings.simplefilter("ignore")  # DecompressionBombWarning, odd-EXIF warnings: decided on here
         image = open_image(data)
         check_pixels(image, max_pixels)
+        if image.format not in DRAFTABLE_FORMATS:
+            # Before the EXIF: Pillow decodes a whole PNG to look for an eXIf chunk after its pixels.
+            # (A JPEG is checked in decode_web, at the scale libjpeg will decode it.)
+            stored_size = image.size
+            check_memory(image, stored_size, fit_within(stored_size[0], stored_size[1], WEB_BOX), memory_bytes)
         exif, orientation = read_exif(image)
         image_format = image.format
         stored = image.size
