@@ -47,10 +47,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dp3 import formats
+from dp3 import formats, layout
 from dp3.broker import Message
 from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status
-from dp3.files import OutsideRoot, is_within, path_under
+from dp3.files import OutsideRoot, atomic_copy, is_within, path_under
 from dp3.log import photo_logger
 from dp3.workqueue import (
     InputFile,
@@ -94,6 +94,7 @@ TASK_FILES = ((RENDER_SCRIPT, SCRIPT_REMOTE), (FORMATS_MODULE, FORMATS_REMOTE))
 """What a worker needs beside the photos: the render task, and the contracts it shares (this very file)."""
 
 Events = Sequence[JournalEntry]
+RETRY_SERVICE = "portal"
 
 
 def photo_remote(index: int) -> str:
@@ -112,6 +113,11 @@ def render_command(max_pixels: int, photos: int, memory_mb: int, seconds: int) -
     return f"python3 {SCRIPT_REMOTE} {limits} --batch {RESULTS_REMOTE} {names}"
 
 
+def is_retry(entry: JournalEntry) -> bool:
+    """A Detected the portal re-emitted for a failed photo (its retry button or API)."""
+    return entry.service == RETRY_SERVICE and entry.attempt > 0
+
+
 def original_present(source: Path) -> bool:
     """The photo's original is still in the inbox: a regular file, not a symlink."""
     return source.is_file() and not source.is_symlink()
@@ -128,6 +134,7 @@ class _Job:
     entry: JournalEntry
     source: Path
     future: concurrent.futures.Future[Events] = field(default_factory=concurrent.futures.Future)
+    scratch: Path | None = None  # a workspace holding a private copy of the original (a retry from the stores)
     attempts: int = 0
     environment_failures: int = 0
     alone: bool = False  # its batch died without outcomes: it runs in a task of its own until settled
@@ -198,12 +205,22 @@ class Dispatcher:
         source = self._source_path(entry)
         if source is None:
             return [self._failed(entry, ErrorKind.UNREADABLE, f"path {entry.path!r} is not inside the inbox")]
+        scratch = None
         if not original_present(source):
-            # Gone since detection (collected after an earlier render, or deleted by
-            # its owner): nothing to render and nothing to report.
-            plog.warning(GONE, source)
-            return []
-        job = _Job(entry=entry, source=source)
+            if not is_retry(entry):
+                # Gone since detection (collected after an earlier render, or deleted by
+                # its owner): nothing to render and nothing to report.
+                plog.warning(GONE, source)
+                return []
+            # A retry of a photo whose render failed, collected since: render the stores' copy.
+            found = self._copy_from_stores(entry)
+            if found is None:
+                reason = "retry: the original has left the inbox and no store holds a copy with its sha256"
+                plog.error(reason)
+                return [self._failed(entry, ErrorKind.UNREADABLE, reason)]
+            scratch, source = found
+            plog.info("retry: rendering the stores' verified copy (the original has left the inbox)")
+        job = _Job(entry=entry, source=source, scratch=scratch)
         with self._lock:
             self._inflight[entry.id] = job
             self._waiting.append(job)
@@ -225,6 +242,39 @@ class Dispatcher:
         with self._lock:
             if self._inflight.get(job.entry.id) is job:
                 del self._inflight[job.entry.id]
+        if job.scratch is not None:
+            self._staging.discard(job.scratch)
+
+    def _copy_from_stores(self, entry: JournalEntry) -> tuple[Path, Path] | None:
+        """(workspace, original) for a private copy of the archived original whose bytes have the event's sha256.
+
+        Stores are only read: the copy goes into a staging workspace (Work Queue
+        reads its input from there), and it is the copy that is hashed, so the
+        bytes rendered are the bytes verified. None if no store has them.
+        """
+        names = list(dict.fromkeys(name for name in (entry.stored_name, entry.id) if name))
+        dates = [Path(folder).name for folder in entry.archives]
+        dates.append(layout.date_folder(entry.datetime, self._settings.zone))
+        for root in self._settings.stores:
+            for date in dict.fromkeys(dates):
+                for name in names:
+                    try:
+                        candidate = path_under(root, Path(date) / name)
+                    except OutsideRoot:
+                        continue
+                    if not original_present(candidate):
+                        continue
+                    workspace = self._staging.workspace()
+                    copy = workspace / "original"
+                    try:
+                        digest, _size = atomic_copy(candidate, copy)
+                    except OSError as exc:
+                        photo_logger(log, entry.id).warning("could not copy %s: %s", candidate, exc)
+                        digest = ""
+                    if digest == entry.sha256:
+                        return workspace, copy
+                    self._staging.discard(workspace)
+        return None
 
     # --- submissions --------------------------------------------------------
 

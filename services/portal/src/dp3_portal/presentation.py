@@ -35,6 +35,18 @@ ADVICE = {
 API_FIELDS = ("id", "status", "owner", "datetime", "path", "archives", "sha256", "size", "error", "failed", "model")
 
 
+RENDER_STAGE = "dispatcher"
+"""The stage of a render failure: its original is archived (and may be collected), so it can be rendered again."""
+
+
+def can_retry(photo: dict[str, Any]) -> bool:
+    """A photo that failed before archiving (its original is still in the inbox), or whose render failed."""
+    if photo.get("status") == "Failed":
+        return True
+    error = photo.get("error") or {}
+    return bool(photo.get("failed")) and error.get("stage") == RENDER_STAGE
+
+
 def advice(photo: dict[str, Any]) -> str:
     kind = str(photo.get("error_kind") or "")
     return ADVICE.get(kind, "Report the photo id to an operator.") if photo.get("failed") else ""
