@@ -9,27 +9,20 @@ artifacts, then resolves each photo's Future with the events to publish (the
 consumer publishes them, confirmed, before it acknowledges the Detected).
 Every rule below is per photo: one bad photo in a batch fails alone.
 
-What a returned task means, in order:
+What a returned task means is decided by :func:`dp3_dispatcher.verdict.verdict`
+(a pure function; its docstring lists the rules): this module reads the
+results, asks it, and carries out the actions. In short: INPUT_MISS for an
+original that left the inbox drops that photo and sends the others again
+uncharged; a worker that cannot render is blocked; a task that died without
+per-photo outcomes has its photos run again alone, uncharged, and only a
+photo that dies alone is charged; each photo of a batch that ran gets its own
+outcome (the render task renders each photo in a child process under the
+per-photo memory and time limits); verified artifacts are renamed into
+``staging/<id>/`` and ``Processed`` carries meta.json.
 
-* Work Queue could not send an input because a photo's original has left
-  the inbox since it was accepted (collected after an earlier render of the
-  same photo, whose Detected came again; or deleted by its owner): that photo
-  has nothing to render and nothing to report, and the others of the task,
-  not at fault (one missing input fails the whole task), are sent again
-  without an attempt counted.
-* Work Queue could not run it otherwise (worker lost too often...):
-  retried up to ``render_attempts`` times, then ``Failed render_failed``.
-  A worker lost mid-task is not such a failure: Work Queue resubmits it by
-  itself and it comes back once, from another worker.
-* exit ``worker_environment`` (this worker has no Python or no Pillow): the
-  worker's host is blocked for this manager, the task is submitted again and
-  runs elsewhere; the photo is not at fault.
-* a permanent kind (corrupt, unsupported, too large, empty): ``Failed``.
-* exit 0 but artifacts that do not verify (the seed's "complete is not
-  success"): retried up to ``render_attempts`` times, then ``Failed
-  render_failed`` with the last reason.
-* verified: the workspace is renamed into ``staging/<id>/``; ``Processed``
-  carries meta.json.
+A retry from the portal (``service: portal``) of a photo whose original has
+been collected renders a private copy of the stores' original, verified
+against the sha256 (:meth:`Dispatcher._copy_from_stores`).
 
 Idempotency: a Detected whose verified artifacts for the same sha256 are
 already staged is answered with ``Processed`` without rendering; a Detected

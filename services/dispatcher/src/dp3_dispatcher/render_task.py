@@ -921,6 +921,20 @@ def ended_by_signal(number: int, limits: Limits) -> "tuple[int, str]":
     return EXIT_RENDER_CRASHED, f"the render process died of {name} while rendering this photo{hint}"
 
 
+def warm_up() -> None:
+    """Import, once in the parent, what every render would otherwise import again in its own child.
+
+    Pillow loads its format plugins and ImageCms on first use; in a forked
+    child that first use is every photo's (measured: 16 small JPEGs went from
+    0.2 s to 0.7 s before this).
+    """
+    with contextlib.suppress(Exception):  # a missing optional module is the render's concern, not this one's
+        Image.preinit()
+        from PIL import ImageCms, TiffImagePlugin, WebPImagePlugin  # noqa: F401
+
+        ImageCms.createProfile("sRGB")
+
+
 def render_isolated(source: str, outdir: str, limits: Limits) -> "tuple[int, str]":
     """Render one photo in a forked child under ``limits``; (exit status, message), whatever the child does.
 
@@ -997,6 +1011,7 @@ def main(argv: "list[str] | None" = None) -> int:
     limits = Limits(args.max_pixels, args.memory_mb, args.seconds)
     if limits.memory_mb is not None:
         share_malloc_arena()
+    warm_up()
     if args.batch:
         try:
             render_batch(args.paths, args.batch, limits)
