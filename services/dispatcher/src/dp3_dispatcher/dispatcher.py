@@ -88,6 +88,8 @@ TASK_FILES = ((RENDER_SCRIPT, SCRIPT_REMOTE), (FORMATS_MODULE, FORMATS_REMOTE))
 
 Events = Sequence[JournalEntry]
 RETRY_SERVICE = "portal"
+TASK_START_SECONDS = 30
+"""Beyond its photos' time limits, what a task may take to start Python, import Pillow and write its tar."""
 
 
 def photo_remote(index: int) -> str:
@@ -324,7 +326,8 @@ class Dispatcher:
             cores=1,
             memory_mb=self._settings.task_memory_mb,
             max_retries=10,  # lost workers: Work Queue resubmits by itself, up to this many tries
-            max_run_seconds=self._settings.task_max_seconds * len(jobs),
+            # Each photo's own timer fires first (it names the photo); this bounds the rest (start-up, the tar).
+            max_run_seconds=self._settings.task_max_seconds * len(jobs) + TASK_START_SECONDS,
         )
         metrics.TASKS_SUBMITTED.inc()
         metrics.PHOTOS_PER_TASK.observe(len(jobs))
