@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from dp3 import formats
 from dp3.events import ErrorKind, Status
 from tests.integration.dispatcher.harness import detected, pillow_path, publish, scrape
 from tests.rabbit import wait_for
@@ -56,7 +57,7 @@ def test_photos_over_the_limits_fail_alone_with_their_own_kind(
     publish(amqp_url, list(entries.values()))
     # No worker yet: the first photo leaves alone, the other seven wait as one batch.
     wait_for(lambda: scrape(metrics_port).get(SUBMITTED) == 2, 30, "two tasks submitted")
-    start_worker(port, "worker", env=pillow_path())
+    worker = start_worker(port, "worker", env=pillow_path())
     final = outcomes.wait_all({entry.id for entry in entries.values()}, timeout=240)
 
     for path in good:
@@ -77,3 +78,6 @@ def test_photos_over_the_limits_fail_alone_with_their_own_kind(
     charged = [line for line in log.splitlines() if re.search(r"render attempt \d+ failed", line)]
     assert not [line for line in charged for path in good if entries[path].id in line], charged
     assert len([line for line in charged if entries[slow].id in line]) == 2, charged  # then its third: Failed
+    # The worker got the shared contracts as a file of the task, byte for byte the library's module.
+    shipped = Path(formats.__file__).read_bytes()
+    assert [path for path in worker.log_path.parent.rglob("*") if path.is_file() and path.read_bytes() == shipped]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import pytest
 from dp3 import formats
 from dp3.events import ErrorKind
 from dp3_dispatcher import render_task, verify
-from dp3_dispatcher.dispatcher import FORMATS_REMOTE, TASK_FILES, Dispatcher
+from dp3_dispatcher.dispatcher import FORMATS_REMOTE, TASK_FILES
 from dp3_scanner import capture_time, filetype
 from tests.unit.dispatcher.worker_files import worker_copy
 
@@ -25,14 +24,6 @@ def test_the_task_ships_the_library_module_itself() -> None:
     shipped = {remote: local for local, remote in TASK_FILES}
     assert Path(shipped[FORMATS_REMOTE]).read_bytes() == Path(formats.__file__).read_bytes()
     assert Path(shipped["render_task.py"]).read_bytes() == Path(render_task.__file__).read_bytes()
-
-
-def test_the_submitted_task_carries_the_contracts_beside_the_script() -> None:
-    # The Task the dispatcher builds lists the shipped module as a cached input under its remote name.
-    import inspect
-
-    source = inspect.getsource(Dispatcher._submit)
-    assert "FORMATS_MODULE, FORMATS_REMOTE, cache=True" in source
 
 
 def test_on_a_worker_the_render_task_uses_the_shipped_copy(tmp_path: Path) -> None:
@@ -102,9 +93,3 @@ def test_one_exit_code_table() -> None:
     for status, kind in formats.KIND_BY_EXIT.items():
         line = json.dumps({"kind": kind, "message": "why"})
         assert verify.classify_exit(status, line)[0] is ErrorKind(kind)
-
-
-def test_shipped_module_hash_is_reported_in_task_inputs() -> None:
-    # A worker caches the file by its content; one definition means one hash.
-    digest = hashlib.sha256(Path(formats.__file__).read_bytes()).hexdigest()
-    assert len(digest) == 64
