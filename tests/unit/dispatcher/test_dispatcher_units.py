@@ -40,8 +40,10 @@ def test_settings_defaults_and_checks(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 
 def test_the_task_command_holds_no_user_data() -> None:
-    assert render_command(200_000_000, 1) == "python3 render_task.py --max-pixels 200000000 --batch results.tar photo0"
-    assert render_command(5, 3).endswith("--batch results.tar photo0 photo1 photo2")
+    assert render_command(200_000_000, 1, 1024, 600) == (
+        "python3 render_task.py --max-pixels 200000000 --memory-mb 1024 --seconds 600 --batch results.tar photo0"
+    )
+    assert render_command(5, 3, 64, 1).endswith("--batch results.tar photo0 photo1 photo2")
 
 
 def test_the_factory_command_line() -> None:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from dp3_dispatcher import render_task
 from dp3_dispatcher.verify import verify_render
+from tests.unit.dispatcher.worker_files import worker_copy
 
-SCRIPT = Path(render_task.__file__)
+SCRIPT = worker_copy()  # as on a worker: run beside the shipped dp3_formats.py, nothing else
 
 
 def test_a_batch_renders_each_photo_or_records_its_failure(tmp_path: Path, corpus: Path) -> None:

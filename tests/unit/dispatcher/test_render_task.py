@@ -25,8 +25,9 @@ from PIL import Image, ImageChops
 
 from dp3_dispatcher import render_task
 from dp3_dispatcher.verify import verify_render
+from tests.unit.dispatcher.worker_files import worker_copy
 
-SCRIPT = Path(render_task.__file__)
+SCRIPT = worker_copy()  # as on a worker: run beside the shipped dp3_formats.py, nothing else
 ARTIFACTS = ("thumbnail.jpg", "web.jpg", "meta.json")
 
 
@@ -337,21 +338,28 @@ def test_transparent_pixels_render_on_white(rendered: Any) -> None:
 # ---------------------------------------------------------------- what the worker needs
 
 
-def test_script_needs_only_the_standard_library_and_pillow() -> None:
+def imports_of(path: Path) -> set[str]:
     imported: set[str] = set()
-    for node in ast.walk(ast.parse(SCRIPT.read_text())):
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             imported.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
-    assert imported - sys.stdlib_module_names == {"PIL", "pillow_heif"}
+    return imported
+
+
+def test_script_needs_only_the_standard_library_pillow_and_the_shipped_contracts() -> None:
+    # dp3 only as the fallback when imported inside the dispatcher's package (not on a worker).
+    assert imports_of(SCRIPT) - sys.stdlib_module_names == {"PIL", "pillow_heif", "dp3_formats", "dp3"}
+    assert imports_of(SCRIPT.with_name("dp3_formats.py")) <= set(sys.stdlib_module_names)
 
 
 def test_script_parses_on_an_old_python_so_it_can_say_so() -> None:
     # Python 3.6 must reach the version check (exit 20), not stop at a SyntaxError.
-    tree = ast.parse(SCRIPT.read_text(), feature_version=(3, 6))
-    # Postponed annotations would be a SyntaxError before 3.7.
-    assert not [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module == "__future__"]
+    for shipped in (SCRIPT, SCRIPT.with_name("dp3_formats.py")):
+        tree = ast.parse(shipped.read_text(), feature_version=(3, 6))
+        # Postponed annotations would be a SyntaxError before 3.7.
+        assert not [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module == "__future__"]
 
 
 @pytest.mark.parametrize(

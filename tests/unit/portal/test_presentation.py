@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dp3_portal.presentation import advice, flat_metadata, gps, map_link
+import pytest
+
+from dp3_portal.presentation import advice, can_retry, flat_metadata, gps, map_link
 from dp3_portal.workers import parse_workers
 
 
@@ -54,3 +56,20 @@ def test_store_health_is_read_from_the_archiver_metrics() -> None:
     assert (b.store, b.in_trouble, b.errors, b.duration(1030.0)) == ("/data/b", False, {}, None)
     a.until = 1012.0
     assert a.duration(5000.0) == 12.0
+
+
+@pytest.mark.parametrize(
+    ("photo", "retryable"),
+    [
+        ({"status": "Failed", "failed": True, "error": {"stage": "dispatcher", "kind": "corrupt_image"}}, True),
+        ({"status": "Failed", "failed": True, "error": {"stage": "archive", "kind": "archive_unavailable"}}, True),
+        # A render failure stays retryable once archived and collected (the stores hold its original).
+        ({"status": "Collected", "failed": True, "error": {"stage": "dispatcher", "kind": "render_timeout"}}, True),
+        ({"status": "Archived", "failed": True, "error": {"stage": "dispatcher", "kind": "too_large"}}, True),
+        ({"status": "Collected", "failed": False, "error": None}, False),
+        ({"status": "Processed", "failed": False, "error": None}, False),
+        ({"status": "Collected", "failed": True, "error": {"stage": "scanner", "kind": "no_owner"}}, False),
+    ],
+)
+def test_which_photos_can_be_retried(photo: dict[str, object], retryable: bool) -> None:
+    assert can_retry(photo) is retryable

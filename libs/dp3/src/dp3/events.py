@@ -45,12 +45,14 @@ class ErrorKind(enum.StrEnum):
 
     CORRUPT_IMAGE = "corrupt_image"  # the bytes are not a decodable image: re-export it
     UNSUPPORTED_FORMAT = "unsupported_format"  # not a format DP3 renders
-    TOO_LARGE = "too_large"  # above DP3_MAX_PIXELS (decompression-bomb guard)
+    TOO_LARGE = "too_large"  # above DP3_MAX_PIXELS, or its decode does not fit DP3_TASK_MEMORY_MB
     EMPTY_FILE = "empty_file"  # zero bytes: the upload never happened
     NO_OWNER = "no_owner"  # dropped in the inbox root: move it into your FIRST-LAST folder
     UNREADABLE = "unreadable"  # permissions or I/O error reading the original
     WORKER_ENVIRONMENT = "worker_environment"  # a worker lacks Python or an imaging library
     RENDER_FAILED = "render_failed"  # the task kept producing invalid artifacts
+    RENDER_CRASHED = "render_crashed"  # the render process died on this photo (rendered alone), every attempt
+    RENDER_TIMEOUT = "render_timeout"  # this photo's render took longer than DP3_TASK_MAX_SECONDS, every attempt
     ARCHIVE_UNAVAILABLE = "archive_unavailable"  # a store is down, read-only or full
     SOURCE_CHANGED = "source_changed"  # the inbox file changed or vanished before it was archived
 

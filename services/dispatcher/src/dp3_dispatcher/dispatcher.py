@@ -9,27 +9,20 @@ artifacts, then resolves each photo's Future with the events to publish (the
 consumer publishes them, confirmed, before it acknowledges the Detected).
 Every rule below is per photo: one bad photo in a batch fails alone.
 
-What a returned task means, in order:
+What a returned task means is decided by :func:`dp3_dispatcher.verdict.verdict`
+(a pure function; its docstring lists the rules): this module reads the
+results, asks it, and carries out the actions. In short: INPUT_MISS for an
+original that left the inbox drops that photo and sends the others again
+uncharged; a worker that cannot render is blocked; a task that died without
+per-photo outcomes has its photos run again alone, uncharged, and only a
+photo that dies alone is charged; each photo of a batch that ran gets its own
+outcome (the render task renders each photo in a child process under the
+per-photo memory and time limits); verified artifacts are renamed into
+``staging/<id>/`` and ``Processed`` carries meta.json.
 
-* Work Queue could not send an input because a photo's original has left
-  the inbox since it was accepted (collected after an earlier render of the
-  same photo, whose Detected came again; or deleted by its owner): that photo
-  has nothing to render and nothing to report, and the others of the task,
-  not at fault (one missing input fails the whole task), are sent again
-  without an attempt counted.
-* Work Queue could not run it otherwise (worker lost too often...):
-  retried up to ``render_attempts`` times, then ``Failed render_failed``.
-  A worker lost mid-task is not such a failure: Work Queue resubmits it by
-  itself and it comes back once, from another worker.
-* exit ``worker_environment`` (this worker has no Python or no Pillow): the
-  worker's host is blocked for this manager, the task is submitted again and
-  runs elsewhere; the photo is not at fault.
-* a permanent kind (corrupt, unsupported, too large, empty): ``Failed``.
-* exit 0 but artifacts that do not verify (the seed's "complete is not
-  success"): retried up to ``render_attempts`` times, then ``Failed
-  render_failed`` with the last reason.
-* verified: the workspace is renamed into ``staging/<id>/``; ``Processed``
-  carries meta.json.
+A retry from the portal (``service: portal``) of a photo whose original has
+been collected renders a private copy of the stores' original, verified
+against the sha256 (:meth:`Dispatcher._copy_from_stores`).
 
 Idempotency: a Detected whose verified artifacts for the same sha256 are
 already staged is answered with ``Processed`` without rendering; a Detected
@@ -47,10 +40,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dp3 import formats, layout
 from dp3.broker import Message
 from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status
-from dp3.files import OutsideRoot, is_within, path_under
-from dp3.log import PhotoLogger, photo_logger
+from dp3.files import OutsideRoot, atomic_copy, is_within, path_under
+from dp3.log import photo_logger
 from dp3.workqueue import (
     InputFile,
     OutputFile,
@@ -59,24 +53,43 @@ from dp3.workqueue import (
     TaskResult,
     hostname_of,
     query_workers,
-    result_text,
 )
-from dp3_dispatcher import metrics, render_task
-from dp3_dispatcher.batch_results import Missing, PhotoOutcome, RenderFailed, outcome_names, read_results
+from dp3_dispatcher import metrics
+from dp3_dispatcher.batch_results import PhotoOutcome, Rendered, outcome_names, read_results
 from dp3_dispatcher.batching import batch_sizes
 from dp3_dispatcher.runner import TaskRunner
 from dp3_dispatcher.settings import DispatcherSettings
 from dp3_dispatcher.staging import Staging
-from dp3_dispatcher.verify import classify_exit, permanent, verify_render
+from dp3_dispatcher.verdict import (
+    Action,
+    BlockHost,
+    Drop,
+    Fail,
+    JobState,
+    Limits,
+    Retry,
+    SetAside,
+    Verify,
+    charge,
+    verdict,
+)
+from dp3_dispatcher.verify import verify_render
 
 log = logging.getLogger(__name__)
 
 SERVICE = "dispatcher"
 SCRIPT_REMOTE = "render_task.py"
+FORMATS_REMOTE = "dp3_formats.py"
 RESULTS_REMOTE = "results.tar"
 RENDER_SCRIPT = Path(__file__).with_name("render_task.py")
+FORMATS_MODULE = Path(formats.__file__)
+TASK_FILES = ((RENDER_SCRIPT, SCRIPT_REMOTE), (FORMATS_MODULE, FORMATS_REMOTE))
+"""What a worker needs beside the photos: the render task, and the contracts it shares (this very file)."""
 
 Events = Sequence[JournalEntry]
+RETRY_SERVICE = "portal"
+TASK_START_SECONDS = 30
+"""Beyond its photos' time limits, what a task may take to start Python, import Pillow and write its tar."""
 
 
 def photo_remote(index: int) -> str:
@@ -84,10 +97,20 @@ def photo_remote(index: int) -> str:
     return f"photo{index}"
 
 
-def render_command(max_pixels: int, photos: int) -> str:
-    """The shell command a worker runs: fixed names and integers, never user data."""
+def render_command(max_pixels: int, photos: int, memory_mb: int, seconds: int) -> str:
+    """The shell command a worker runs: fixed names and integers, never user data.
+
+    ``memory_mb`` and ``seconds`` bound each photo's render (the task renders
+    each in a child process under them), not the task as a whole.
+    """
     names = " ".join(photo_remote(index) for index in range(photos))
-    return f"python3 {SCRIPT_REMOTE} --max-pixels {int(max_pixels)} --batch {RESULTS_REMOTE} {names}"
+    limits = f"--max-pixels {int(max_pixels)} --memory-mb {int(memory_mb)} --seconds {int(seconds)}"
+    return f"python3 {SCRIPT_REMOTE} {limits} --batch {RESULTS_REMOTE} {names}"
+
+
+def is_retry(entry: JournalEntry) -> bool:
+    """A Detected the portal re-emitted for a failed photo (its retry button or API)."""
+    return entry.service == RETRY_SERVICE and entry.attempt > 0
 
 
 def original_present(source: Path) -> bool:
@@ -106,8 +129,10 @@ class _Job:
     entry: JournalEntry
     source: Path
     future: concurrent.futures.Future[Events] = field(default_factory=concurrent.futures.Future)
+    scratch: Path | None = None  # a workspace holding a private copy of the original (a retry from the stores)
     attempts: int = 0
     environment_failures: int = 0
+    alone: bool = False  # its batch died without outcomes: it runs in a task of its own until settled
 
 
 @dataclass(frozen=True)
@@ -137,6 +162,8 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._inflight: dict[str, _Job] = {}
         self._waiting: collections.deque[_Job] = collections.deque()
+        self._alone: collections.deque[_Job] = collections.deque()
+        self._limits = Limits(settings.render_attempts, settings.environment_failures_max)
         self._tasks_out = 0  # submitted to Work Queue, not back yet
         self._blocked_hosts: set[str] = set()
         self._closed = False
@@ -173,12 +200,22 @@ class Dispatcher:
         source = self._source_path(entry)
         if source is None:
             return [self._failed(entry, ErrorKind.UNREADABLE, f"path {entry.path!r} is not inside the inbox")]
+        scratch = None
         if not original_present(source):
-            # Gone since detection (collected after an earlier render, or deleted by
-            # its owner): nothing to render and nothing to report.
-            plog.warning(GONE, source)
-            return []
-        job = _Job(entry=entry, source=source)
+            if not is_retry(entry):
+                # Gone since detection (collected after an earlier render, or deleted by
+                # its owner): nothing to render and nothing to report.
+                plog.warning(GONE, source)
+                return []
+            # A retry of a photo whose render failed, collected since: render the stores' copy.
+            found = self._copy_from_stores(entry)
+            if found is None:
+                reason = "retry: the original has left the inbox and no store holds a copy with its sha256"
+                plog.error(reason)
+                return [self._failed(entry, ErrorKind.UNREADABLE, reason)]
+            scratch, source = found
+            plog.info("retry: rendering the stores' verified copy (the original has left the inbox)")
+        job = _Job(entry=entry, source=source, scratch=scratch)
         with self._lock:
             self._inflight[entry.id] = job
             self._waiting.append(job)
@@ -200,6 +237,39 @@ class Dispatcher:
         with self._lock:
             if self._inflight.get(job.entry.id) is job:
                 del self._inflight[job.entry.id]
+        if job.scratch is not None:
+            self._staging.discard(job.scratch)
+
+    def _copy_from_stores(self, entry: JournalEntry) -> tuple[Path, Path] | None:
+        """(workspace, original) for a private copy of the archived original whose bytes have the event's sha256.
+
+        Stores are only read: the copy goes into a staging workspace (Work Queue
+        reads its input from there), and it is the copy that is hashed, so the
+        bytes rendered are the bytes verified. None if no store has them.
+        """
+        names = list(dict.fromkeys(name for name in (entry.stored_name, entry.id) if name))
+        dates = [Path(folder).name for folder in entry.archives]
+        dates.append(layout.date_folder(entry.datetime, self._settings.zone))
+        for root in self._settings.stores:
+            for date in dict.fromkeys(dates):
+                for name in names:
+                    try:
+                        candidate = path_under(root, Path(date) / name)
+                    except OutsideRoot:
+                        continue
+                    if not original_present(candidate):
+                        continue
+                    workspace = self._staging.workspace()
+                    copy = workspace / "original"
+                    try:
+                        digest, _size = atomic_copy(candidate, copy)
+                    except OSError as exc:
+                        photo_logger(log, entry.id).warning("could not copy %s: %s", candidate, exc)
+                        digest = ""
+                    if digest == entry.sha256:
+                        return workspace, copy
+                    self._staging.discard(workspace)
+        return None
 
     # --- submissions --------------------------------------------------------
 
@@ -208,8 +278,12 @@ class Dispatcher:
         with self._lock:
             if self._closed:
                 return
-            sizes = batch_sizes(len(self._waiting), self._tasks_out, self._workers(), self._settings.render_batch)
-            batches = [[self._waiting.popleft() for _ in range(size)] for size in sizes]
+            # Photos of a task that died go one per task, at once: Work Queue queues them for free workers.
+            batches = [[self._alone.popleft()] for _ in range(len(self._alone))]
+            sizes = batch_sizes(
+                len(self._waiting), self._tasks_out + len(batches), self._workers(), self._settings.render_batch
+            )
+            batches += [[self._waiting.popleft() for _ in range(size)] for size in sizes]
             self._tasks_out += len(batches)
         for jobs in batches:
             self._submit(jobs)
@@ -223,8 +297,10 @@ class Dispatcher:
 
     def _requeue(self, jobs: Iterable[_Job]) -> None:
         """Put photos back at the head of the line; they leave with the next submission."""
+        jobs = list(jobs)
         with self._lock:
-            self._waiting.extendleft(reversed(list(jobs)))
+            self._waiting.extendleft(reversed([job for job in jobs if not job.alone]))
+            self._alone.extend(job for job in jobs if job.alone)
 
     def _submit(self, jobs: Sequence[_Job]) -> None:
         try:
@@ -237,9 +313,12 @@ class Dispatcher:
         batch = _Batch(tuple(jobs), workspace)
         first = jobs[0].entry.id
         task = Task(
-            command=render_command(self._settings.max_pixels, len(jobs)),
+            command=render_command(
+                self._settings.max_pixels, len(jobs), self._settings.task_memory_mb, self._settings.task_max_seconds
+            ),
             inputs=(
                 InputFile(self._script, SCRIPT_REMOTE, cache=True),
+                InputFile(FORMATS_MODULE, FORMATS_REMOTE, cache=True),
                 *(InputFile(job.source, photo_remote(index), cache=False) for index, job in enumerate(jobs)),
             ),
             outputs=(OutputFile(RESULTS_REMOTE, workspace / RESULTS_REMOTE),),
@@ -247,7 +326,8 @@ class Dispatcher:
             cores=1,
             memory_mb=self._settings.task_memory_mb,
             max_retries=10,  # lost workers: Work Queue resubmits by itself, up to this many tries
-            max_run_seconds=self._settings.task_max_seconds * len(jobs),
+            # Each photo's own timer fires first (it names the photo); this bounds the rest (start-up, the tar).
+            max_run_seconds=self._settings.task_max_seconds * len(jobs) + TASK_START_SECONDS,
         )
         metrics.TASKS_SUBMITTED.inc()
         metrics.PHOTOS_PER_TASK.observe(len(jobs))
@@ -279,143 +359,108 @@ class Dispatcher:
             self._submit_waiting()  # a worker is free: what waits (retries first) goes now
 
     def _conclude(self, batch: _Batch, result: TaskResult) -> None:
-        """The task as a whole first (Work Queue, the worker's environment), then each photo."""
+        """Read what the task left, ask :func:`verdict.verdict` what it means, and carry that out."""
         metrics.TASK_SECONDS.observe(max(0.0, result.done_at - result.submitted_at))
-        if result.result is Result.INPUT_MISSING and self._drop_gone_originals(batch.jobs):
-            return
-        if result.result not in (Result.SUCCESS, Result.OUTPUT_MISSING) or (
-            result.result is Result.OUTPUT_MISSING and result.return_status == 0
-        ):
-            reason = f"Work Queue: {result_text(result.result)} (after {result.try_count} tries)"
-            self._retry_all(batch.jobs, reason, result)
-            return
-        if result.return_status != 0:
-            kind, message = classify_exit(result.return_status, result.output)
-            if kind is ErrorKind.WORKER_ENVIRONMENT:
-                self._broken_worker(batch.jobs, result, message)
-                return
-            self._retry_all(batch.jobs, f"{kind.value}: {message}", result)
-            return
-        try:
-            outcomes = read_results(batch.workspace / RESULTS_REMOTE, len(batch.jobs), self._staging.workspace)
-        except (OSError, tarfile.TarError) as exc:
-            self._set_aside(result)
-            self._retry_all(batch.jobs, f"unreadable results from {result.worker_address}: {exc}", result)
-            return
-        if len(batch.jobs) > 1:
-            log.info("batch of %d back from %s: %s", len(batch.jobs), result.worker_address, outcome_names(outcomes))
-        invalid = False
-        for job, outcome in zip(batch.jobs, outcomes, strict=True):
+        outcomes: list[PhotoOutcome] | None = None
+        if result.result is Result.SUCCESS and result.return_status == 0:
             try:
-                invalid |= self._conclude_photo(job, outcome, result)
-            except Exception as exc:  # noqa: BLE001 - one photo's trouble does not stop the others
-                self._settle_exception(job, exc)
-        if invalid:
-            self._set_aside(result)
-
-    def _conclude_photo(self, job: _Job, outcome: PhotoOutcome, result: TaskResult) -> bool:
-        """Settle or retry one photo of a returned task; True if the worker returned invalid artifacts."""
-        entry = job.entry
-        plog = photo_logger(log, entry.id, worker=result.worker_address or "-")
-        if isinstance(outcome, Missing):
-            self._retry(job, f"{outcome.reason} (worker {result.worker_address})", plog)
-            return True
-        if isinstance(outcome, RenderFailed):
-            kind, message = classify_exit(outcome.status, outcome.output)
-            if outcome.status == render_task.EXIT_MISSING_DECODER:
-                self._missing_decoder(job, message, plog)
-            elif kind is ErrorKind.WORKER_ENVIRONMENT:
-                self._broken_worker([job], result, message)
-            elif permanent(kind):
-                plog.warning("render failed permanently: %s: %s", kind.value, message)
-                self._settle(job, [self._failed(entry, kind, message)])
+                outcomes = read_results(batch.workspace / RESULTS_REMOTE, len(batch.jobs), self._staging.workspace)
+            except (OSError, tarfile.TarError) as exc:
+                log.warning("unreadable results from %s: %s", result.worker_address, exc)
             else:
-                self._retry(job, f"{kind.value}: {message}", plog)
-            return False
+                if len(batch.jobs) > 1:
+                    log.info(
+                        "batch of %d back from %s: %s", len(batch.jobs), result.worker_address, outcome_names(outcomes)
+                    )
+        missed = result.result is Result.INPUT_MISSING
+        states = [
+            JobState(job.attempts, job.environment_failures, not missed or original_present(job.source), job.alone)
+            for job in batch.jobs
+        ]
+        actions = verdict(result, outcomes, states, self._limits)
+        retries: list[_Job] = []
+        set_aside = False
+        for action in actions:
+            if isinstance(action, SetAside):
+                set_aside = True
+            elif isinstance(action, BlockHost):
+                self._block_host(result, action.message, batch.jobs[0])
+            else:
+                job = batch.jobs[action.index]
+                try:
+                    if isinstance(action, Verify):
+                        assert outcomes is not None
+                        outcome = outcomes[action.index]
+                        assert isinstance(outcome, Rendered)
+                        follow_up = self._accept(job, outcome, result)
+                        if follow_up is None:
+                            continue
+                        set_aside = True
+                        action = follow_up
+                    self._carry_out(job, action, result, retries)
+                except Exception as exc:  # noqa: BLE001 - one photo's trouble does not stop the others
+                    self._settle_exception(job, exc)
+        if set_aside:
+            self._set_aside(result)
+        self._requeue(retries)
+
+    def _carry_out(self, job: _Job, action: Action, result: TaskResult, retries: list[_Job]) -> None:
+        """One photo's action: settle it, or count the attempt and line it up again."""
+        plog = photo_logger(log, job.entry.id, worker=result.worker_address or "-")
+        if isinstance(action, Drop):
+            plog.warning(GONE, job.source)
+            self._settle(job, [])
+        elif isinstance(action, Fail):
+            plog.error("render failed: %s: %s", action.kind.value, action.message)
+            self._settle(job, [self._failed(job.entry, action.kind, action.message)])
+        elif isinstance(action, Retry):
+            job.attempts += action.charged
+            job.environment_failures += action.environment
+            job.alone = action.alone
+            if action.charged:
+                metrics.TASKS_FAILED.labels(action.kind.value).inc()
+                plog.warning("render attempt %d failed (%s); retrying", job.attempts, action.reason)
+            elif action.environment:
+                metrics.TASKS_FAILED.labels(ErrorKind.WORKER_ENVIRONMENT.value).inc()
+                plog.warning("the worker could not render (%s); sending it elsewhere", action.reason)
+            else:
+                plog.info("%s; sent again, no attempt counted", action.reason)
+            retries.append(job)
+
+    def _accept(self, job: _Job, outcome: Rendered, result: TaskResult) -> Retry | Fail | None:
+        """Verify and commit a rendered photo (then Processed, None); else the charge for invalid artifacts."""
+        entry = job.entry
         workspace = outcome.workspace
         try:
             thumbnail, web, meta = self._staging.name_artifacts(workspace, entry.id, outcome.artifacts)
             assert entry.sha256 is not None
             verification = verify_render(thumbnail, web, meta, entry.sha256)
             if not verification.ok or verification.meta is None:
-                self._retry(job, f"invalid artifacts from {result.worker_address}: {verification.reason}", plog)
-                return True
+                reason = f"invalid artifacts from {result.worker_address}: {verification.reason}"
+                state = JobState(job.attempts, job.environment_failures, True, job.alone)
+                return charge(0, state, ErrorKind.RENDER_FAILED, reason, self._limits)
             self._staging.commit(workspace, entry.id)
         finally:
             self._staging.discard(workspace)  # nothing left once committed
-        plog.info("rendered and verified (its task ran %.2fs)", result.execute_seconds)
+        photo_logger(log, entry.id, worker=result.worker_address or "-").info(
+            "rendered and verified (its task ran %.2fs)", result.execute_seconds
+        )
         self._settle(job, [self._processed(entry, verification.meta)])
-        return False
+        return None
 
-    def _missing_decoder(self, job: _Job, message: str, plog: PhotoLogger) -> None:
-        """This worker lacks a decoder for this photo (HEIC without pillow-heif); another worker may have it.
-
-        Not a broken worker (it renders JPEGs), so its host is not blocked; the
-        photo is tried again up to ``DP3_RENDER_ATTEMPTS`` times, then fails
-        as ``worker_environment``, which names what to install.
-        """
-        job.attempts += 1
-        metrics.TASKS_FAILED.labels(ErrorKind.WORKER_ENVIRONMENT.value).inc()
-        if job.attempts >= self._settings.render_attempts:
-            plog.error("no worker could decode it in %d attempts: %s", job.attempts, message)
-            self._settle(job, [self._failed(job.entry, ErrorKind.WORKER_ENVIRONMENT, message)])
-            return
-        plog.warning("this worker cannot decode it (%s); trying again", message)
-        self._requeue([job])
-
-    def _drop_gone_originals(self, jobs: Sequence[_Job]) -> bool:
-        """After INPUT_MISS: settle the photos whose original left the inbox, send the others again.
-
-        False if every original is still there: then the miss was something else,
-        and it counts as a failed attempt for each photo.
-        """
-        present = [original_present(job.source) for job in jobs]
-        if all(present):
-            return False
-        for job, there in zip(jobs, present, strict=True):
-            if not there:
-                photo_logger(log, job.entry.id).warning(GONE, job.source)
-                self._settle(job, [])
-        self._requeue(job for job, there in zip(jobs, present, strict=True) if there)
-        return True
-
-    def _retry_all(self, jobs: Sequence[_Job], reason: str, result: TaskResult) -> None:
-        for job in jobs:
-            self._retry(job, reason, photo_logger(log, job.entry.id, worker=result.worker_address or "-"))
-
-    def _retry(self, job: _Job, reason: str, plog: PhotoLogger) -> None:
-        job.attempts += 1
-        if job.attempts >= self._settings.render_attempts:
-            plog.error("render failed %d times; giving up: %s", job.attempts, reason)
-            message = f"no valid artifacts after {job.attempts} attempts; last: {reason}"
-            self._settle(job, [self._failed(job.entry, ErrorKind.RENDER_FAILED, message)])
-            return
-        plog.warning("render attempt %d failed (%s); retrying", job.attempts, reason)
-        metrics.TASKS_FAILED.labels(ErrorKind.RENDER_FAILED.value).inc()
-        self._requeue([job])
-
-    def _broken_worker(self, jobs: Sequence[_Job], result: TaskResult, message: str) -> None:
-        """This worker cannot render at all: block its host, send the photos elsewhere."""
-        metrics.TASKS_FAILED.labels(ErrorKind.WORKER_ENVIRONMENT.value).inc()
+    def _block_host(self, result: TaskResult, message: str, first: _Job) -> None:
+        """This worker cannot render at all: block its host (its photos go elsewhere, by the verdict)."""
         host = result.hostname or self._hostname_by_address(result.worker_address)
-        first = photo_logger(log, jobs[0].entry.id, worker=result.worker_address or "-")
+        plog = photo_logger(log, first.entry.id, worker=result.worker_address or "-")
         if host is None:
-            first.error(
+            plog.error(
                 "worker %s cannot render (%s) and reports no usable host name to block", result.worker_address, message
             )
         elif host not in self._blocked_hosts:
             self._blocked_hosts.add(host)
             metrics.WORKERS_BLOCKED.set(len(self._blocked_hosts))
             self._runner.call(lambda manager: manager.block_host(host))
-            first.error("worker host %s (%s) cannot render: %s; blocked it", host, result.worker_address, message)
-        again = []
-        for job in jobs:
-            job.environment_failures += 1
-            if job.environment_failures >= self._settings.environment_failures_max:
-                self._settle(job, [self._failed(job.entry, ErrorKind.WORKER_ENVIRONMENT, message)])
-            else:
-                again.append(job)
-        self._requeue(again)
+            plog.error("worker host %s (%s) cannot render: %s; blocked it", host, result.worker_address, message)
 
     def _set_aside(self, result: TaskResult) -> None:
         """Keep the next attempt off a host that returned invalid artifacts, if another host can take it.

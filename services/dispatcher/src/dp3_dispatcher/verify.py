@@ -17,16 +17,14 @@ from typing import Any
 
 from PIL import Image
 
+from dp3 import formats
 from dp3.events import ErrorKind
 from dp3_dispatcher import render_task
 
+# The render task's own table (dp3.formats, shipped to the workers with it), as ErrorKinds. Exit 1 is
+# left to the generic rule below: it is also how python3 itself ends on an uncaught traceback.
 _KIND_BY_EXIT: dict[int, ErrorKind] = {
-    render_task.EXIT_CORRUPT_IMAGE: ErrorKind.CORRUPT_IMAGE,
-    render_task.EXIT_UNSUPPORTED_FORMAT: ErrorKind.UNSUPPORTED_FORMAT,
-    render_task.EXIT_TOO_LARGE: ErrorKind.TOO_LARGE,
-    render_task.EXIT_EMPTY_FILE: ErrorKind.EMPTY_FILE,
-    render_task.EXIT_WORKER_ENVIRONMENT: ErrorKind.WORKER_ENVIRONMENT,
-    render_task.EXIT_MISSING_DECODER: ErrorKind.WORKER_ENVIRONMENT,
+    status: ErrorKind(kind) for status, kind in formats.KIND_BY_EXIT.items() if status != formats.EXIT_RENDER_FAILED
 }
 _SHELL_CANNOT_EXECUTE = 126
 _SHELL_NOT_FOUND = 127

@@ -13,8 +13,9 @@ ADVICE = {
     "the camera or phone and drop the new copy in your inbox folder; the damaged original is kept in the archive.",
     ErrorKind.UNSUPPORTED_FORMAT.value: "DP3 cannot render this format. Convert it to JPEG, TIFF or HEIC and drop "
     "the converted file in your inbox folder; the original is kept in the archive.",
-    ErrorKind.TOO_LARGE.value: "The image has more pixels than DP3 renders (DP3_MAX_PIXELS). Downscale it, or ask "
-    "an operator to raise the limit and retry.",
+    ErrorKind.TOO_LARGE.value: "The image has more pixels than DP3 renders (DP3_MAX_PIXELS), or decoding it "
+    "needs more memory than a render may use (DP3_TASK_MEMORY_MB). Downscale it, or ask an operator to raise the "
+    "limit the message names and retry.",
     ErrorKind.EMPTY_FILE.value: "The file is empty: the upload never completed. Upload it again.",
     ErrorKind.NO_OWNER.value: "The file was dropped in the inbox root. Move it into your FIRST-LAST folder.",
     ErrorKind.UNREADABLE.value: "DP3 could not read the file (permissions or disk error). Ask an operator to check "
@@ -23,11 +24,27 @@ ADVICE = {
     "worker, then retry.",
     ErrorKind.RENDER_FAILED.value: "The render kept producing invalid artifacts. Retry; if it fails again, report "
     "the photo id to an operator.",
+    ErrorKind.RENDER_CRASHED.value: "The render process died on this photo, alone, every time it was tried (a "
+    "decoder crash). Retry once workers are updated; if it fails again, report the photo id to an operator.",
+    ErrorKind.RENDER_TIMEOUT.value: "Rendering this photo took longer than a photo may take (DP3_TASK_MAX_SECONDS). "
+    "Ask an operator to raise the limit, then retry.",
     ErrorKind.ARCHIVE_UNAVAILABLE.value: "An archive store was down, read-only or full. Once it is back the photo "
     "completes by itself; retry if it does not.",
 }
 
 API_FIELDS = ("id", "status", "owner", "datetime", "path", "archives", "sha256", "size", "error", "failed", "model")
+
+
+RENDER_STAGE = "dispatcher"
+"""The stage of a render failure: its original is archived (and may be collected), so it can be rendered again."""
+
+
+def can_retry(photo: dict[str, Any]) -> bool:
+    """A photo that failed before archiving (its original is still in the inbox), or whose render failed."""
+    if photo.get("status") == "Failed":
+        return True
+    error = photo.get("error") or {}
+    return bool(photo.get("failed")) and error.get("stage") == RENDER_STAGE
 
 
 def advice(photo: dict[str, Any]) -> str:

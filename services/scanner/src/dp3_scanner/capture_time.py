@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
-import re
 import warnings
 import zoneinfo
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ from typing import BinaryIO
 
 import exifread
 from PIL import ExifTags, Image
+
+from dp3.formats import exif_local_datetime, exif_offset_minutes
 
 log = logging.getLogger(__name__)
 logging.getLogger("exifread").setLevel(logging.ERROR)  # it warns about every odd IFD; we fall back anyway
@@ -34,9 +35,6 @@ except ImportError:  # pragma: no cover - pillow-heif is installed in every DP3 
 
 DATE_TIME_ORIGINAL = 0x9003
 OFFSET_TIME_ORIGINAL = 0x9011
-_DATETIME = re.compile(r"\s*(\d{4})[:\-/](\d{2})[:\-/](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
-_OFFSET = re.compile(r"\s*([+-])(\d{2}):?(\d{2})\s*$")
-EARLIEST_YEAR = 1826  # the oldest surviving photograph; anything earlier is a broken clock
 
 
 class TimeSource(enum.StrEnum):
@@ -52,41 +50,21 @@ class CaptureTime:
 
 
 def parse_exif_datetime(raw: object, offset: object, zone: zoneinfo.ZoneInfo) -> CaptureTime | None:
-    """Unix seconds from the two EXIF strings, or None when the date is missing or absurd."""
-    text = _as_text(raw)
-    if text is None:
+    """Unix seconds from the two EXIF strings, or None when the date is missing or absurd.
+
+    The rule for reading them is :mod:`dp3.formats`' (the render task on a
+    worker reads meta.json's date with the same one).
+    """
+    local = exif_local_datetime(raw)
+    if local is None:
         return None
-    match = _DATETIME.match(text)
-    if match is None:
-        return None
-    year, month, day, hour, minute, second = (int(group) for group in match.groups())
-    if year < EARLIEST_YEAR:
-        return None
-    try:
-        local = dt.datetime(year, month, day, hour, minute, second)
-    except ValueError:
-        return None
-    offset_text = _as_text(offset)
-    offset_match = _OFFSET.match(offset_text) if offset_text else None
-    if offset_match is not None:
-        sign, hours, minutes = offset_match.groups()
-        delta = dt.timedelta(hours=int(hours), minutes=int(minutes))
-        if delta <= dt.timedelta(hours=14):
-            aware = local.replace(tzinfo=dt.timezone(-delta if sign == "-" else delta))
-            return CaptureTime(int(aware.timestamp()), TimeSource.EXIF_OFFSET)
+    minutes = exif_offset_minutes(offset)
+    if minutes is not None:
+        aware = local.replace(tzinfo=dt.timezone(dt.timedelta(minutes=minutes)))
+        return CaptureTime(int(aware.timestamp()), TimeSource.EXIF_OFFSET)
     if local.year > 9998:  # the zone conversion could overflow datetime's range
         return None
     return CaptureTime(int(local.replace(tzinfo=zone).timestamp()), TimeSource.EXIF_SITE_ZONE)
-
-
-def _as_text(value: object) -> str | None:
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    if isinstance(value, tuple | list) and value:
-        value = value[0]
-    if not isinstance(value, str):
-        return None
-    return value.strip("\x00 ") or None
 
 
 def read_exif_time(stream: BinaryIO, zone: zoneinfo.ZoneInfo) -> CaptureTime | None:

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import os
 
+from dp3.formats import HEIF_BRANDS, is_heif
+
+__all__ = ["HEIF_BRANDS", "has_photo_extension", "lacks_end_marker", "sniff_format"]
+
 ACCEPTED_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".heic", ".heif", ".hif"})
-HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"})
 SNIFF_BYTES = 32
 TAIL_BYTES = 32
 """How far from the end an end marker may sit: some cameras pad a JPEG after its EOI."""
@@ -34,7 +37,7 @@ def sniff_format(head: bytes) -> str | None:
         return "png"
     if head.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
         return "tiff"
-    if len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+    if is_heif(head):
         return "heif"
     return None
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from dp3_portal import images, presentation
 from dp3_portal.app import Portal
 from dp3_portal.catalog import DEFAULT_LIMIT, MAX_LIMIT, BadQuery
+from dp3_portal.retry import request_retry
 from dp3_portal.routes.deps import PortalDep, UserDep
 from dp3_portal.routes.filters import FilterDep
 
@@ -88,6 +89,25 @@ async def get_photo(portal: PortalDep, user: UserDep, photo_id: PhotoId) -> dict
     if photo is None:
         raise HTTPException(404, "no such photo")
     return presentation.api_detail(photo, portal.settings.zone)
+
+
+class RetryOut(BaseModel):
+    id: str
+    attempt: int
+
+
+@router.post("/photos/{photo_id}/retry", response_model=RetryOut, status_code=202)
+async def retry_photo(request: Request, portal: PortalDep, user: UserDep, photo_id: PhotoId) -> RetryOut:
+    """Render a failed photo again (its next attempt), from the stores' verified copy once it is collected.
+
+    The request must be ``Content-Type: application/json`` (any body): a form
+    on another site cannot send that without the browser asking first, so a
+    logged-in browser cannot be made to retry photos behind its user's back.
+    """
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise HTTPException(415, "send Content-Type: application/json")
+    attempt = await request_retry(portal, user, photo_id)
+    return RetryOut(id=photo_id, attempt=attempt)
 
 
 @router.get(

@@ -12,9 +12,10 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from dp3 import store_places
-from dp3.events import JournalEntry, Status
+from dp3.events import Status
 from dp3_portal import presentation
 from dp3_portal.catalog import BadQuery, Page
+from dp3_portal.retry import request_retry
 from dp3_portal.routes.deps import CsrfDep, PortalDep, UserDep
 from dp3_portal.routes.filters import FilterDep
 from dp3_portal.routes.render import page
@@ -63,7 +64,7 @@ async def photo_page(request: Request, portal: PortalDep, user: UserDep, photo_i
         "position": position,
         "rows": presentation.flat_metadata(photo.get("meta")),
         "advice": presentation.advice(photo),
-        "can_retry": photo["status"] == Status.FAILED.value,
+        "can_retry": presentation.can_retry(photo),
         "p": presentation,
         "quote": quote,
     }
@@ -73,19 +74,7 @@ async def photo_page(request: Request, portal: PortalDep, user: UserDep, photo_i
 @router.post("/photos/{photo_id}/retry", dependencies=[CsrfDep])
 async def retry(portal: PortalDep, user: UserDep, photo_id: PhotoId) -> Response:
     """Re-emit the photo's ``Detected`` (next attempt): the dispatcher renders it again."""
-    photo = await portal.catalog.photo(photo_id)
-    if photo is None:
-        raise HTTPException(404, "no such photo")
-    if photo["status"] != Status.FAILED.value:
-        raise HTTPException(409, "only a photo that failed before archiving can be retried")
-    detections = await portal.catalog.journal_entries(photo_id, Status.DETECTED)
-    if not detections:
-        raise HTTPException(409, "no Detected event of this photo is recorded; drop the file in the inbox again")
-    last = JournalEntry.model_validate({k: v for k, v in detections[-1].items() if k not in ("_id", "at_ts")})
-    attempt = max(int(doc.get("attempt", 0)) for doc in detections) + 1
-    again = last.next(Status.DETECTED, service="portal", attempt=attempt, error=None)
-    await asyncio.to_thread(portal.publisher.publish, again)
-    log.info("retry requested by %s (attempt %d)", user, attempt, extra={"photo_id": photo_id})
+    await request_retry(portal, user, photo_id)
     return RedirectResponse(f"/photos/{quote(photo_id, safe='')}?retried=1", status_code=303)
 
 

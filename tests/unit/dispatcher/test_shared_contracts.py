@@ -1,0 +1,95 @@
+"""Issue 14 item 9: each format contract has one definition (dp3.formats), and workers get exactly that file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zoneinfo
+from pathlib import Path
+
+import pytest
+
+from dp3 import formats
+from dp3.events import ErrorKind
+from dp3_dispatcher import render_task, verify
+from dp3_dispatcher.dispatcher import FORMATS_REMOTE, TASK_FILES
+from dp3_scanner import capture_time, filetype
+from tests.unit.dispatcher.worker_files import worker_copy
+
+UTC = zoneinfo.ZoneInfo("UTC")
+
+
+def test_the_task_ships_the_library_module_itself() -> None:
+    shipped = {remote: local for local, remote in TASK_FILES}
+    assert Path(shipped[FORMATS_REMOTE]).read_bytes() == Path(formats.__file__).read_bytes()
+    assert Path(shipped["render_task.py"]).read_bytes() == Path(render_task.__file__).read_bytes()
+
+
+def test_on_a_worker_the_render_task_uses_the_shipped_copy(tmp_path: Path) -> None:
+    script = worker_copy(tmp_path / "worker")
+    probe = "import render_task; print(render_task.formats.__file__)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=script.parent, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert Path(result.stdout.strip()).resolve() == (script.parent / FORMATS_REMOTE).resolve()
+
+
+def test_a_drifted_copy_would_change_what_the_worker_does(tmp_path: Path) -> None:
+    # The render task reads its HEIF brands from the shipped file and nowhere else.
+    script = worker_copy(tmp_path / "worker")
+    shipped = script.parent / FORMATS_REMOTE
+    shipped.write_text(shipped.read_text().replace('b"hevm", ', ""))
+    probe = "import render_task; print(b'hevm' in render_task.HEIF_BRANDS)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=script.parent, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "False"
+
+
+def test_one_heif_brand_list() -> None:
+    assert filetype.HEIF_BRANDS is formats.HEIF_BRANDS
+    assert render_task.HEIF_BRANDS is formats.HEIF_BRANDS
+    for brand in formats.HEIF_BRANDS:
+        head = b"\x00\x00\x00\x18ftyp" + brand + b"\x00" * 8
+        assert filetype.sniff_format(head) == "heif"
+        assert "HEIF" in (render_task.sniff_unsupported(head) or "")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "2012:12:14 22:33:28",
+        " 2012-12-14 22:33:28",
+        "2012/12/14T22:33:28",
+        b"2012:12:14 22:33:28\x00",
+        "1800:01:01 00:00:00",
+        "0000:00:00 00:00:00",
+        "2012:02:30 10:00:00",
+        "",
+        None,
+        "    :  :     :  :  ",
+        ["2012:12:14 22:33:28"],
+    ],
+)
+@pytest.mark.parametrize("offset", ["+02:00", "-0530", "+99:00", "", None, b"+01:00\x00"])
+def test_scanner_and_render_task_read_one_exif_date_the_same_way(raw: object, offset: object) -> None:
+    scanned = capture_time.parse_exif_datetime(raw, offset, UTC)
+    local = render_task.exif_datetime(raw)
+    shift = render_task.exif_offset(offset)
+    if local is None:
+        assert scanned is None
+        return
+    assert scanned is not None
+    import datetime as dt
+
+    moment = dt.datetime.fromisoformat(local + (shift or "+00:00"))
+    assert scanned.seconds == int(moment.timestamp())
+    assert (scanned.source is capture_time.TimeSource.EXIF_OFFSET) == (shift is not None)
+
+
+def test_one_exit_code_table() -> None:
+    assert render_task.KIND_BY_EXIT is formats.KIND_BY_EXIT
+    for status, kind in formats.KIND_BY_EXIT.items():
+        line = json.dumps({"kind": kind, "message": "why"})
+        assert verify.classify_exit(status, line)[0] is ErrorKind(kind)
