@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -68,7 +69,8 @@ class Site:
             stage.mkdir(parents=True, exist_ok=True)
             (stage / layout.thumbnail_name(photo_id)).write_bytes(b"thumb:" + data[:64])
             (stage / layout.web_name(photo_id)).write_bytes(b"web:" + data[:256])
-            (stage / layout.META_NAME).write_text('{"width": 10}')
+            meta = {"width": 10, "sha256": hashlib.sha256(data).hexdigest()}  # as the render task writes it
+            (stage / layout.META_NAME).write_text(json.dumps(meta))
         return JournalEntry(
             id=photo_id,
             status=Status.PROCESSED,

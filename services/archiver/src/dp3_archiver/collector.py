@@ -74,7 +74,7 @@ class Collector:
             found = store.read_hash(folders[store.label] / files.original)
             read_back[store.label] = None if found is None else found[0]
         labels = [store.label for store in self.stores]
-        outcome = collect_original(self.inbox, Path(entry.path), entry.sha256, read_back, labels)
+        outcome = collect_original(self.inbox, Path(entry.fs_path), entry.sha256, read_back, labels)
         if outcome is Outcome.NOT_VERIFIED:
             bad = [label for label in labels if read_back[label] != entry.sha256]
             for label in bad:

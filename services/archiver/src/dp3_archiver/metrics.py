@@ -44,3 +44,9 @@ DROP_TO_COLLECTED = Histogram(
     "From the moment a photo's upload was seen finished to its original being collected",
     buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600),
 )
+PHOTO_FAULTS = Counter(
+    "dp3_archiver_photo_faults_total",
+    "Photos not archived for a fault of their own, never a store's (bad_name: a store refused the name; "
+    "foreign_artifacts: staging held a render of other bytes, rendered again on re-drive)",
+    ["reason"],
+)

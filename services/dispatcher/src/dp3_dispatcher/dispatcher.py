@@ -189,7 +189,7 @@ class Dispatcher:
     def _source_path(self, entry: JournalEntry) -> Path | None:
         inbox = self._settings.inbox_dir
         try:
-            path = Path(entry.path)
+            path = Path(entry.fs_path)  # the exact bytes, where the name is not plain UTF-8
             if path.is_absolute():
                 return path if is_within(inbox, path) else None
             return path_under(inbox, path)

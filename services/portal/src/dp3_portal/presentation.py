@@ -25,9 +25,24 @@ ADVICE = {
     "the photo id to an operator.",
     ErrorKind.ARCHIVE_UNAVAILABLE.value: "An archive store was down, read-only or full. Once it is back the photo "
     "completes by itself; retry if it does not.",
+    ErrorKind.BAD_NAME.value: "An archive store refused the file's name (too long for it, or characters it does "
+    "not accept). Rename the file in your inbox folder, shorter and plainer; it is processed again by itself.",
 }
 
-API_FIELDS = ("id", "status", "owner", "datetime", "path", "archives", "sha256", "size", "error", "failed", "model")
+API_FIELDS = (
+    "id",
+    "status",
+    "owner",
+    "datetime",
+    "path",
+    "path_bytes",
+    "archives",
+    "sha256",
+    "size",
+    "error",
+    "failed",
+    "model",
+)
 
 
 def advice(photo: dict[str, Any]) -> str:
