@@ -57,9 +57,23 @@ def sidecar_name(photo_id: str) -> str:
     return f"{photo_id}{SIDECAR_SUFFIX}"
 
 
+def id_problem(photo_id: str) -> str | None:
+    """Why ``photo_id`` cannot name a staging folder and its files (too long, a slash), or None.
+
+    Ids from the scanner always pass (:func:`dp3.events.make_photo_id` keeps them short);
+    this guards against an event from before that rule, or from elsewhere.
+    """
+    if "/" in photo_id or photo_id in ("", ".", ".."):
+        return f"the id {photo_id!r} is not a file name"
+    longest = max(len(name.encode()) for name in (photo_id, thumbnail_name(photo_id), sidecar_name(photo_id)))
+    if longest > NAME_MAX:
+        return f"names derived from the id are {longest} bytes, more than the {NAME_MAX} a file name may have"
+    return None
+
+
 def staging_dir(staging_root: Path, photo_id: str) -> Path:
     """``staging/<id>/``; the id never contains a slash (see ``make_photo_id``)."""
-    if "/" in photo_id or photo_id in ("", ".", "..") or len(photo_id.encode()) > STORED_NAME_MAX:
+    if "/" in photo_id or photo_id in ("", ".", ".."):
         raise ValueError(f"not a photo id: {photo_id!r}")
     return staging_root / photo_id
 

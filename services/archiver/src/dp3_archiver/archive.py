@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 
 SERVICE = "archiver"
 ARCHIVE_STAGE = "archive"
-NOT_ARCHIVED = frozenset({ErrorKind.NO_OWNER, ErrorKind.UNREADABLE, ErrorKind.SOURCE_CHANGED})
-"""Failures whose file stays where it is: no owner to file it under, or no bytes we could read."""
+NOT_ARCHIVED = frozenset({ErrorKind.NO_OWNER, ErrorKind.UNREADABLE, ErrorKind.SOURCE_CHANGED, ErrorKind.BAD_NAME})
+"""Failures whose file stays where it is: no owner or no name to file it under, or no bytes we could read."""
 
 
 @dataclass

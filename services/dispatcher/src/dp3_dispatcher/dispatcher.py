@@ -47,6 +47,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dp3 import layout
 from dp3.broker import Message
 from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status
 from dp3.files import OutsideRoot, is_within, path_under
@@ -160,6 +161,9 @@ class Dispatcher:
             return []
         if not entry.sha256:
             return [self._failed(entry, ErrorKind.UNREADABLE, "the Detected event carries no sha256")]
+        name_problem = layout.id_problem(entry.id)
+        if name_problem is not None:  # an id from before names were kept short: it can never be staged
+            return [self._failed(entry, ErrorKind.BAD_NAME, name_problem)]
         meta = self._staging.verified_meta(entry.id, entry.sha256)
         if meta is not None:
             metrics.FAST_PATH.inc()
@@ -240,7 +244,10 @@ class Dispatcher:
             command=render_command(self._settings.max_pixels, len(jobs)),
             inputs=(
                 InputFile(self._script, SCRIPT_REMOTE, cache=True),
-                *(InputFile(job.source, photo_remote(index), cache=False) for index, job in enumerate(jobs)),
+                *(
+                    InputFile(self._staging.input_alias(workspace, index, job.source), photo_remote(index), cache=False)
+                    for index, job in enumerate(jobs)
+                ),
             ),
             outputs=(OutputFile(RESULTS_REMOTE, workspace / RESULTS_REMOTE),),
             tag=first if len(jobs) == 1 else f"{first} and {len(jobs) - 1} more",
