@@ -29,7 +29,7 @@ def events_for(journal: Journal, path: bytes, status: Status = Status.DETECTED) 
 
 
 def wait_event(journal: Journal, path: bytes, status: Status = Status.DETECTED, timeout: float = 30) -> JournalEntry:
-    wait_for(lambda: events_for(journal, path, status), timeout, f"{status} for {path!r}")
+    wait_for(lambda: bool(events_for(journal, path, status)), timeout, f"{status} for {path!r}")
     return events_for(journal, path, status)[0]
 
 
@@ -106,7 +106,7 @@ def test_a_restarted_scanner_keeps_every_id_and_re_drives_by_the_same_name(
     first.stop()
     scanner(redrive_seconds=2.0)
     for path in (latin, long):
-        wait_for(lambda path=path: len(events_for(journal, path)) >= 2, 30, "a re-drive after the restart")
+        wait_for(lambda: len(events_for(journal, path)) >= 2, 30, "a re-drive after the restart")  # noqa: B023
         assert {event.id for event in events_for(journal, path)} == {ids[path]}
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dp3 import layout
-from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status, make_photo_id
+from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status, make_photo_id, path_fields
+from dp3.filenames import escape_os
 from dp3_archiver.stores import Store
 
 OWNER = "JAEGER-NICHOLAS"
@@ -56,6 +57,7 @@ class Site:
         owner: str = OWNER,
         staged: bool = True,
         sub: str = "",
+        photo_id: str | None = None,
     ) -> JournalEntry:
         """Put an original in the inbox (and its artifacts in staging); the Processed event for it."""
         data = secrets.token_bytes(2048) if data is None else data
@@ -63,7 +65,7 @@ class Site:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / name
         path.write_bytes(data)
-        photo_id = make_photo_id(owner, capture, name)
+        photo_id = photo_id or make_photo_id(owner, capture, name)
         if staged:
             stage = layout.staging_dir(self.staging, photo_id)
             stage.mkdir(parents=True, exist_ok=True)
@@ -75,8 +77,8 @@ class Site:
             id=photo_id,
             status=Status.PROCESSED,
             datetime=capture,
-            owner=owner,
-            path=str(path),
+            owner=escape_os(owner),
+            **path_fields(str(path)),
             sha256=hashlib.sha256(data).hexdigest(),
             size=len(data),
             service="dispatcher",

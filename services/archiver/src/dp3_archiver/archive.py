@@ -82,7 +82,10 @@ def staged_sha256(folder: Path) -> str | None:
     A folder without a readable, well-formed meta.json reads as ``""``: it proves
     nothing, so it matches no photo.
     """
-    if not folder.is_dir() or folder.is_symlink():
+    try:
+        if not folder.is_dir() or folder.is_symlink():
+            return None
+    except OSError:  # a name no file system takes (an id from before ids were kept short): nothing staged
         return None
     try:
         content = json.loads((folder / layout.META_NAME).read_bytes())

@@ -98,6 +98,7 @@ def flat_metadata(meta: dict[str, Any] | None, prefix: str = "") -> list[tuple[s
 
 def api_item(photo: dict[str, Any], zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
     item = {name: photo.get(name) for name in API_FIELDS}
+    item["path_bytes"] = photo.get("path_bytes") or None  # "" in the catalog (no nulls there), null in the API
     item["capture_time"] = capture_iso(int(photo["datetime"]), zone)
     return item
 
