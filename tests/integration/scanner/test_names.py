@@ -57,6 +57,7 @@ def test_any_name_the_file_system_takes_is_detected_with_its_exact_bytes(
         owner + b"/two\nlines\t\x01.jpg",  # control characters
         owner + b"/-n --rm 'q' \"dq\".jpg",  # leading dashes and quotes
         owner + b"/%E9.jpg",  # looks like an escape, is not one
+        owner + b"/\xe9.jpg",  # the byte that "%E9" stands for: a different name, a different id
         owner + "/\u00e9t\u00e9.jpg".encode(),  # NFC ...
         owner + unicodedata.normalize("NFD", "/\u00e9t\u00e9.jpg").encode(),  # ... and NFD of the same name
     ]
@@ -78,6 +79,7 @@ def test_any_name_the_file_system_takes_is_detected_with_its_exact_bytes(
     assert events[0].path.endswith("/caf%E9 %AB1%BB.jpg") and events[0].path_bytes is not None
     assert events[1].owner == "M%DCLLER-J%D6RG"
     assert events[7].path_bytes is None and events[7].id == f"{OWNER}_{events[7].datetime}_-n --rm 'q' \"dq\".jpg"
+    assert events[8].path.endswith("/%25E9.jpg") and events[9].path.endswith("/%E9.jpg")
 
 
 def test_a_bad_name_never_stops_the_loop(scanner, journal: Journal, inbox: Path, corpus: Path) -> None:
