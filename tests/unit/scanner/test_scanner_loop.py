@@ -283,3 +283,32 @@ def test_one_file_that_raises_is_counted_and_retried_later_and_the_others_go_on(
     clock.now += 5
     scanner.step()
     assert {Path(e.fs_path).name for e in published} == {"bad.jpg", "good.jpg"}
+
+
+def test_a_photo_emitted_under_an_over_long_id_before_the_upgrade_is_detected_again_under_a_short_one(
+    tmp_path: Path, inbox: Path
+) -> None:
+    from dp3.events import ID_MAX
+
+    name = "L" * 251 + ".JPG"
+    path = inbox / "A-B" / name
+    path.write_bytes(SMALL_JPEG + b"long")
+    clock, published = Clock(), Published()
+    scanner = make(tmp_path, inbox, clock, published)
+    scanner.step()
+    clock.now += 5
+    scanner.step()
+    [entry] = [e for e in published if e.fs_path == str(path)]
+    # What the old rule emitted and the old index kept: the whole name in the id (over NAME_MAX derived).
+    legacy = entry.model_copy(update={"id": f"A-B_{entry.datetime}_{name}"})
+    record = scanner._index.get(str(path))
+    assert record is not None
+    record.event, record.next_redrive_at = legacy.to_json().decode(), clock.now
+    scanner._index.put(record)
+    published.clear()
+    clock.now += 60
+    scanner.step()  # the re-drive finds the legacy id and looks at the file again
+    clock.now += 5
+    scanner.step()
+    again = [e for e in published if e.fs_path == str(path)]
+    assert [e.id for e in again] == [entry.id] and len(entry.id.encode()) <= ID_MAX

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from dp3 import layout
 from dp3.errors import BrokerError
 from dp3.events import JournalEntry, Status
 from dp3.filenames import escape_os
@@ -437,13 +438,18 @@ class Scanner:
 
     def _redrive(self, record: FileRecord) -> None:
         if record.outcome == Outcome.FAILED:
-            # An unreadable file: try reading it again (its permissions may have been fixed).
+            # An unreadable file, or one whose handling raised: try it again (permissions fixed, bug fixed).
             record.next_redrive_at = None
             self.pending[record.path] = Watched(_state(record.key), self._clock() - self._settings.stable_seconds)
             return
         if record.outcome not in _REDRIVEN_OUTCOMES or record.event is None:
             return
         last = JournalEntry.from_json(record.event)
+        if layout.id_problem(last.id) is not None:
+            # Emitted before ids were kept within NAME_MAX: it could never be staged. Detect it anew.
+            self._index.forget([record.path])
+            self.pending[record.path] = Watched(_state(record.key), self._clock() - self._settings.stable_seconds)
+            return
         entry = last.next(last.status, service=SERVICE, attempt=record.attempt + 1)
         if self._emit(entry, record.path, record.key):
             metrics.REDRIVEN.labels(entry.status.value).inc()
