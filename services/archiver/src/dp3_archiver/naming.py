@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from dp3 import filenames, layout
 
-COLLISION_SEPARATOR = "~"
 _DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME_IN_ID = re.compile(r"_(-?\d+)_")
 
