@@ -22,7 +22,8 @@ from pathlib import Path
 import pika
 
 from dp3.broker import Publisher
-from dp3.events import EXCHANGE, JournalEntry, Status, make_photo_id
+from dp3.events import EXCHANGE, JournalEntry, Status, make_photo_id, path_fields
+from dp3.filenames import escape_os
 from dp3.files import sha256_file
 from tests.rabbit import wait_for
 
@@ -40,8 +41,8 @@ def detected(photo: Path, inbox: Path) -> JournalEntry:
         id=make_photo_id(owner, capture, photo.name),
         status=Status.DETECTED,
         datetime=capture,
-        owner=owner,
-        path=str(photo),
+        owner=escape_os(owner),
+        **path_fields(str(photo)),
         sha256=sha256,
         size=size,
         service="scanner",

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from dp3 import layout
-from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status, make_photo_id
+from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status, make_photo_id, path_fields
+from dp3.filenames import escape_os
 from dp3_archiver.stores import Store
 
 OWNER = "JAEGER-NICHOLAS"
@@ -55,6 +57,7 @@ class Site:
         owner: str = OWNER,
         staged: bool = True,
         sub: str = "",
+        photo_id: str | None = None,
     ) -> JournalEntry:
         """Put an original in the inbox (and its artifacts in staging); the Processed event for it."""
         data = secrets.token_bytes(2048) if data is None else data
@@ -62,19 +65,20 @@ class Site:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / name
         path.write_bytes(data)
-        photo_id = make_photo_id(owner, capture, name)
+        photo_id = photo_id or make_photo_id(owner, capture, name)
         if staged:
             stage = layout.staging_dir(self.staging, photo_id)
             stage.mkdir(parents=True, exist_ok=True)
             (stage / layout.thumbnail_name(photo_id)).write_bytes(b"thumb:" + data[:64])
             (stage / layout.web_name(photo_id)).write_bytes(b"web:" + data[:256])
-            (stage / layout.META_NAME).write_text('{"width": 10}')
+            meta = {"width": 10, "sha256": hashlib.sha256(data).hexdigest()}  # as the render task writes it
+            (stage / layout.META_NAME).write_text(json.dumps(meta))
         return JournalEntry(
             id=photo_id,
             status=Status.PROCESSED,
             datetime=capture,
-            owner=owner,
-            path=str(path),
+            owner=escape_os(owner),
+            **path_fields(str(path)),
             sha256=hashlib.sha256(data).hexdigest(),
             size=len(data),
             service="dispatcher",

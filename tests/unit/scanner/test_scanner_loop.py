@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -246,3 +247,68 @@ def test_a_file_replaced_after_detection_is_detected_again_as_a_new_upload(tmp_p
     assert [e.status for e in published] == [Status.DETECTED, Status.DETECTED]
     assert published[1].sha256 == hashlib.sha256(newer).hexdigest() and published[1].size == len(newer)
     assert published[1].path == published[0].path and published[1].sha256 != published[0].sha256
+
+
+def test_one_file_that_raises_is_counted_and_retried_later_and_the_others_go_on(
+    tmp_path: Path, inbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prometheus_client import REGISTRY
+
+    clock, published = Clock(), Published()
+    scanner = make(tmp_path, inbox, clock, published, redrive_seconds=30)
+    (inbox / "A-B" / "bad.jpg").write_bytes(SMALL_JPEG)
+    (inbox / "A-B" / "good.jpg").write_bytes(SMALL_JPEG + b"x")
+    from dp3_scanner.capture_time import capture_time as real
+
+    bad_inode = (inbox / "A-B" / "bad.jpg").stat().st_ino
+
+    def failing_for_bad(stream: Any, mtime_ns: int, zone: Any) -> Any:
+        if os.fstat(stream.fileno()).st_ino == bad_inode:
+            raise RuntimeError("a bug no one foresaw")
+        return real(stream, mtime_ns, zone)
+
+    monkeypatch.setattr(scanner_module, "capture_time", failing_for_bad)
+    before = REGISTRY.get_sample_value("dp3_scanner_file_errors_total", {"reason": "RuntimeError"}) or 0.0
+    scanner.step()
+    clock.now += 5
+    scanner.step()  # raises inside for one file only
+    assert [Path(e.fs_path).name for e in published] == ["good.jpg"]
+    assert (REGISTRY.get_sample_value("dp3_scanner_file_errors_total", {"reason": "RuntimeError"}) or 0) == before + 1
+    clock.now += 10
+    scanner.step()  # not again before its re-drive time
+    assert (REGISTRY.get_sample_value("dp3_scanner_file_errors_total", {"reason": "RuntimeError"}) or 0) == before + 1
+    monkeypatch.setattr(scanner_module, "capture_time", real)  # the bug is fixed
+    clock.now += 60
+    scanner.step()  # the re-drive looks at it again
+    clock.now += 5
+    scanner.step()
+    assert {Path(e.fs_path).name for e in published} == {"bad.jpg", "good.jpg"}
+
+
+def test_a_photo_emitted_under_an_over_long_id_before_the_upgrade_is_detected_again_under_a_short_one(
+    tmp_path: Path, inbox: Path
+) -> None:
+    from dp3.events import ID_MAX
+
+    name = "L" * 251 + ".JPG"
+    path = inbox / "A-B" / name
+    path.write_bytes(SMALL_JPEG + b"long")
+    clock, published = Clock(), Published()
+    scanner = make(tmp_path, inbox, clock, published)
+    scanner.step()
+    clock.now += 5
+    scanner.step()
+    [entry] = [e for e in published if e.fs_path == str(path)]
+    # What the old rule emitted and the old index kept: the whole name in the id (over NAME_MAX derived).
+    legacy = entry.model_copy(update={"id": f"A-B_{entry.datetime}_{name}"})
+    record = scanner._index.get(str(path))
+    assert record is not None
+    record.event, record.next_redrive_at = legacy.to_json().decode(), clock.now
+    scanner._index.put(record)
+    published.clear()
+    clock.now += 60
+    scanner.step()  # the re-drive finds the legacy id and looks at the file again
+    clock.now += 5
+    scanner.step()
+    again = [e for e in published if e.fs_path == str(path)]
+    assert [e.id for e in again] == [entry.id] and len(entry.id.encode()) <= ID_MAX

@@ -9,16 +9,40 @@ error``) plus a few stage-to-stage facts (``meta``, ``duplicate_of``,
 
 Consumers are idempotent by ``(id, status)``; ``event_id`` identifies one
 publication, so a redelivered message can be recognised as such.
+
+Names are bytes (invariant 6). ``path``, ``owner`` and ``id`` are always
+valid Unicode that JSON, SQLite and MongoDB take: the escaped form of
+:mod:`dp3.filenames` (``caf%E9.jpg`` for the Latin-1 bytes ``caf\\xe9.jpg``),
+which is the name itself for every valid UTF-8 name without control
+characters. When escaping changed the path, ``path_bytes`` carries the
+original path's exact bytes (standard base64), and :attr:`JournalEntry.fs_path`
+is what a service opens: the one path the file system knows. Entries without
+``path_bytes`` (every plain name, and every journal line written before it
+existed) mean ``path`` exactly.
+
+The id is ``{owner}_{datetime}_{basename}`` (:func:`make_photo_id`) over
+the escaped owner and basename, shortened to :data:`ID_MAX` bytes
+when needed (head, ``~n`` + a 12-hex hash of the whole id, extension), so every
+name derived from it fits NAME_MAX. Two different files never share an id:
+the scanner gives a second file (other bytes) whose id is taken the id
+``<stem>~<first 12 hex of its sha256><extension>`` (:func:`disambiguated_id`).
+The same bytes at two paths may share an id: they are one photo, and the
+second is recorded as its duplicate.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import enum
+import os
 import uuid
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from dp3 import filenames
 
 EXCHANGE = "dp3.journal"
 """The durable topic exchange every event is published to."""
@@ -55,6 +79,7 @@ class ErrorKind(enum.StrEnum):
     RENDER_TIMEOUT = "render_timeout"  # this photo's render took longer than DP3_TASK_MAX_SECONDS, every attempt
     ARCHIVE_UNAVAILABLE = "archive_unavailable"  # a store is down, read-only or full
     SOURCE_CHANGED = "source_changed"  # the inbox file changed or vanished before it was archived
+    BAD_NAME = "bad_name"  # a store refused the file's name (too long for it, bytes it refuses): rename it
 
 
 class ErrorInfo(BaseModel):
@@ -82,8 +107,11 @@ class JournalEntry(BaseModel):
     datetime: int = Field(description="capture time, Unix seconds")
     archives: list[str] = Field(default_factory=list)
     owner: str | None = None
-    path: str
+    path: str = Field(description="the inbox path, escaped (dp3.filenames) where it is not plain UTF-8")
     # What the system adds.
+    path_bytes: str | None = Field(
+        default=None, description="base64 of the path's exact bytes, when escaping changed it (see fs_path)"
+    )
     sha256: str | None = None
     size: int | None = Field(default=None, ge=0)
     event_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
@@ -105,9 +133,26 @@ class JournalEntry(BaseModel):
             raise ValueError("must not be empty")
         return value
 
+    @field_validator("path_bytes")
+    @classmethod
+    def _base64(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("must be base64") from None
+        return value
+
     @property
     def routing_key(self) -> str:
         return self.status.routing_key
+
+    @property
+    def fs_path(self) -> str:
+        """The path as ``os`` functions take it (``surrogateescape`` str): the original bytes, exactly."""
+        if self.path_bytes is None:
+            return self.path
+        return os.fsdecode(base64.b64decode(self.path_bytes))
 
     def to_json(self) -> bytes:
         """The wire form: compact JSON, UTF-8."""
@@ -134,10 +179,37 @@ class InvalidEvent(ValueError):
     """A message body that is not a journal entry."""
 
 
+def path_fields(fs_path: str) -> dict[str, str | None]:
+    """``path`` (escaped) and ``path_bytes`` (only when escaping changed it) for an ``os`` path."""
+    raw = os.fsencode(fs_path)
+    shown = filenames.escape(raw)
+    return {"path": shown, "path_bytes": None if shown.encode() == raw else base64.b64encode(raw).decode()}
+
+
+ID_MAX = 176
+"""Bytes in a photo id: room left for the archiver's ``~<64 hex>`` collision names and every derived name."""
+BASE_ID_MAX = ID_MAX - 13
+"""Bytes in an id before the scanner's ``~<12 hex>`` disambiguation, so that never needs shortening."""
+
+
 def make_photo_id(owner: str, capture_time: int, basename: str) -> str:
-    """``{owner}_{datetime}_{basename}``, the seed's id rule; stable for the same file."""
+    """``{owner}_{datetime}_{basename}``, the seed's id rule; stable for the same file.
+
+    ``owner`` and ``basename`` are names as ``os`` functions return them (bytes
+    that are not UTF-8 as surrogates): they are escaped here, and the id is
+    shortened to :data:`BASE_ID_MAX` bytes (:func:`dp3.filenames.fit`) if needed.
+    """
     if not owner or "/" in owner:
-        raise ValueError(f"owner must be one folder name, got {owner!r}")
+        raise ValueError(f"owner must be one folder name, got {filenames.escape_os(owner)!r}")
     if not basename or "/" in basename or basename in (".", ".."):
-        raise ValueError(f"basename must be a file name, got {basename!r}")
-    return f"{owner}_{int(capture_time)}_{basename}"
+        raise ValueError(f"basename must be a file name, got {filenames.escape_os(basename)!r}")
+    plain = f"{filenames.escape_os(owner)}_{int(capture_time)}_{filenames.escape_os(basename)}"
+    return filenames.fit(plain, BASE_ID_MAX)
+
+
+def disambiguated_id(photo_id: str, sha256: str, digits: int = 12) -> str:
+    """The id of a second, different file whose id is taken: ``<stem>~<sha256[:12]><extension>``.
+
+    Within :data:`ID_MAX` bytes; ``digits=64`` is the fallback should 12 digits ever clash.
+    """
+    return filenames.tagged(photo_id, sha256[:digits], ID_MAX)

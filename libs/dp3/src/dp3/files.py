@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from dp3.filenames import NAME_MAX, head_within
+
 CHUNK = 1 << 20  # 1 MiB: large enough for throughput, small enough for memory
 TEMP_PREFIX = ".dp3-tmp-"
 """Temporary files start with this, so scanners and audits can skip and reap them."""
@@ -49,7 +51,9 @@ def fsync_dir(directory: Path) -> None:
 
 
 def temp_path_for(final: Path) -> Path:
-    return final.with_name(f"{TEMP_PREFIX}{secrets.token_hex(6)}-{final.name}"[:255])
+    """A fresh temporary name beside ``final``, within 255 bytes (cut by bytes, never inside a character)."""
+    prefix = f"{TEMP_PREFIX}{secrets.token_hex(6)}-"
+    return final.with_name(prefix + head_within(final.name, NAME_MAX - len(prefix)))
 
 
 @contextlib.contextmanager

@@ -7,11 +7,22 @@ nothing twice.
 
 Order inside one store: original, artifacts, then the sidecar. A sidecar is
 therefore only ever beside complete, verified copies.
+
+Staged artifacts are used only if ``staging/<id>/meta.json`` names the event's
+sha256: artifacts rendered from other bytes are never archived with a photo.
+Such a photo is not archived now (the event is acknowledged); the scanner's
+re-drive brings its ``Detected`` back, the dispatcher renders it again (its
+fast path checks the same sha256), and the next ``Processed`` archives it.
+
+A store that refuses a photo's *name* (``ENAMETOOLONG``, ``EILSEQ``:
+:class:`~dp3_archiver.stores.NameRefused`) is not down: the photo ends
+``Failed`` / ``bad_name`` and the store serves every other photo.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import logging
 import os
 import zoneinfo
@@ -28,14 +39,14 @@ from dp3.files import OutsideRoot, is_within, path_under, sha256_file
 from dp3.log import PhotoLogger, photo_logger
 from dp3_archiver import metrics, sidecar
 from dp3_archiver.naming import StoredFiles, candidate_names, capture_times_in_id, is_date_folder
-from dp3_archiver.stores import CopyOutcome, SourceMismatch, Store, ensure_all_usable
+from dp3_archiver.stores import CopyOutcome, NameRefused, SourceMismatch, Store, ensure_all_usable
 
 log = logging.getLogger(__name__)
 
 SERVICE = "archiver"
 ARCHIVE_STAGE = "archive"
-NOT_ARCHIVED = frozenset({ErrorKind.NO_OWNER, ErrorKind.UNREADABLE, ErrorKind.SOURCE_CHANGED})
-"""Failures whose file stays where it is: no owner to file it under, or no bytes we could read."""
+NOT_ARCHIVED = frozenset({ErrorKind.NO_OWNER, ErrorKind.UNREADABLE, ErrorKind.SOURCE_CHANGED, ErrorKind.BAD_NAME})
+"""Failures whose file stays where it is: no owner or no name to file it under, or no bytes we could read."""
 
 
 @dataclass
@@ -61,6 +72,29 @@ class _Plan:
     replace_if: dict[str, bool] | None  # None: ours everywhere (artifacts); else per store (the original's claim)
 
 
+class ForeignArtifacts(Exception):
+    """``staging/<id>/`` holds a render of other bytes than the event's: never archived with this photo."""
+
+
+def staged_sha256(folder: Path) -> str | None:
+    """The sha256 the staged ``meta.json`` was rendered from; None if there is none to read.
+
+    A folder without a readable, well-formed meta.json reads as ``""``: it proves
+    nothing, so it matches no photo.
+    """
+    try:
+        if not folder.is_dir() or folder.is_symlink():
+            return None
+    except OSError:  # a name no file system takes (an id from before ids were kept short): nothing staged
+        return None
+    try:
+        content = json.loads((folder / layout.META_NAME).read_bytes())
+    except (OSError, ValueError):
+        return ""
+    sha = content.get("sha256") if isinstance(content, dict) else None
+    return sha if isinstance(sha, str) else ""
+
+
 class Archiver:
     """The ``archiver`` queue's handler."""
 
@@ -82,6 +116,19 @@ class Archiver:
             return []
         if entry.sha256 is None or entry.size is None:
             raise ValueError(f"{entry.status} event without sha256/size cannot be archived")
+        try:
+            return self._archive(entry, plog)
+        except NameRefused as exc:
+            plog.error("not archived: %s (path %s)", exc, entry.path)
+            metrics.PHOTO_FAULTS.labels("bad_name").inc()
+            return [self._bad_name(entry, str(exc))]
+        except ForeignArtifacts as exc:
+            plog.error("not archived now: %s; it is rendered again when its Detected is re-driven", exc)
+            metrics.PHOTO_FAULTS.labels("foreign_artifacts").inc()
+            return []
+
+    def _archive(self, entry: JournalEntry, plog: PhotoLogger) -> list[JournalEntry]:
+        assert entry.sha256 is not None
         ensure_all_usable(self.stores)
         target = self._existing_target(entry) if entry.status is Status.DUPLICATE else None
         if target is None:
@@ -210,13 +257,24 @@ class Archiver:
         missing = False
         if entry.status is Status.PROCESSED:
             recorded = sidecar.file_records(target.existing or {})
-            staged_dir = layout.staging_dir(self.staging, entry.id)
+            staged_dir: Path | None = layout.staging_dir(self.staging, entry.id)
+            assert staged_dir is not None
+            staged_for = staged_sha256(staged_dir)
+            if staged_for is not None and staged_for != entry.sha256:
+                if not {"thumbnail", "web"} <= recorded.keys():
+                    raise ForeignArtifacts(
+                        f"staging/{entry.id} holds artifacts of other bytes ({staged_for[:12]}...), "
+                        f"not of {entry.sha256[:12]}..."
+                    )
+                staged_dir = None  # the stores' copies (of our bytes) are the sources
             for role, staged_name, stored_name in (
                 ("thumbnail", layout.thumbnail_name(entry.id), files.thumbnail),
                 ("web", layout.web_name(entry.id), files.web),
             ):
-                staged = staged_dir / staged_name
                 try:
+                    if staged_dir is None:
+                        raise FileNotFoundError(staged_name)
+                    staged = staged_dir / staged_name
                     sha, size = sha256_file(staged)
                     plans.append(_Plan(sidecar.FileRecord(role, stored_name, sha, size), [staged], None))
                 except OSError:
@@ -259,7 +317,7 @@ class Archiver:
 
     def _inbox_path(self, entry: JournalEntry) -> Path | None:
         """The inbox original, if the event's path is a plain path inside the inbox (no symlinks)."""
-        path = Path(os.path.normpath(entry.path))
+        path = Path(os.path.normpath(entry.fs_path))
         if not path.is_absolute() or path == self.inbox or not is_within(self.inbox, path):
             photo_logger(log, entry.id).error("path %s is not inside the inbox %s; not read", entry.path, self.inbox)
             return None
@@ -268,6 +326,17 @@ class Archiver:
         except OutsideRoot as exc:
             photo_logger(log, entry.id).error("path %s not read: %s", entry.path, exc)
             return None
+
+    def _bad_name(self, entry: JournalEntry, detail: str) -> JournalEntry:
+        message = (
+            f"a store cannot hold this file's name ({detail}); rename the file in the inbox "
+            "(shorter, plain characters) and it is processed again under the new name"
+        )
+        return entry.next(
+            Status.FAILED,
+            service=SERVICE,
+            error=ErrorInfo(stage=ARCHIVE_STAGE, kind=ErrorKind.BAD_NAME, message=message),
+        )
 
     def _source_changed(self, entry: JournalEntry) -> JournalEntry:
         message = (

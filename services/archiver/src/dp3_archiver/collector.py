@@ -76,7 +76,7 @@ class Collector:
         ensure_distinct(self.stores)
         _ensure_distinct_copies(copies, files.original)
         labels = [store.label for store in self.stores]
-        outcome = collect_original(self.inbox, Path(entry.path), entry.sha256, read_back, labels)
+        outcome = collect_original(self.inbox, Path(entry.fs_path), entry.sha256, read_back, labels)
         if outcome is Outcome.NOT_VERIFIED:
             bad = [label for label in labels if read_back[label] != entry.sha256]
             for label in bad:

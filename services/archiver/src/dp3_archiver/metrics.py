@@ -58,3 +58,9 @@ STORE_ALIAS = Gauge(
     "1 for each pair of configured stores that are one place, while it lasts (reason: same_folder, nested, ...)",
     ["store", "other", "reason"],
 )
+PHOTO_FAULTS = Counter(
+    "dp3_archiver_photo_faults_total",
+    "Photos not archived for a fault of their own, never a store's (bad_name: a store refused the name; "
+    "foreign_artifacts: staging held a render of other bytes, rendered again on re-drive)",
+    ["reason"],
+)

@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
-from dp3 import layout
+from dp3 import filenames, layout
 
-COLLISION_SEPARATOR = "~"
 _DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME_IN_ID = re.compile(r"_(-?\d+)_")
 
 
 def collision_name(photo_id: str, sha256: str, length: int = 12) -> str:
-    """``A_1_DSC.JPG`` + sha ``3f2a...`` -> ``A_1_DSC~3f2a9c1b7e0d.JPG`` (extension kept, so it still opens)."""
-    suffix = PurePosixPath(photo_id).suffix
-    stem = photo_id[: len(photo_id) - len(suffix)] if suffix else photo_id
-    return f"{stem}{COLLISION_SEPARATOR}{sha256[:length]}{suffix}"
+    """``A_1_DSC.JPG`` + sha ``3f2a...`` -> ``A_1_DSC~3f2a9c1b7e0d.JPG`` (extension kept, so it still opens).
+
+    Within :data:`dp3.layout.STORED_NAME_MAX` bytes (the stem is shortened if it must be).
+    """
+    return filenames.tagged(photo_id, sha256[:length], layout.STORED_NAME_MAX)
 
 
 def candidate_names(photo_id: str, sha256: str) -> tuple[str, ...]:

@@ -78,7 +78,15 @@ def merged(
     if cause.duplicate_of is not None or (existing and existing.get("path") not in (None, cause.path)):
         seen = {(item.get("id"), item.get("path")) for item in duplicates}
         if (cause.id, cause.path) not in seen and not (base.get("id") == cause.id and base.get("path") == cause.path):
-            duplicates.append({"id": cause.id, "path": cause.path, "owner": cause.owner, "datetime": cause.datetime})
+            duplicates.append(
+                {
+                    "id": cause.id,
+                    "path": cause.path,
+                    "path_bytes": cause.path_bytes,
+                    "owner": cause.owner,
+                    "datetime": cause.datetime,
+                }
+            )
     # The first photo archived under a name keeps its identity; a duplicate only adds itself to the list.
     base.update(
         {
@@ -91,6 +99,8 @@ def merged(
             "datetime": base.get("datetime", cause.datetime),
             "owner": base.get("owner", cause.owner),
             "path": base.get("path", cause.path),
+            # The exact bytes of a path that is not plain UTF-8 (base64; see dp3.events), else None.
+            "path_bytes": base.get("path_bytes", cause.path_bytes),
             "files": recorded_files,
             "duplicates": duplicates,
             "missing_artifacts": missing_artifacts and "thumbnail" not in recorded_files,

@@ -54,6 +54,8 @@ _READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _DOWN = {errno.ENOENT, errno.ENODEV, errno.ESTALE, errno.ENOTCONN, errno.EHOSTDOWN, errno.ENXIO, errno.ETIMEDOUT}
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+_NAME_FAULTS = {errno.ENAMETOOLONG, errno.EILSEQ}
+"""The photo's name is the trouble (too long for this store, bytes it refuses), not the store."""
 
 
 class StoreUnavailable(Retryable):
@@ -71,6 +73,14 @@ class StoresNotDistinct(StoreUnavailable):
     def __init__(self, found: Sequence[store_places.Alias]) -> None:
         super().__init__(found[0].second, "aliased", "; ".join(alias.line() for alias in found))
         self.aliases = tuple(found)
+
+
+class NameRefused(Exception):
+    """A store refused a file's *name* (ENAMETOOLONG, EILSEQ): the photo's fault; the store is not down."""
+
+    def __init__(self, store: str, detail: str) -> None:
+        super().__init__(f"store {store} refused the name: {detail}")
+        self.store = store
 
 
 class SourceMismatch(Exception):
@@ -94,6 +104,8 @@ class CopyOutcome(enum.Enum):
 
 
 def problem_of(exc: OSError) -> str:
+    if exc.errno in _NAME_FAULTS:
+        return "name"
     if exc.errno in _READ_ONLY:
         return "read_only"
     if exc.errno in _FULL:
@@ -384,7 +396,9 @@ class Store:
         except OSError as exc:
             raise self._failure(problem_of(exc), f"{doing}: {exc.strerror or exc}") from exc
 
-    def _failure(self, problem: str, detail: str) -> StoreUnavailable:
+    def _failure(self, problem: str, detail: str) -> StoreUnavailable | NameRefused:
+        if problem == "name":  # one photo's name: counted by the archiver as that photo's failure
+            return NameRefused(self.label, detail)
         metrics.STORE_ERRORS.labels(self.label, problem).inc()
         log.warning("store %s unavailable (%s): %s", self.label, problem, detail, extra={"store": self.label})
         self._start_trouble(problem)

@@ -187,6 +187,9 @@ class Dispatcher:
             return []
         if not entry.sha256:
             return [self._failed(entry, ErrorKind.UNREADABLE, "the Detected event carries no sha256")]
+        name_problem = layout.id_problem(entry.id)
+        if name_problem is not None:  # an id from before names were kept short: it can never be staged
+            return [self._failed(entry, ErrorKind.BAD_NAME, name_problem)]
         meta = self._staging.verified_meta(entry.id, entry.sha256)
         if meta is not None:
             metrics.FAST_PATH.inc()
@@ -226,7 +229,7 @@ class Dispatcher:
     def _source_path(self, entry: JournalEntry) -> Path | None:
         inbox = self._settings.inbox_dir
         try:
-            path = Path(entry.path)
+            path = Path(entry.fs_path)  # the exact bytes, where the name is not plain UTF-8
             if path.is_absolute():
                 return path if is_within(inbox, path) else None
             return path_under(inbox, path)
@@ -319,7 +322,10 @@ class Dispatcher:
             inputs=(
                 InputFile(self._script, SCRIPT_REMOTE, cache=True),
                 InputFile(FORMATS_MODULE, FORMATS_REMOTE, cache=True),
-                *(InputFile(job.source, photo_remote(index), cache=False) for index, job in enumerate(jobs)),
+                *(
+                    InputFile(self._staging.input_alias(workspace, index, job.source), photo_remote(index), cache=False)
+                    for index, job in enumerate(jobs)
+                ),
             ),
             outputs=(OutputFile(RESULTS_REMOTE, workspace / RESULTS_REMOTE),),
             tag=first if len(jobs) == 1 else f"{first} and {len(jobs) - 1} more",

@@ -68,6 +68,19 @@ class Staging:
         folder.mkdir()
         return folder
 
+    def input_alias(self, workspace: Path, index: int, source: Path) -> Path:
+        """A short, fixed name in ``workspace`` for the i-th original (a symlink to it), as Work Queue's input.
+
+        Work Queue 8.0 names its cached copy of an input after the local file's
+        basename plus a hash (``file-<md5>-<basename>``): a 255-byte original's
+        cache name is over NAME_MAX and the worker fails the task forever. The
+        alias is made by the dispatcher itself, points at the path it already
+        checked, and goes with the workspace.
+        """
+        alias = workspace / f"input-{index}"
+        alias.symlink_to(os.path.abspath(source))
+        return alias
+
     def name_artifacts(
         self, workspace: Path, photo_id: str, received: tuple[Path, Path, Path]
     ) -> tuple[Path, Path, Path]:

@@ -29,6 +29,7 @@ import datetime as dt
 from pathlib import PurePosixPath
 from typing import Any
 
+from dp3 import filenames
 from dp3.events import JournalEntry, Status
 
 RANK = {
@@ -89,6 +90,11 @@ def camera_model(meta: dict[str, Any] | None) -> str:
     return ""
 
 
+def display_name(entry: JournalEntry) -> str:
+    """The file name the gallery shows: readable even when the original bytes are not UTF-8."""
+    return filenames.readable(PurePosixPath(entry.fs_path).name.encode("utf-8", "surrogateescape"))
+
+
 def history_item(entry: JournalEntry) -> dict[str, Any]:
     return {
         "event_id": entry.event_id,
@@ -124,6 +130,8 @@ def new_photo(entry: JournalEntry) -> Photo:
             "updated_ts": at_seconds(entry.at),
             "owner": entry.owner or "",
             "path": entry.path,
+            "path_bytes": entry.path_bytes or "",
+            "display_name": display_name(entry),
             "name": PurePosixPath(entry.path).name.lower(),
             "datetime": entry.datetime,
             "sort_key": sort_key(entry.datetime, entry.id),
@@ -208,6 +216,7 @@ STATE_FIELDS = (
     "size",
     "owner",
     "path",
+    "path_bytes",
     "datetime",
     "stored_name",
 )

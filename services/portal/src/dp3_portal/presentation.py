@@ -30,9 +30,24 @@ ADVICE = {
     "Ask an operator to raise the limit, then retry.",
     ErrorKind.ARCHIVE_UNAVAILABLE.value: "An archive store was down, read-only or full. Once it is back the photo "
     "completes by itself; retry if it does not.",
+    ErrorKind.BAD_NAME.value: "An archive store refused the file's name (too long for it, or characters it does "
+    "not accept). Rename the file in your inbox folder, shorter and plainer; it is processed again by itself.",
 }
 
-API_FIELDS = ("id", "status", "owner", "datetime", "path", "archives", "sha256", "size", "error", "failed", "model")
+API_FIELDS = (
+    "id",
+    "status",
+    "owner",
+    "datetime",
+    "path",
+    "path_bytes",
+    "archives",
+    "sha256",
+    "size",
+    "error",
+    "failed",
+    "model",
+)
 
 
 RENDER_STAGE = "dispatcher"
@@ -100,6 +115,7 @@ def flat_metadata(meta: dict[str, Any] | None, prefix: str = "") -> list[tuple[s
 
 def api_item(photo: dict[str, Any], zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
     item = {name: photo.get(name) for name in API_FIELDS}
+    item["path_bytes"] = photo.get("path_bytes") or None  # "" in the catalog (no nulls there), null in the API
     item["capture_time"] = capture_iso(int(photo["datetime"]), zone)
     return item
 

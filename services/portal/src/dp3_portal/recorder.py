@@ -223,8 +223,20 @@ class BatchingHandler:
             error = Retryable(f"MongoDB unavailable: {exc}")
         except Exception as exc:  # noqa: BLE001 - every message of the batch is retried by the consumer
             error = exc
+        if error is not None and not isinstance(error, Retryable) and len(items) > 1:
+            # One bad event must not sink the others: record each alone, so only it fails (and is retried).
+            log.warning("a batch of %d events failed (%s); recording them one by one", len(items), error)
+            for item in items:
+                self._write([item])
+            return
         if error is not None:
-            log.error("could not record a batch of %d events: %s", len(items), error)
+            if len(items) == 1:
+                entry = items[0][0]
+                log.error(
+                    "could not record %s of %s: %s", entry.status, entry.path, error, extra={"photo_id": entry.id}
+                )
+            else:
+                log.error("could not record a batch of %d events: %s", len(items), error)
             for _, future in items:
                 future.set_exception(error)
             return

@@ -38,7 +38,7 @@ def archived_handler(
                 entry.sha256, entry.id, list(entry.archives), collected=entry.status == Status.COLLECTED
             )
         if entry.status == Status.COLLECTED:
-            forget_later(entry.path, entry.sha256)
+            forget_later(entry.fs_path, entry.sha256)
         return []
 
     return handle

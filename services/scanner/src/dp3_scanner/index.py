@@ -14,6 +14,15 @@ Two tables:
 * ``archived``: sha256 -> the id and archive folders of an archived photo, and
   whether its original has been collected; learned from the journal, so a
   re-upload of the same bytes is recognised as a ``Duplicate``.
+* ``ids``: every photo id handed out, with the sha256 it was given to, so two
+  different files never share an id (:meth:`Index.assign_id`). Ids are
+  compared case-folded and in Unicode NFC, because a store on SMB, exFAT or
+  macOS would take ``DSC.JPG`` and ``dsc.jpg`` (or a name's NFC and NFD forms)
+  for one file. Kept for good: an id stays taken after its photo was collected.
+
+Paths are names as the file system has them: any bytes. They are stored as
+BLOBs (``os.fsencode``), never as TEXT, which would refuse a name that is not
+UTF-8; a database from before is converted once at open.
 
 The dict of files belongs to the scanner's loop thread; the archived table
 is also written by the consumer thread, so it sits behind a lock, as does
@@ -24,11 +33,15 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import sqlite3
 import threading
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from dp3.events import disambiguated_id
 
 FileKey = tuple[int, int, int]
 """(size, mtime_ns, inode): a file is unchanged while its key is."""
@@ -53,7 +66,23 @@ CREATE TABLE IF NOT EXISTS archived (
     archives TEXT NOT NULL,
     collected INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS ids (
+    folded TEXT PRIMARY KEY,
+    photo_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL
+);
 """
+
+
+def folded_id(photo_id: str) -> str:
+    """The form two ids are compared in: a case-insensitive or normalising store sees them as one name."""
+    return unicodedata.normalize("NFC", photo_id).casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class AssignedId:
+    photo_id: str
+    sha256: str
 
 
 class Outcome(enum.StrEnum):
@@ -96,23 +125,72 @@ class Index:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        fresh_ids = not self._db.execute("SELECT name FROM sqlite_master WHERE name = 'ids'").fetchone()
         self._db.executescript(_SCHEMA)
+        # Paths were TEXT before names were bytes: the same key must not exist twice, as TEXT and as BLOB.
+        self._db.execute("UPDATE files SET path = CAST(path AS BLOB) WHERE typeof(path) = 'text'")
         self.files: dict[str, FileRecord] = {}
         self._archived: dict[str, ArchivedPhoto] = {}
+        self._ids: dict[str, AssignedId] = {}
         self._load()
+        if fresh_ids:
+            self._learn_ids_from_history()
 
     def _load(self) -> None:
         for row in self._db.execute(
             "SELECT path, size, mtime_ns, inode, outcome, reason, sha256, event, emitted_at, attempt, next_redrive_at"
             " FROM files"
         ):
-            self.files[row[0]] = FileRecord(
-                row[0], (row[1], row[2], row[3]), Outcome(row[4]), row[5], row[6], row[7], row[8], row[9], row[10]
+            path = os.fsdecode(row[0])
+            self.files[path] = FileRecord(
+                path, (row[1], row[2], row[3]), Outcome(row[4]), row[5], row[6], row[7], row[8], row[9], row[10]
             )
         for sha, photo_id, archives, collected in self._db.execute(
             "SELECT sha256, photo_id, archives, collected FROM archived"
         ):
             self._archived[sha] = ArchivedPhoto(photo_id, json.loads(archives), bool(collected))
+        for folded, photo_id, sha in self._db.execute("SELECT folded, photo_id, sha256 FROM ids"):
+            self._ids[folded] = AssignedId(photo_id, sha)
+
+    def _learn_ids_from_history(self) -> None:
+        """Once, for an index from before ids were kept: the ids already emitted and archived are taken."""
+        known = [(photo.photo_id, sha) for sha, photo in self._archived.items()]
+        for record in self.files.values():
+            if record.event is not None and record.sha256:
+                try:
+                    known.append((str(json.loads(record.event)["id"]), record.sha256))
+                except (ValueError, KeyError, TypeError):
+                    continue
+        with self._lock:
+            for photo_id, sha in known:
+                self._take_id(photo_id, sha)
+
+    # --- ids (any thread) -----------------------------------------------------
+
+    def assign_id(self, photo_id: str, sha256: str) -> str:
+        """``photo_id`` for these bytes, unless other bytes hold it: then ``<stem>~<sha>...`` (see events.py).
+
+        The same bytes always get the id they got first, so a restart or a
+        re-drive never renames a photo.
+        """
+        with self._lock:
+            for candidate in (photo_id, disambiguated_id(photo_id, sha256), disambiguated_id(photo_id, sha256, 64)):
+                held = self._ids.get(folded_id(candidate))
+                if held is None:
+                    self._take_id(candidate, sha256)
+                    return candidate
+                if held.sha256 == sha256:
+                    return held.photo_id
+        raise RuntimeError(f"every id for {photo_id!r} is held by other bytes")
+
+    def _take_id(self, photo_id: str, sha256: str) -> None:
+        folded = folded_id(photo_id)
+        if folded in self._ids:
+            return
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("INSERT OR IGNORE INTO ids VALUES (?,?,?)", (folded, photo_id, sha256))
+        self._ids[folded] = AssignedId(photo_id, sha256)
 
     # --- files (the scanner loop's thread) -----------------------------------
 
@@ -128,7 +206,7 @@ class Index:
             self.files[record.path] = record
             rows.append(
                 (
-                    record.path,
+                    os.fsencode(record.path),
                     *record.key,
                     record.outcome.value,
                     record.reason,
@@ -149,7 +227,7 @@ class Index:
         if gone:
             with self._lock, self._db:
                 self._db.execute("BEGIN")
-                self._db.executemany("DELETE FROM files WHERE path = ?", ((path,) for path in gone))
+                self._db.executemany("DELETE FROM files WHERE path = ?", ((os.fsencode(path),) for path in gone))
         return len(gone)
 
     # --- archived photos (any thread) ----------------------------------------
@@ -175,6 +253,7 @@ class Index:
                     (sha256, photo_id, json.dumps(photo.archives), int(collected)),
                 )
             self._archived[sha256] = photo
+            self._take_id(photo_id, sha256)
 
     def close(self) -> None:
         with self._lock:

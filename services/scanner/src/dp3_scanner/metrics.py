@@ -26,3 +26,8 @@ HELD_INCOMPLETE = Counter(
     "dp3_scanner_held_incomplete_total",
     "Uploads that looked cut off (a JPEG/PNG without its end marker) and were given DP3_INCOMPLETE_SECONDS more",
 )
+FILE_ERRORS = Counter(
+    "dp3_scanner_file_errors_total",
+    "Inbox files whose handling raised (the loop went on; the file is tried again later), by exception type",
+    ["reason"],
+)

@@ -1,6 +1,9 @@
 """Pure decision: what event a finished, hashed upload becomes.
 
 No I/O here: the facts about the file go in, one journal entry comes out.
+Names arrive as the file system has them (``os`` strings, bytes that are not
+UTF-8 as surrogates) and leave escaped, with the exact bytes in
+``path_bytes`` where escaping changed them (see :mod:`dp3.events`).
 
 * in the inbox root: ``Failed`` / ``no_owner`` (the user must move it);
 * same bytes as an archived photo whose original was already collected, or
@@ -13,7 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status, make_photo_id
+from dp3.events import BASE_ID_MAX, ErrorInfo, ErrorKind, JournalEntry, Status, make_photo_id, path_fields
+from dp3.filenames import escape_os, fit
 from dp3_scanner.index import ArchivedPhoto
 
 SERVICE = "scanner"
@@ -37,19 +41,31 @@ class Upload:
 
 
 def photo_id(upload: Upload) -> str:
-    """The seed's ``{owner}_{datetime}_{basename}``; an owner-less file gets an empty owner part."""
+    """The seed's ``{owner}_{datetime}_{basename}``; an owner-less file gets an empty owner part.
+
+    This is the id before the index has a say: :meth:`dp3_scanner.index.Index.assign_id`
+    gives a different file whose id is taken its own.
+    """
     if upload.owner is None:
-        return f"_{upload.capture_time}_{upload.name}"
+        return fit(f"_{upload.capture_time}_{escape_os(upload.name)}", BASE_ID_MAX)
     return make_photo_id(upload.owner, upload.capture_time, upload.name)
 
 
-def decide(upload: Upload, archived: ArchivedPhoto | None) -> JournalEntry:
-    """The event for ``upload``, given what is known about its bytes being archived."""
+def shown_owner(owner: str | None) -> str | None:
+    """The owner folder's name as events carry it (escaped)."""
+    return None if owner is None else escape_os(owner)
+
+
+def decide(upload: Upload, archived: ArchivedPhoto | None, assigned_id: str | None = None) -> JournalEntry:
+    """The event for ``upload``, given what is known about its bytes being archived.
+
+    ``assigned_id`` is the id the index handed out for these bytes (default: :func:`photo_id`).
+    """
     common = {
-        "id": photo_id(upload),
+        "id": assigned_id or photo_id(upload),
         "datetime": upload.capture_time,
-        "owner": upload.owner,
-        "path": upload.path,
+        "owner": shown_owner(upload.owner),
+        **path_fields(upload.path),
         "sha256": upload.sha256,
         "size": upload.size,
         "service": SERVICE,
@@ -74,8 +90,8 @@ def unreadable(path: str, name: str, owner: str | None, mtime_ns: int, reason: s
         id=photo_id(upload),
         status=Status.FAILED,
         datetime=capture,
-        owner=owner,
-        path=path,
+        owner=shown_owner(owner),
+        **path_fields(path),
         service=SERVICE,
         error=ErrorInfo(stage=SERVICE, kind=ErrorKind.UNREADABLE, message=message),
     )

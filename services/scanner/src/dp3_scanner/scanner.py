@@ -14,6 +14,11 @@ recorded in the index. A crash in between re-emits it (at-least-once); a
 lost message is healed by the re-drive of files still in the inbox.
 
 The scanner never writes, moves or deletes anything in the inbox.
+
+One file never stops the loop: whatever raises while one path is handled
+(a name no one foresaw, a bug) is caught for that path alone, counted in
+``dp3_scanner_file_errors_total{reason}``, logged with the path (escaped), and
+the file is looked at again after the re-drive interval, growing per try.
 """
 
 from __future__ import annotations
@@ -24,18 +29,21 @@ import queue
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from dp3 import layout
 from dp3.errors import BrokerError
 from dp3.events import JournalEntry, Status
+from dp3.filenames import escape_os
 from dp3.files import sha256_stream
 from dp3_scanner import metrics
 from dp3_scanner.capture_time import capture_time
 from dp3_scanner.filetype import SNIFF_BYTES, TAIL_BYTES, has_photo_extension, lacks_end_marker, sniff_format
 from dp3_scanner.index import FileKey, FileRecord, Index, Outcome
 from dp3_scanner.names import IgnoreReason, name_ignore_reason, owner_of, relative_parts
-from dp3_scanner.outcome import SERVICE, Upload, decide, unreadable
+from dp3_scanner.outcome import SERVICE, Upload, decide, photo_id, unreadable
 from dp3_scanner.settings import ScannerSettings
 from dp3_scanner.stability import FileState, Watched, is_stable, observe, stable_at
 from dp3_scanner.walk import walk_inbox
@@ -132,6 +140,43 @@ class Scanner:
             deadline = min(deadline, stable_at(watched, stable))
         return deadline
 
+    # --- one file's trouble stays with that file -----------------------------
+
+    @contextmanager
+    def _guard(self, path: str, key: FileKey | None = None) -> Iterator[None]:
+        """Run one path's handling; an exception is recorded for that path and the loop goes on."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - one file must never stop the scanner
+            reason = type(exc).__name__
+            metrics.FILE_ERRORS.labels(reason).inc()
+            log.error("could not handle %s (%s: %s); trying it again later", escape_os(path), reason, exc)
+            self.pending.pop(path, None)
+            try:
+                self._set_aside(path, key, reason)
+            except Exception:  # not even recordable: the next rescan tries it again
+                log.exception("could not record the failure for %s", escape_os(path))
+
+    def _set_aside(self, path: str, key: FileKey | None, reason: str) -> None:
+        """Remember the failure, so the file is retried after a growing interval rather than on every step."""
+        previous = self._index.get(path)
+        attempt = previous.attempt + 1 if previous is not None and previous.outcome == Outcome.FAILED else 0
+        if key is None:
+            try:
+                key = _key(os.lstat(path))
+            except OSError:
+                return
+        self._index.put(
+            FileRecord(
+                path=path,
+                key=key,
+                outcome=Outcome.FAILED,
+                reason=f"error:{reason}",
+                attempt=attempt,
+                next_redrive_at=self._wall() + self._redrive_interval(attempt),
+            )
+        )
+
     # --- rescans ---------------------------------------------------------------
 
     def rescan(self) -> None:
@@ -150,7 +195,8 @@ class Scanner:
                 continue
             pending[path] = observe(pending.get(path), _state(key), now)
         for path, reason in walked.refused.items():
-            self._ignore(path, reason, None)
+            with self._guard(path):
+                self._ignore(path, reason, None)
         vanished = [
             path
             for path in known
@@ -162,7 +208,8 @@ class Scanner:
         for path in [path for path in pending if path not in walked.files]:
             del pending[path]
         for record in due:
-            self._redrive(record)
+            with self._guard(record.path, record.key):
+                self._redrive(record)
         self._next_rescan = self._clock() + self._settings.rescan_seconds
         self.rescans += 1
         metrics.INBOX_FILES.set(len(walked.files))
@@ -182,7 +229,8 @@ class Scanner:
                 break
             if path not in seen:
                 seen.add(path)
-                self._look_at(path)
+                with self._guard(path):
+                    self._look_at(path)
 
     def _look_at(self, path: str) -> None:
         path = os.path.normpath(path)
@@ -216,7 +264,8 @@ class Scanner:
             for file_path, key in walked.files.items():
                 self._consider(file_path, key)
             for refused, why in walked.refused.items():
-                self._ignore(refused, why, None)
+                with self._guard(refused):
+                    self._ignore(refused, why, None)
         elif stat.S_ISREG(info.st_mode):
             self._consider(path, _key(info))
         else:
@@ -236,10 +285,11 @@ class Scanner:
                 return
             record = self._index.get(forget.path)
             if record is not None and (forget.sha256 is None or record.sha256 == forget.sha256):
-                self._index.forget([forget.path])
-                self.pending.pop(forget.path, None)
-                if os.path.lexists(forget.path):
-                    self.hint(forget.path)  # new bytes at the same name: look again
+                with self._guard(forget.path):
+                    self._index.forget([forget.path])
+                    self.pending.pop(forget.path, None)
+                    if os.path.lexists(forget.path):
+                        self.hint(forget.path)  # new bytes at the same name: look again
 
     # --- finished uploads ------------------------------------------------------
 
@@ -265,7 +315,8 @@ class Scanner:
                 self.pending[path] = observe(watched, current, now)
                 continue
             del self.pending[path]
-            self._handle_finished(path, _key(info), watched)
+            with self._guard(path, _key(info)):
+                self._handle_finished(path, _key(info), watched)
 
     def _handle_finished(self, path: str, key: FileKey, watched: Watched) -> None:
         parts = relative_parts(self.inbox, path)
@@ -304,7 +355,7 @@ class Scanner:
             self._consider(path, after)  # it changed while we read it: not finished after all
             return
         upload = Upload(path, name, owner, taken.seconds, sha256, size, finished_wall)
-        entry = decide(upload, self._index.archived(sha256))
+        entry = decide(upload, self._index.archived(sha256), self._index.assign_id(photo_id(upload), sha256))
         previous = self._index.get(path)
         if (
             previous is not None
@@ -320,13 +371,13 @@ class Scanner:
             return
         metrics.DETECT_LATENCY.observe(max(0.0, self._wall() - stable_since_wall))
         if entry.status == Status.DETECTED:
-            metrics.DETECTED.labels(owner or "").inc()
+            metrics.DETECTED.labels(entry.owner or "").inc()
         elif entry.status == Status.DUPLICATE:
-            metrics.DUPLICATES.labels(owner or "").inc()
+            metrics.DUPLICATES.labels(entry.owner or "").inc()
             log.info("re-upload of archived %s", entry.duplicate_of, extra={"photo_id": entry.id})
         elif entry.error is not None:
             metrics.FAILED.labels(entry.error.kind.value).inc()
-            log.warning("%s: %s", entry.error.kind.value, path, extra={"photo_id": entry.id})
+            log.warning("%s: %s", entry.error.kind.value, entry.path, extra={"photo_id": entry.id})
 
     def _hold_if_cut_off(self, path: str, fd: int, key: FileKey, watched: Watched) -> bool:
         """Give a file that stops before its end marker ``DP3_INCOMPLETE_SECONDS`` to rest, once.
@@ -345,7 +396,9 @@ class Scanner:
             return False
         self.pending[path] = Watched(watched.state, watched.since, hold)
         metrics.HELD_INCOMPLETE.inc()
-        log.info("%s looks cut off (no end marker): waiting up to %.0fs in all for the rest of it", path, hold)
+        log.info(
+            "%s looks cut off (no end marker): waiting up to %.0fs in all for the rest of it", escape_os(path), hold
+        )
         return True
 
     def _emit(self, entry: JournalEntry, path: str, key: FileKey) -> bool:
@@ -375,7 +428,7 @@ class Scanner:
                 next_redrive_at=wall + self._redrive_interval(entry.attempt) if redriven else None,
             )
         )
-        log.info("%s %s", entry.status, path, extra={"photo_id": entry.id})
+        log.info("%s %s", entry.status, entry.path, extra={"photo_id": entry.id})
         return True
 
     def _redrive_interval(self, attempt: int) -> float:
@@ -385,13 +438,18 @@ class Scanner:
 
     def _redrive(self, record: FileRecord) -> None:
         if record.outcome == Outcome.FAILED:
-            # An unreadable file: try reading it again (its permissions may have been fixed).
+            # An unreadable file, or one whose handling raised: try it again (permissions fixed, bug fixed).
             record.next_redrive_at = None
             self.pending[record.path] = Watched(_state(record.key), self._clock() - self._settings.stable_seconds)
             return
         if record.outcome not in _REDRIVEN_OUTCOMES or record.event is None:
             return
         last = JournalEntry.from_json(record.event)
+        if layout.id_problem(last.id) is not None:
+            # Emitted before ids were kept within NAME_MAX: it could never be staged. Detect it anew.
+            self._index.forget([record.path])
+            self.pending[record.path] = Watched(_state(record.key), self._clock() - self._settings.stable_seconds)
+            return
         entry = last.next(last.status, service=SERVICE, attempt=record.attempt + 1)
         if self._emit(entry, record.path, record.key):
             metrics.REDRIVEN.labels(entry.status.value).inc()
@@ -409,7 +467,7 @@ class Scanner:
         entry = unreadable(path, name, owner, key[1], exc.strerror or type(exc).__name__)
         if self._emit(entry, path, key):
             metrics.FAILED.labels("unreadable").inc()
-            log.warning("cannot read %s: %s", path, exc, extra={"photo_id": entry.id})
+            log.warning("cannot read %s: %s", entry.path, exc, extra={"photo_id": entry.id})
             record = self._index.get(path)
             if record is not None:
                 record.next_redrive_at = wall + self._redrive_interval(0)
@@ -426,5 +484,5 @@ class Scanner:
                 self._index.put(record)
             return
         metrics.IGNORED.labels(reason.value).inc()
-        log.info("ignoring %s (%s)", path, reason.value)
+        log.info("ignoring %s (%s)", escape_os(path), reason.value)
         self._index.put(FileRecord(path=path, key=key or (0, 0, 0), outcome=Outcome.IGNORED, reason=reason.value))

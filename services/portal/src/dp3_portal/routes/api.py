@@ -41,6 +41,8 @@ class PhotoOut(BaseModel):
     datetime: int
     capture_time: str
     path: str
+    path_bytes: str | None = None
+    """base64 of the inbox path's exact bytes when ``path`` is its escaped form (a name that is not UTF-8)."""
     archives: list[str]
     sha256: str
     size: int

@@ -1,0 +1,144 @@
+"""Names are bytes and artifacts belong to their bytes, through the real archiver process (issue 14, items 2, 5)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dp3 import layout
+from dp3.events import ErrorKind, Status, disambiguated_id
+from dp3.filenames import NAME_MAX
+from tests.integration.archiver.harness import ArchiverProcess, Journal, archiver_env
+from tests.rabbit import wait_for
+from tests.unit.archiver.site import CAPTURE, DATE, Site, sha256_of
+
+pytestmark = pytest.mark.integration
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return Site.create(tmp_path)
+
+
+@pytest.fixture
+def journal(amqp_url: str) -> Iterator[Journal]:
+    recorder = Journal(amqp_url)
+    yield recorder
+    recorder.close()
+
+
+@pytest.fixture
+def archiver(site: Site, amqp_url: str, tmp_path: Path) -> Iterator[ArchiverProcess]:
+    process = ArchiverProcess(archiver_env(site, amqp_url), tmp_path / "archiver.log")
+    yield process
+    process.stop()
+
+
+def test_non_utf8_and_255_byte_names_are_archived_collected_and_kept_byte_exact(
+    site: Site, journal: Journal, archiver: ArchiverProcess, corpus: Path
+) -> None:
+    data = (corpus / "jpg" / "gps" / "DSCN0010.jpg").read_bytes()
+    entries = [
+        site.photo(os.fsdecode(b"caf\xe9 \xab1\xbb.jpg"), data=data + b"1"),
+        site.photo("L" * 251 + ".JPG", data=data + b"2"),
+        site.photo("é" * 125 + ".JPG", data=data + b"3"),
+        site.photo("DSC00001.JPG", data=data + b"4", owner=os.fsdecode(b"M\xdcLLER-J\xd6RG")),
+    ]
+    for entry in entries:
+        journal.publish(entry)
+    journal.wait_all({e.id for e in entries}, Status.COLLECTED, 60)
+    for entry in entries:
+        for root in site.store_roots:
+            folder = root / DATE
+            assert sha256_of(folder / entry.id) == entry.sha256
+            assert (folder / layout.thumbnail_name(entry.id)).is_file()
+            assert all(len(os.fsencode(p.name)) <= NAME_MAX for p in folder.iterdir())
+            document = json.loads((folder / layout.sidecar_name(entry.id)).read_bytes())
+            assert document["path"] == entry.path
+            assert document["path_bytes"] == entry.path_bytes
+        assert not os.path.lexists(entry.fs_path)  # collected: the very bytes-named file
+    assert entries[0].path_bytes is not None
+    assert base64.b64decode(entries[0].path_bytes).endswith(b"/caf\xe9 \xab1\xbb.jpg")
+    assert archiver.metric("dp3_archiver_store_errors_total") == 0
+
+
+def test_a_name_a_store_refuses_fails_the_photo_and_never_marks_a_store_down(
+    site: Site, journal: Journal, archiver: ArchiverProcess
+) -> None:
+    """An event whose id the old rule made from a 255-byte name: ENAMETOOLONG is that photo's fault."""
+    good = site.photo("ok.JPG")
+    long_name = "L" * 251 + ".JPG"
+    too_long = site.photo(long_name, staged=False)
+    legacy = too_long.model_copy(update={"id": f"{too_long.owner}_{CAPTURE}_{long_name}"})
+    journal.publish(legacy)
+    journal.publish(good)
+    journal.wait_all({legacy.id}, Status.FAILED, 30)
+    journal.wait_all({good.id}, Status.COLLECTED, 30)
+    [failure] = [e for e in journal.with_status(Status.FAILED) if e.id == legacy.id]
+    assert failure.error is not None and failure.error.kind is ErrorKind.BAD_NAME
+    assert "rename" in failure.error.message
+    assert os.path.exists(legacy.fs_path)  # the original stays in the inbox, untouched
+    for root in site.store_roots:
+        assert archiver.metric("dp3_archiver_store_up", store=str(root)) == 1
+    assert archiver.metric("dp3_archiver_store_errors_total") == 0
+    assert archiver.metric("dp3_archiver_photo_faults_total", reason="bad_name") == 1
+
+
+def test_artifacts_staged_for_other_bytes_are_never_archived_with_a_photo(
+    site: Site, journal: Journal, archiver: ArchiverProcess, corpus: Path
+) -> None:
+    """The original and its edited re-export shared an id under the old rule, and so ``staging/<id>``."""
+    original = site.photo("DSC00372.JPG", data=b"original" * 300)
+    staged = layout.staging_dir(site.staging, original.id)
+    mine = {p.name: p.read_bytes() for p in staged.iterdir()}
+    # The edited copy's render lands in the same folder (as the dispatcher's commit replaced it).
+    (staged / layout.thumbnail_name(original.id)).write_bytes(b"thumb of the edited copy")
+    (staged / layout.META_NAME).write_text(json.dumps({"width": 10, "sha256": "e" * 64}))
+    journal.publish(original)
+    wait_for(
+        lambda: archiver.metric("dp3_archiver_photo_faults_total", reason="foreign_artifacts") == 1,
+        30,
+        "the archiver to refuse the foreign artifacts",
+    )
+    time.sleep(1)
+    assert original.id not in journal.ids_with(Status.ARCHIVED)
+    for root in site.store_roots:
+        assert not (root / DATE / layout.thumbnail_name(original.id)).exists()
+    assert os.path.exists(original.fs_path)
+
+    # Rendered again (the re-drive's Detected, the dispatcher's fast path refuses the same folder): archived right.
+    for name, content in mine.items():
+        (staged / name).write_bytes(content)
+    journal.publish(original.next(Status.PROCESSED, service="dispatcher"))
+    journal.wait_all({original.id}, Status.COLLECTED, 30)
+    for root in site.store_roots:
+        thumbnail = root / DATE / layout.thumbnail_name(original.id)
+        assert thumbnail.read_bytes() == mine[layout.thumbnail_name(original.id)]
+
+
+def test_two_photos_that_once_shared_an_id_keep_two_records_in_the_stores(
+    site: Site, journal: Journal, archiver: ArchiverProcess
+) -> None:
+    """With the scanner's ids (the second one disambiguated), each photo has its own files and sidecar."""
+    original = site.photo("DSC00372.JPG", data=b"original" * 300)
+    edited_id = disambiguated_id(original.id, sha256_hex(b"edited" * 300))
+    edited = site.photo("DSC00372.JPG", data=b"edited" * 300, sub="edited", photo_id=edited_id)
+    for entry in (original, edited):
+        journal.publish(entry)
+    journal.wait_all({original.id, edited.id}, Status.COLLECTED, 30)
+    for root in site.store_roots:
+        for entry in (original, edited):
+            assert sha256_of(root / DATE / entry.id) == entry.sha256
+            document = json.loads((root / DATE / layout.sidecar_name(entry.id)).read_bytes())
+            assert document["sha256"] == entry.sha256 and document["id"] == entry.id
