@@ -546,13 +546,10 @@ def report_split_cpu(burst: Burst[tuple[str, str]], photos: int, cores: split_co
     return group_total(burst.cpu, split_cores.HEAD) / photos
 
 
-def split_main(args: argparse.Namespace, photos: list[Path]) -> int:
+def split_main(args: argparse.Namespace, cores: split_cores.Cores, photos: list[Path]) -> int:
     """The split-core mode (``--split-cores``): see docs/pipeline.md."""
-    try:
-        cores = split_cores.choose_cores(os.sched_getaffinity(0), args.head_core, args.worker_core)
-    except ValueError as exc:
-        print(f"pipeline_bench: {exc}", file=sys.stderr)
-        return 2
+    # A SIGTERM runs the clean-ups below too: RabbitMQ must not stay on one core.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     split_cores.pin(cores.head)  # this process, and all it starts from here on: the stack included
     burst = photos[: args.photos]
     work = Path(tempfile.mkdtemp(prefix="dp3-bench-split-"))
@@ -625,6 +622,15 @@ def main() -> int:
     parser.add_argument("--worker-core", type=int, help="split-core mode: the workers' core (default: the highest)")
     parser.add_argument("--core-workers", type=int, default=2, help="split-core mode: workers on the worker core")
     args = parser.parse_args()
+    if args.photos < 1 or args.singles < 0:
+        parser.error("--photos must be at least 1 and --singles at least 0")
+    if args.split_cores:
+        if args.core_workers < 1:
+            parser.error(f"--core-workers {args.core_workers}: at least 1")
+        try:
+            cores = split_cores.choose_cores(os.sched_getaffinity(0), args.head_core, args.worker_core)
+        except ValueError as exc:
+            parser.error(str(exc))
 
     print(f"making {args.photos + args.singles} distinct {SIZE[0]}x{SIZE[1]} JPEGs in {args.cache} ...", flush=True)
     photos = make_photos(args.photos + args.singles, args.cache)
@@ -632,7 +638,7 @@ def main() -> int:
     megabytes = sum(p.stat().st_size for p in burst) / 1e6
     print(f"{len(burst)} photos, {megabytes:.0f} MB; cores: {os.cpu_count()}", flush=True)
     if args.split_cores:
-        return split_main(args, photos)
+        return split_main(args, cores, photos)
 
     raw_rate, raw_median = raw_render(burst)
     print(f"raw render:  {raw_rate:6.2f} photos/s  (median {raw_median * 1000:.0f} ms per photo per core)", flush=True)
