@@ -566,7 +566,8 @@ def split_main(args: argparse.Namespace, cores: split_cores.Cores, photos: list[
             floor = floor_on_core(cores.head, burst, work / "rendered", work / "floor")
             shutil.rmtree(work / "floor")
             print(
-                f"file-work floor on the head core, one process: CPU {floor.cpu_ms_per_photo:.1f} ms per photo, "
+                f"file-work floor on the head core, one process: CPU {floor.cpu_ms_per_photo:.1f} ms per photo "
+                f"(kernel {floor.system_ms_per_photo:.1f}), "
                 f"{floor.rate:6.2f} photos/s wall",
                 flush=True,
             )

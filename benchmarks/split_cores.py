@@ -123,15 +123,20 @@ def expected_cpus(group: str, cores: Cores) -> set[int] | None:
 
 @dataclass(frozen=True)
 class FloorRun:
-    """The file-work floor's process: photos done, its CPU (user + system) and wall seconds."""
+    """The file-work floor's process: photos done, its CPU (user, system) and wall seconds."""
 
     photos: int
-    cpu_seconds: float
+    user_seconds: float
+    system_seconds: float
     wall_seconds: float
 
     @property
     def cpu_ms_per_photo(self) -> float:
-        return 1000 * self.cpu_seconds / self.photos
+        return 1000 * (self.user_seconds + self.system_seconds) / self.photos
+
+    @property
+    def system_ms_per_photo(self) -> float:
+        return 1000 * self.system_seconds / self.photos
 
     @property
     def rate(self) -> float:
@@ -416,12 +421,8 @@ def file_work_floor(photos: Sequence[FloorPhoto], folders: Sequence[Path]) -> Fl
     """:func:`floor_one` for every photo in this one process; its CPU (getrusage) and wall time."""
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
-    cpu_before, started = _cpu_seconds(), time.perf_counter()
+    before, started = os.times(), time.perf_counter()
     for photo in photos:
         floor_one(photo, folders)
-    return FloorRun(len(photos), _cpu_seconds() - cpu_before, time.perf_counter() - started)
-
-
-def _cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
+    wall, after = time.perf_counter() - started, os.times()
+    return FloorRun(len(photos), after.user - before.user, after.system - before.system, wall)

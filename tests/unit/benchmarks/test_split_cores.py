@@ -105,8 +105,9 @@ def test_listening_inodes_reads_only_listening_sockets_on_the_port() -> None:
 
 
 def test_floor_per_photo_arithmetic() -> None:
-    run = FloorRun(photos=200, cpu_seconds=1.4, wall_seconds=8.0)
+    run = FloorRun(photos=200, user_seconds=0.9, system_seconds=0.5, wall_seconds=8.0)
     assert run.cpu_ms_per_photo == pytest.approx(7.0)
+    assert run.system_ms_per_photo == pytest.approx(2.5)
     assert run.rate == pytest.approx(25.0)
 
 
@@ -126,7 +127,8 @@ def test_floor_copies_every_file_into_each_store_and_reads_the_originals_back(tm
     photo = FloorPhoto(original, (thumbnail, web), ("a.jpg", "a_thumb.jpg", "a_web.jpg"))
     run = file_work_floor([photo], folders)
     assert run.photos == 1
-    assert run.cpu_seconds >= 0
+    assert run.user_seconds >= 0
+    assert run.system_seconds >= 0
     assert run.wall_seconds > 0
     for folder in folders:
         assert (folder / "a.jpg").read_bytes() == original.read_bytes()
