@@ -21,32 +21,45 @@ In one run, on the same cores:
 Targets (issue 9): pipeline >= 0.7x the raw render rate; median single-photo
 latency <= DP3_STABLE_SECONDS + 2 s.
 
+``--split-cores`` (issue 17) measures the head node instead: the Work Queue
+workers and their render tasks on one core, everything else (the stack under
+supervisord, the MongoDB-wire server, RabbitMQ's server) on the other; it
+reports the raw render on the worker core alone, the pipeline, the head core's
+CPU per photo by program, the file-work floor on the head core, and the ratios
+against their targets (see ``benchmarks/split_cores.py`` and docs/pipeline.md).
+
 Run from the repository root (RabbitMQ running; about 3 minutes)::
 
-    .venv/bin/python benchmarks/pipeline_bench.py [--photos 200] [--singles 10] [--stable 1]
+    .venv/bin/python benchmarks/pipeline_bench.py [--photos 200] [--singles 10] [--stable 1] [--split-cores]
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import functools
 import os
 import resource
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks import split_cores  # noqa: E402
+from benchmarks.split_cores import CpuPair  # noqa: E402
 from dp3.files import sha256_file  # noqa: E402
 from dp3_archiver import sidecar  # noqa: E402
 from dp3_archiver.collect import Outcome, collect_original  # noqa: E402
@@ -55,8 +68,11 @@ from dp3_archiver.stores import Store  # noqa: E402
 from dp3_dispatcher import render_task  # noqa: E402
 from dp3_dispatcher.staging import Staging  # noqa: E402
 from dp3_dispatcher.verify import verify_render  # noqa: E402
+from dp3_dispatcher.workers import local_worker_environment  # noqa: E402
 from tests.rabbit import create_vhost, delete_vhost, wait_for  # noqa: E402
-from tests.stack import Stack, export_journal  # noqa: E402
+from tests.stack import Stack, export_journal, metric_samples  # noqa: E402
+
+ProgramKey = TypeVar("ProgramKey", str, tuple[str, str])
 
 CORPUS = REPO.parent / "shared" / "corpus" / "exif-samples"
 SIZE = (4032, 3024)  # 12.2 MP, a phone camera's frame
@@ -223,35 +239,13 @@ def collected_count(stack: Stack) -> int:
     return int(stack.api("/api/stats")["Collected"])
 
 
-def cpu_by_program() -> dict[str, tuple[float, float]]:
+def cpu_by_program() -> dict[str, CpuPair]:
     """(user, kernel) CPU seconds so far per program name, children waited for included (render tasks)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    totals: dict[str, tuple[float, float]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = Path(entry.path, "stat").read_text()
-            cmdline = Path(entry.path, "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        comm, fields = raw[raw.index("(") + 1 : raw.rindex(")")], raw[raw.rindex(")") + 2 :].split()
-        utime, stime, cutime, cstime = (int(value) / ticks for value in fields[11:15])
-        name = _program(comm, cmdline)
-        user, kernel = totals.get(name, (0.0, 0.0))
-        totals[name] = (user + utime + cutime, kernel + stime + cstime)
+    totals: dict[str, CpuPair] = {}
+    for sample in split_cores.processes():
+        user, kernel = totals.get(sample.program, (0.0, 0.0))
+        totals[sample.program] = (user + sample.cpu[0], kernel + sample.cpu[1])
     return totals
-
-
-def _program(comm: str, cmdline: list[bytes]) -> str:
-    names = [Path(part.decode(errors="replace")).name for part in cmdline[:2]]
-    if names and names[0].startswith("python") and len(names) > 1 and names[1]:
-        return names[1]  # a script: dp3-archiver, supervisord, this benchmark...
-    if comm.startswith("work_queue_work"):
-        return "work_queue_worker (+ render tasks)"
-    if comm in {"beam.smp", "erl_child_setup", "epmd", "inet_gethost"}:
-        return "rabbitmq (erlang)"
-    return comm
 
 
 def machine_busy() -> tuple[float, float]:
@@ -262,39 +256,55 @@ def machine_busy() -> tuple[float, float]:
     return (sum(values) - idle) / ticks, sum(values) / ticks
 
 
-def report_cpu(burst: Burst, photos: int) -> None:
+def report_cpu(burst: Burst[str], photos: int) -> None:
     print(f"CPU during the burst: machine {100 * burst.busy:.0f} % busy; per photo, by program (ms):")
     print(f"  {'program':36s} {'total':>7s} {'user':>7s} {'kernel':>7s}")
-    rows = sorted(burst.cpu.items(), key=lambda item: -sum(item[1]))
-    for name, (user, kernel) in rows:
-        if (user + kernel) * 1000 / photos >= 1:
-            per = [value * 1000 / photos for value in (user + kernel, user, kernel)]
-            print(f"  {name:36s} {per[0]:7.1f} {per[1]:7.1f} {per[2]:7.1f}")
+    print_cpu_rows(burst.cpu.items(), photos, "  ")
     total = sum(user + kernel for user, kernel in burst.cpu.values()) * 1000 / photos
     print(f"  {'everything on the machine':36s} {total:7.1f}")
 
 
+def print_cpu_rows(rows: Iterable[tuple[str, CpuPair]], photos: int, indent: str) -> None:
+    """Programs that took at least 1 ms per photo, most first: total, user, kernel ms per photo."""
+    for name, (user, kernel) in sorted(rows, key=lambda item: -sum(item[1])):
+        if (user + kernel) * 1000 / photos >= 1:
+            per = [value * 1000 / photos for value in (user + kernel, user, kernel)]
+            print(f"{indent}{name:{38 - len(indent)}s} {per[0]:7.1f} {per[1]:7.1f} {per[2]:7.1f}")
+
+
 @dataclass
-class Burst:
+class Burst(Generic[ProgramKey]):
     rate: float
     elapsed: float
-    cpu: dict[str, tuple[float, float]]  # (user, kernel) CPU seconds per program during the burst
+    cpu: dict[ProgramKey, CpuPair]  # (user, kernel) CPU seconds per program during the burst
     busy: float  # share of the machine's CPU time that was busy
 
 
-def pipeline(stack: Stack, photos: list[Path]) -> Burst:
-    """Photos per second from first drop to last Collected, that elapsed time, the CPU it took."""
+def pipeline(
+    stack: Stack,
+    photos: list[Path],
+    cpu_sample: Callable[[], dict[ProgramKey, CpuPair]],
+    watch: Callable[[], None] | None = None,
+) -> Burst[ProgramKey]:
+    """Photos per second from first drop to last Collected, that elapsed time, the CPU it took.
+
+    ``cpu_sample`` reads the CPU used so far by program; ``watch``, if given, is
+    called about every 2 s while the burst runs (the split-core mode's pinning check).
+    """
     before = collected_count(stack)
-    cpu_before, busy_before = cpu_by_program(), machine_busy()
+    cpu_before, busy_before = cpu_sample(), machine_busy()
     first_drop = time.time()
     for index, photo in enumerate(photos):
         folder = stack.inbox / OWNERS[index % len(OWNERS)]
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(photo, folder / photo.name)
-    last = {"n": before}
+    last = {"n": before, "watched": time.monotonic()}
     dropped = [stack.inbox / OWNERS[index % len(OWNERS)] / photo.name for index, photo in enumerate(photos)]
 
     def done() -> bool:
+        if watch is not None and time.monotonic() - last["watched"] >= 2:
+            watch()
+            last["watched"] = time.monotonic()
         # The inbox first (a stat per photo): asking the portal costs the stack CPU the burst should have.
         left = sum(1 for path in dropped if path.exists())
         if left:
@@ -308,7 +318,7 @@ def pipeline(stack: Stack, photos: list[Path]) -> Burst:
         return count - before >= len(photos)
 
     wait_for(done, 1800, "every photo collected", interval=0.25)
-    cpu_after, busy_after = cpu_by_program(), machine_busy()
+    cpu_after, busy_after = cpu_sample(), machine_busy()
     cpu = {
         name: (user - cpu_before.get(name, (0.0, 0.0))[0], kernel - cpu_before.get(name, (0.0, 0.0))[1])
         for name, (user, kernel) in cpu_after.items()
@@ -362,6 +372,241 @@ def stage_times(entries: list[dict[str, Any]], names: set[str]) -> dict[str, lis
     return stages
 
 
+def latency_line(latencies: list[float], stable: float) -> tuple[str, bool]:
+    """The single-photo line and whether its median is within DP3_STABLE_SECONDS + 2 s."""
+    median = statistics.median(latencies)
+    bound = stable + 2
+    met = median <= bound
+    line = (
+        f"single photo drop-to-collected: median {median:.2f} s, min {min(latencies):.2f} s, "
+        f"max {max(latencies):.2f} s  (target <= {bound:g} s: {'met' if met else 'MISSED'})"
+    )
+    return line, met
+
+
+def print_stages(stages: dict[str, list[float]]) -> None:
+    print("where the time goes in the burst (median / p90 seconds per photo):")
+    for stage, values in stages.items():
+        if values:
+            values.sort()
+            p90 = values[int(0.9 * (len(values) - 1))]
+            print(f"  {stage:8s} {statistics.median(values):7.2f} / {p90:6.2f}")
+
+
+# ---------------------------------------------------------------- split-core mode
+
+
+@dataclass(frozen=True)
+class OneCoreRender:
+    rate: float  # photos per second
+    median: float  # seconds per photo
+    cpu: float  # CPU seconds per photo (the process's, all its threads)
+
+
+def _render_all(sources: list[str], outroot: str) -> tuple[float, list[float], float]:
+    """Each photo rendered into ``outroot/<stem>/``, one after another, after one warm-up render.
+
+    Returns the wall seconds for all, each photo's, and this process's CPU seconds for all.
+    """
+    with tempfile.TemporaryDirectory() as warm:
+        render_task.render(sources[0], warm)
+    times = []
+    cpu_before, started = os.times(), time.perf_counter()
+    for source in sources:
+        begun = time.perf_counter()
+        render_task.render(source, str(Path(outroot) / Path(source).stem))
+        times.append(time.perf_counter() - begun)
+    elapsed, cpu_after = time.perf_counter() - started, os.times()
+    return elapsed, times, (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+
+
+def render_on_core(core: int, photos: list[Path], outroot: Path) -> OneCoreRender:
+    """The raw render in one process pinned to ``core``; the artifacts stay in ``outroot`` for the floor."""
+    with concurrent.futures.ProcessPoolExecutor(1, initializer=split_cores.pin, initargs=(core,)) as pool:
+        elapsed, times, cpu = pool.submit(_render_all, [str(p) for p in photos], str(outroot)).result()
+    return OneCoreRender(len(photos) / elapsed, statistics.median(times), cpu / len(photos))
+
+
+def floor_on_core(core: int, photos: list[Path], rendered: Path, home: Path) -> split_cores.FloorRun:
+    """The file-work floor in one process pinned to ``core``; the inbox copies are made before the clock."""
+    inbox = home / "inbox"
+    inbox.mkdir(parents=True)
+    jobs = []
+    for photo in photos:
+        shutil.copyfile(photo, inbox / photo.name)
+        files = StoredFiles(photo.name)
+        artifacts = (rendered / photo.stem / render_task.THUMBNAIL_NAME, rendered / photo.stem / render_task.WEB_NAME)
+        jobs.append(split_cores.FloorPhoto(inbox / photo.name, artifacts, (files.original, files.thumbnail, files.web)))
+    os.sync()
+    folders = [home / name / FLOOR_DATE for name in ("archive-a", "archive-b")]
+    with concurrent.futures.ProcessPoolExecutor(1, initializer=split_cores.pin, initargs=(core,)) as pool:
+        return pool.submit(split_cores.file_work_floor, jobs, folders).result()
+
+
+def start_workers(core: int, count: int, port: int, folder: Path) -> list[subprocess.Popen[bytes]]:
+    """``count`` Work Queue workers, pinned to ``core`` before they exist (``taskset`` execs the worker)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DP3_")}
+    env.update(local_worker_environment())
+    workers = []
+    for index in range(count):
+        workdir = folder / f"worker-{index}"
+        workdir.mkdir(parents=True)
+        with (workdir / "worker.log").open("ab") as log:
+            command = ["taskset", "--cpu-list", str(core), "work_queue_worker", "--cores", "1"]
+            command += ["--timeout", "3600", "--workdir", str(workdir), "127.0.0.1", str(port)]
+            workers.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+    return workers
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each worker, SIGKILL one that stays, and any render task left below them."""
+    below = split_cores.tree([w.pid for w in workers], {s.pid: s.parent for s in split_cores.processes()})
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        try:
+            worker.wait(10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(5)
+    for pid in below - {w.pid for w in workers}:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def workers_connected(stack: Stack) -> int:
+    url = f"http://127.0.0.1:{stack.metrics_ports['dispatcher']}/metrics"
+    return int(metric_samples(url, "dp3_dispatcher_workers_connected").get("", 0))
+
+
+@dataclass
+class SplitRun:
+    burst: Burst[tuple[str, str]]
+    latencies: list[float]
+    stages: dict[str, list[float]]
+    pinning: split_cores.PinningCheck
+
+
+def split_pipeline(args: argparse.Namespace, run: split_cores.Run, photos: list[Path], work: Path) -> SplitRun:
+    """The stack on the head core (inherited from this process), workers on the worker core; burst and singles."""
+    burst, one_by_one = photos[: args.photos], photos[args.photos :]
+    vhost, url = create_vhost("dp3-bench")
+    stack = Stack(
+        run.home,
+        url,
+        {
+            "DP3_STABLE_SECONDS": f"{args.stable:g}",
+            "DP3_WORK_QUEUE_BATCH": "none",  # the benchmark starts the workers, on the worker core
+            "DP3_RENDER_BATCH": str(args.batch),
+        },
+    )
+    pinning = split_cores.PinningCheck()
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        stack.start()
+        workers = start_workers(run.cores.worker, args.core_workers, int(stack.env["DP3_WORK_QUEUE_PORT"]), work)
+        run.worker_pids = [worker.pid for worker in workers]
+        wait_for(lambda: workers_connected(stack) >= len(workers), 60, "the workers connected", interval=0.5)
+        pinning.look(run)
+        measured = pipeline(stack, burst, run.cpu_by_group, functools.partial(pinning.look, run))
+        pinning.look(run)
+        latencies = singles(stack, one_by_one) if one_by_one else []
+        pinning.look(run)
+        stages = stage_times(export_journal(stack), {p.name for p in burst})
+    finally:
+        stop_workers(workers)
+        stack.stop()
+        delete_vhost(vhost)
+    return SplitRun(measured, latencies, stages, pinning)
+
+
+def group_total(cpu: dict[tuple[str, str], CpuPair], group: str) -> float:
+    """CPU seconds of one group, every program in it."""
+    return sum(user + kernel for (where, _), (user, kernel) in cpu.items() if where == group)
+
+
+NOT_COUNTED = {
+    split_cores.KERNEL: "kernel threads (whole machine)",
+    split_cores.BENCHMARK: "this benchmark (watching)",
+    split_cores.OTHER: "other processes (not this run)",
+}
+
+
+def report_split_cpu(burst: Burst[tuple[str, str]], photos: int, cores: split_cores.Cores) -> float:
+    """The CPU table split by core; returns the head node's CPU seconds per photo."""
+    print(f"CPU during the burst: machine {100 * burst.busy:.0f} % busy; per photo, by program (ms):")
+    print(f"  {'program':36s} {'total':>7s} {'user':>7s} {'kernel':>7s}")
+    for group, core in ((split_cores.HEAD, cores.head), (split_cores.WORKER, cores.worker)):
+        print(f"  {group} {core}:")
+        print_cpu_rows([(name, pair) for (where, name), pair in burst.cpu.items() if where == group], photos, "    ")
+        print(f"    {'all of the ' + group:34s} {group_total(burst.cpu, group) * 1000 / photos:7.1f}")
+    print("  not counted for the head node:")
+    for group, label in NOT_COUNTED.items():
+        print(f"    {label:34s} {group_total(burst.cpu, group) * 1000 / photos:7.1f}")
+    return group_total(burst.cpu, split_cores.HEAD) / photos
+
+
+def split_main(args: argparse.Namespace, cores: split_cores.Cores, photos: list[Path]) -> int:
+    """The split-core mode (``--split-cores``): see docs/pipeline.md."""
+    # A SIGTERM runs the clean-ups below too: RabbitMQ must not stay on one core.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    split_cores.pin(cores.head)  # this process, and all it starts from here on: the stack included
+    burst = photos[: args.photos]
+    work = Path(tempfile.mkdtemp(prefix="dp3-bench-split-"))
+    try:
+        with split_cores.rabbitmq_pinned(cores.head) as rabbitmq:
+            print(f"head core {cores.head}: this benchmark, the stack, RabbitMQ ({rabbitmq.threads} threads pinned)")
+            print(f"worker core {cores.worker}: {args.core_workers} Work Queue workers and their render tasks")
+            raw = render_on_core(cores.worker, burst, work / "rendered")
+            print(
+                f"raw render on the worker core, one process: {raw.rate:6.2f} photos/s  "
+                f"(median {raw.median * 1000:.0f} ms, CPU {raw.cpu * 1000:.0f} ms per photo)",
+                flush=True,
+            )
+            floor = floor_on_core(cores.head, burst, work / "rendered", work / "floor")
+            shutil.rmtree(work / "floor")
+            print(
+                f"file-work floor on the head core, one process: CPU {floor.cpu_ms_per_photo:.1f} ms per photo "
+                f"(kernel {floor.system_ms_per_photo:.1f}), "
+                f"{floor.rate:6.2f} photos/s wall",
+                flush=True,
+            )
+            measured = split_pipeline(args, split_cores.Run(work / "home", cores, rabbitmq.roots), photos, work)
+        print(
+            f"RabbitMQ (pids {sorted(rabbitmq.roots)} and below): {rabbitmq.restored} threads have their own "
+            f"affinity back, {rabbitmq.not_restored} do not"
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    burst_run = measured.burst
+    print(f"pipeline:    {burst_run.rate:6.2f} photos/s  ({burst_run.elapsed:.1f} s from first drop to last Collected)")
+    print(measured.pinning.summary(cores))
+    head_cpu = report_split_cpu(burst_run, len(burst), cores)
+    worker_cpu = group_total(burst_run.cpu, split_cores.WORKER) / len(burst)
+    print(
+        f"worker core's CPU per photo in the pipeline: {worker_cpu * 1000:.1f} ms, {worker_cpu / raw.cpu:.2f}x the "
+        "raw render's (Work Queue's transfers, one Python start per task)"
+    )
+    print_stages(measured.stages)
+    to_raw = burst_run.rate / raw.rate
+    to_floor = head_cpu * 1000 / floor.cpu_ms_per_photo
+    print("targets, ratios from this one run:")
+    print(
+        f"  pipeline / raw render on the worker core       {to_raw:6.2f}x  "
+        f"(target >= 0.90x: {split_cores.verdict(to_raw, 0.9, at_least=True)})"
+    )
+    print(
+        f"  head-node CPU per photo / file-work floor      {to_floor:6.2f}x  "
+        f"({head_cpu * 1000:.1f} / {floor.cpu_ms_per_photo:.1f} ms; "
+        f"target <= 4x: {split_cores.verdict(to_floor, 4, at_least=False)}, "
+        f"aim 2x: {split_cores.verdict(to_floor, 2, at_least=False)})"
+    )
+    if measured.latencies:
+        print("  " + latency_line(measured.latencies, args.stable)[0])
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--photos", type=int, default=200)
@@ -369,13 +614,32 @@ def main() -> int:
     parser.add_argument("--stable", type=float, default=1.0, help="DP3_STABLE_SECONDS for the stack")
     parser.add_argument("--batch", type=int, default=16, help="DP3_RENDER_BATCH: most photos per render task")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "dp3-bench-photos")
+    parser.add_argument(
+        "--split-cores",
+        action="store_true",
+        help="workers and render tasks on one core, the rest of the stack on another; targets of issue 17",
+    )
+    parser.add_argument("--head-core", type=int, help="split-core mode: the head node's core (default: the lowest)")
+    parser.add_argument("--worker-core", type=int, help="split-core mode: the workers' core (default: the highest)")
+    parser.add_argument("--core-workers", type=int, default=2, help="split-core mode: workers on the worker core")
     args = parser.parse_args()
+    if args.photos < 1 or args.singles < 0:
+        parser.error("--photos must be at least 1 and --singles at least 0")
+    if args.split_cores:
+        if args.core_workers < 1:
+            parser.error(f"--core-workers {args.core_workers}: at least 1")
+        try:
+            cores = split_cores.choose_cores(os.sched_getaffinity(0), args.head_core, args.worker_core)
+        except ValueError as exc:
+            parser.error(str(exc))
 
     print(f"making {args.photos + args.singles} distinct {SIZE[0]}x{SIZE[1]} JPEGs in {args.cache} ...", flush=True)
     photos = make_photos(args.photos + args.singles, args.cache)
     burst, one_by_one = photos[: args.photos], photos[args.photos :]
     megabytes = sum(p.stat().st_size for p in burst) / 1e6
     print(f"{len(burst)} photos, {megabytes:.0f} MB; cores: {os.cpu_count()}", flush=True)
+    if args.split_cores:
+        return split_main(args, cores, photos)
 
     raw_rate, raw_median = raw_render(burst)
     print(f"raw render:  {raw_rate:6.2f} photos/s  (median {raw_median * 1000:.0f} ms per photo per core)", flush=True)
@@ -403,7 +667,7 @@ def main() -> int:
     )
     try:
         stack.start()
-        measured = pipeline(stack, burst)
+        measured = pipeline(stack, burst, cpu_by_program)
         latencies = singles(stack, one_by_one) if one_by_one else []
         stages = stage_times(export_journal(stack), {p.name for p in burst})
     finally:
@@ -415,19 +679,9 @@ def main() -> int:
     print(f"pipeline:    {measured.rate:6.2f} photos/s  ({measured.elapsed:.1f} s from first drop to last Collected)")
     print(f"ratio:       {ratio:.2f}x of the raw render  (target >= 0.70x: {'met' if ratio >= 0.7 else 'MISSED'})")
     if latencies:
-        median = statistics.median(latencies)
-        bound = args.stable + 2
-        print(
-            f"single photo drop-to-collected: median {median:.2f} s, min {min(latencies):.2f} s, "
-            f"max {max(latencies):.2f} s  (target <= {bound:g} s: {'met' if median <= bound else 'MISSED'})"
-        )
+        print(latency_line(latencies, args.stable)[0])
     report_cpu(measured, len(burst))
-    print("where the time goes in the burst (median / p90 seconds per photo):")
-    for stage, values in stages.items():
-        if values:
-            values.sort()
-            p90 = values[int(0.9 * (len(values) - 1))]
-            print(f"  {stage:8s} {statistics.median(values):7.2f} / {p90:6.2f}")
+    print_stages(stages)
     return 0
 
 
