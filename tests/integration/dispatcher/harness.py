@@ -189,6 +189,7 @@ class Worker:
         env: Mapping[str, str] | None = None,
         hostname: str | None = None,
         idle_timeout: int = 120,
+        password_file: Path | None = None,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         command = [
@@ -199,6 +200,7 @@ class Worker:
             str(idle_timeout),
             "--workdir",
             str(workdir),
+            *(["--password", str(password_file)] if password_file is not None else []),
             "127.0.0.1",
             str(port),
         ]

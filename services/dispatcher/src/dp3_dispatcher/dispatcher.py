@@ -336,7 +336,7 @@ class Dispatcher:
         try:
             thumbnail, web, meta = self._staging.name_artifacts(workspace, entry.id, outcome.artifacts)
             assert entry.sha256 is not None
-            verification = verify_render(thumbnail, web, meta, entry.sha256)
+            verification = verify_render(thumbnail, web, meta, entry.sha256, max_pixels=self._settings.max_pixels)
             if not verification.ok or verification.meta is None:
                 self._retry(job, f"invalid artifacts from {result.worker_address}: {verification.reason}", plog)
                 return True
@@ -428,7 +428,7 @@ class Dispatcher:
         if host is None or host in self._blocked_hosts:
             return
         try:
-            others = {w.hostname for w in query_workers(self._runner.port)} - {host}
+            others = {w.hostname for w in query_workers(self._runner.port, password=self._runner.password)} - {host}
         except (OSError, ValueError):
             return
         if not others:
@@ -442,7 +442,7 @@ class Dispatcher:
         if address is None:
             return None
         try:
-            name = hostname_of(self._runner.port, address)
+            name = hostname_of(self._runner.port, address, password=self._runner.password)
         except (OSError, ValueError) as exc:
             log.warning("could not ask the manager about worker %s: %s", address, exc)
             return None

@@ -109,6 +109,11 @@ EXIF_KEYS = (
     "orientation",
     "gps",
 )
+# Bounds of the EXIF subset, shared with the dispatcher's meta.json schema (artifact_meta.py):
+# what is outside them is reported as absent, so an honest render always passes the schema.
+TEXT_LIMIT = 200
+NUMBER_LIMIT = 2**53  # exact in JSON, BSON and JavaScript
+EXIF_YEARS = (1800, 2199)  # a camera clock outside this is unset or broken, not a capture date
 META_KEYS = ("sha256", "size", "format", "width", "height", "thumbnail", "web", "exif", "render_seconds")
 
 # Formats Pillow decodes that DP3 renders. Anything else Pillow happens to open
@@ -225,19 +230,19 @@ def as_float(value: Any) -> "float | None":
             number = float(value)
     except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         return None
-    return number if math.isfinite(number) else None
+    return number if math.isfinite(number) and abs(number) <= NUMBER_LIMIT else None
 
 
 def as_int(value: Any) -> "int | None":
     if isinstance(value, (tuple, list)):
         return as_int(value[0]) if value else None
     number = as_float(value)
-    if number is None or abs(number) > 2**53:
+    if number is None or abs(number) > NUMBER_LIMIT:
         return None
     return int(number)
 
 
-def as_text(value: Any, limit: int = 200) -> "str | None":
+def as_text(value: Any, limit: int = TEXT_LIMIT) -> "str | None":
     """Printable text from an EXIF string (str or bytes, NUL-padded, any encoding), else None."""
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
@@ -258,7 +263,7 @@ def exif_datetime(value: Any) -> "str | None":
         moment = datetime.datetime(year, month, day, hour, minute, second)
     except ValueError:
         return None
-    return moment.isoformat()
+    return moment.isoformat() if EXIF_YEARS[0] <= year <= EXIF_YEARS[1] else None
 
 
 def exif_offset(value: Any) -> "str | None":

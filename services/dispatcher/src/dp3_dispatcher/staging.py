@@ -20,6 +20,7 @@ from typing import Any
 
 from dp3 import layout
 from dp3.files import TEMP_PREFIX, fsync_dir
+from dp3_dispatcher.render_task import DEFAULT_MAX_PIXELS
 from dp3_dispatcher.verify import verify_render
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,9 @@ log = logging.getLogger(__name__)
 class Staging:
     """The staging folder: fast-path lookups, workspaces, atomic commits."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.root = root
+        self._max_pixels = max_pixels  # the bound of the meta.json schema, as the render task was told
         root.mkdir(parents=True, exist_ok=True)
 
     def artifact_paths(self, folder: Path, photo_id: str) -> tuple[Path, Path, Path]:
@@ -46,7 +48,7 @@ class Staging:
         thumbnail, web, meta = self.artifact_paths(folder, photo_id)
         if folder.is_symlink() or not (thumbnail.is_file() and web.is_file() and meta.is_file()):
             return None
-        verification = verify_render(thumbnail, web, meta, sha256)
+        verification = verify_render(thumbnail, web, meta, sha256, max_pixels=self._max_pixels)
         if not verification.ok:
             log.info(
                 "staged artifacts do not verify (%s); rendering again",
