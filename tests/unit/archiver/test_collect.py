@@ -9,6 +9,7 @@ from typing import BinaryIO
 
 import pytest
 
+from dp3.files import sha256_stream
 from dp3_archiver import collect as collect_module
 from dp3_archiver.collect import Outcome, collect_original
 
@@ -95,10 +96,9 @@ def test_keeps_a_file_rewritten_in_place_while_it_was_hashed_even_with_its_mtime
 ) -> None:
     # The same inode, the same size, the old mtime restored (touch -r, os.utime): only the ctime tells.
     inbox, path, sha = inbox_file(tmp_path, b"photo bytes")
-    real_hash = collect_module.sha256_stream
 
     def hash_then_rewrite(stream: BinaryIO) -> tuple[str, int]:
-        result = real_hash(stream)
+        result = sha256_stream(stream)
         before = path.stat()
         with path.open("r+b") as rewrite:  # in place: same inode
             rewrite.write(b"PHOTO BYTES")
