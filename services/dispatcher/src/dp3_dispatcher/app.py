@@ -102,6 +102,7 @@ class DispatcherApp:
             metrics.WORKERS_CONNECTED.set(stats.workers_connected)
             metrics.TASKS_WAITING.set(stats.tasks_waiting)
             metrics.TASKS_RUNNING.set(stats.tasks_running)
+            metrics.STAGING_FULL.set(int(self.staging.full()))
             # The factory starts on first demand, a second after the first task is
             # queued, so that its first cycle sees the burst (it looks every 30 s);
             # once started it is kept running (restarted if it dies).

@@ -11,6 +11,12 @@ Every rule below is per photo: one bad photo in a batch fails alone.
 
 What a returned task means, in order:
 
+* staging is full (its results could not be written, or too little room is
+  left): a staging problem, not the photo's nor the worker's. No attempt is
+  charged, no worker is set aside; the photos wait, and nothing is sent to
+  a worker, until staging has room again (checked every
+  ``STAGING_RETRY_SECONDS``; ``dp3_dispatcher_staging_full``).
+
 * Work Queue could not send an input because a photo's original has left
   the inbox since it was accepted (collected after an earlier render of the
   same photo, whose Detected came again; or deleted by its owner): that photo
@@ -66,7 +72,7 @@ from dp3_dispatcher.batch_results import Missing, PhotoOutcome, RenderFailed, ou
 from dp3_dispatcher.batching import batch_sizes
 from dp3_dispatcher.runner import TaskRunner
 from dp3_dispatcher.settings import DispatcherSettings
-from dp3_dispatcher.staging import Staging
+from dp3_dispatcher.staging import Staging, out_of_space
 from dp3_dispatcher.verify import classify_exit, permanent, verify_render
 
 log = logging.getLogger(__name__)
@@ -75,6 +81,7 @@ SERVICE = "dispatcher"
 SCRIPT_REMOTE = "render_task.py"
 RESULTS_REMOTE = "results.tar"
 RENDER_SCRIPT = Path(__file__).with_name("render_task.py")
+STAGING_RETRY_SECONDS = 10.0
 
 Events = Sequence[JournalEntry]
 
@@ -140,6 +147,7 @@ class Dispatcher:
         self._tasks_out = 0  # submitted to Work Queue, not back yet
         self._blocked_hosts: set[str] = set()
         self._closed = False
+        self._space_timer: threading.Timer | None = None
 
     @property
     def blocked_hosts(self) -> frozenset[str]:
@@ -148,6 +156,8 @@ class Dispatcher:
     def close(self) -> None:
         """Stop settling photos: called once the consumer has stopped, so their messages are redelivered."""
         self._closed = True
+        if self._space_timer is not None:
+            self._space_timer.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # --- the broker handler -------------------------------------------------
@@ -205,6 +215,8 @@ class Dispatcher:
 
     def _submit_waiting(self) -> None:
         """Send what waits as tasks, sized by :func:`batching.batch_sizes`."""
+        if self._hold_while_staging_full():
+            return
         with self._lock:
             if self._closed:
                 return
@@ -231,6 +243,9 @@ class Dispatcher:
             workspace = self._staging.workspace()
         except OSError as exc:
             self._task_back()
+            if out_of_space(exc):
+                self._staging_full(jobs, f"cannot make a workspace: {exc}")
+                return
             for job in jobs:
                 self._settle_exception(job, exc)
             return
@@ -281,6 +296,11 @@ class Dispatcher:
     def _conclude(self, batch: _Batch, result: TaskResult) -> None:
         """The task as a whole first (Work Queue, the worker's environment), then each photo."""
         metrics.TASK_SECONDS.observe(max(0.0, result.done_at - result.submitted_at))
+        if result.result is not Result.SUCCESS and self._staging.full():
+            # Work Queue could not write the results: OUTPUT_MISSING, or MAX_RETRIES after it
+            # dropped the worker on each failed transfer (cctools 8.0 counts that as the worker's).
+            self._staging_full(batch.jobs, f"Work Queue: {result_text(result.result)}")
+            return
         if result.result is Result.INPUT_MISSING and self._drop_gone_originals(batch.jobs):
             return
         if result.result not in (Result.SUCCESS, Result.OUTPUT_MISSING) or (
@@ -299,6 +319,9 @@ class Dispatcher:
         try:
             outcomes = read_results(batch.workspace / RESULTS_REMOTE, len(batch.jobs), self._staging.workspace)
         except (OSError, tarfile.TarError) as exc:
+            if out_of_space(exc):
+                self._staging_full(batch.jobs, f"cannot unpack the results: {exc}")
+                return
             self._set_aside(result)
             self._retry_all(batch.jobs, f"unreadable results from {result.worker_address}: {exc}", result)
             return
@@ -309,7 +332,10 @@ class Dispatcher:
             try:
                 invalid |= self._conclude_photo(job, outcome, result)
             except Exception as exc:  # noqa: BLE001 - one photo's trouble does not stop the others
-                self._settle_exception(job, exc)
+                if out_of_space(exc):
+                    self._staging_full([job], f"cannot stage the artifacts: {exc}")
+                else:
+                    self._settle_exception(job, exc)
         if invalid:
             self._set_aside(result)
 
@@ -346,6 +372,37 @@ class Dispatcher:
         plog.info("rendered and verified (its task ran %.2fs)", result.execute_seconds)
         self._settle(job, [self._processed(entry, verification.meta)])
         return False
+
+    def _staging_full(self, jobs: Sequence[_Job], reason: str) -> None:
+        """Staging has no room: hold the photos, charge nothing, blame no worker; see the module docstring."""
+        metrics.STAGING_FULL_TOTAL.inc()
+        metrics.STAGING_FULL.set(1)
+        for job in jobs:
+            photo_logger(log, job.entry.id).warning(
+                "staging %s is full (%s); the render waits for room, no attempt counted", self._staging.root, reason
+            )
+        self._requeue(jobs)
+
+    def _look_for_space(self) -> None:
+        with self._lock:
+            self._space_timer = None  # this timer is done: a still-full staging schedules the next look
+        self._submit_waiting()
+
+    def _hold_while_staging_full(self) -> bool:
+        """True (and a look again later is scheduled) while photos wait and staging has no room for them."""
+        with self._lock:
+            if not self._waiting or self._closed:
+                return False
+        if not self._staging.full():
+            metrics.STAGING_FULL.set(0)
+            return False
+        metrics.STAGING_FULL.set(1)
+        with self._lock:
+            if self._space_timer is None or not self._space_timer.is_alive():
+                self._space_timer = threading.Timer(STAGING_RETRY_SECONDS, self._look_for_space)
+                self._space_timer.daemon = True
+                self._space_timer.start()
+        return True
 
     def _missing_decoder(self, job: _Job, message: str, plog: PhotoLogger) -> None:
         """This worker lacks a decoder for this photo (HEIC without pillow-heif); another worker may have it.
