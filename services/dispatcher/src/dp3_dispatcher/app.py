@@ -107,7 +107,7 @@ class DispatcherApp:
             # queued, so that its first cycle sees the burst (it looks every 30 s);
             # once started it is kept running (restarted if it dies).
             if self.factory is not None and (self.factory.pid is not None or stats.tasks_waiting > 0):
-                self.factory.set_demand(stats.tasks_waiting + stats.tasks_on_workers, stats.workers_connected)
+                self.factory.set_demand(self.dispatcher.demand, stats.workers_connected)
                 self.factory.ensure_running()
             if not self.runner.alive.is_set():
                 log.error("the Work Queue loop died; stopping")

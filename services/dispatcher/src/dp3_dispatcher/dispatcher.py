@@ -150,6 +150,12 @@ class Dispatcher:
         self._space_timer: threading.Timer | None = None
 
     @property
+    def demand(self) -> int:
+        """Tasks that could run now: those out on Work Queue, plus one per photo still waiting here."""
+        with self._lock:
+            return self._tasks_out + len(self._waiting)
+
+    @property
     def blocked_hosts(self) -> frozenset[str]:
         return frozenset(self._blocked_hosts)
 

@@ -106,7 +106,8 @@ class FactoryConfig:
 def factory_workers(demand: int, connected: int, workers_min: int, workers_max: int) -> int:
     """The ``min-workers`` (and ``max-workers``) to write for a factory that cannot query the manager.
 
-    ``demand`` is tasks waiting plus tasks on workers; the factory should keep
+    ``demand`` is the tasks that could run now (the dispatcher's, see
+    ``Dispatcher.demand``); the factory should keep
     ``wanted`` = demand within ``[workers_min, workers_max]``. Seeing no
     manager, the factory counts 0 workers connected, takes each worker it
     submitted as still on its way, and so submits ``value - 2 * submitted``
@@ -199,7 +200,9 @@ class WorkerFactory:
         count = factory_workers(*self._demand, self.config.workers_min, self.config.workers_max)
         if count == self._written:
             return
-        atomic_write_bytes(path, json.dumps({"min-workers": count, "max-workers": count}).encode())
+        # max-workers 0 is refused ("less than one"), and the factory then exits at start.
+        limits = {"min-workers": count, "max-workers": max(1, count)}
+        atomic_write_bytes(path, json.dumps(limits).encode())
         # The factory re-reads the file when its mtime, in whole seconds, changes: make each write a new second.
         self._demand_mtime = max(int(time.time()), self._demand_mtime + 1)
         os.utime(path, (self._demand_mtime, self._demand_mtime))
