@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dp3_dispatcher.settings import PASSWORD_FILE_NAME
 from tests.integration.dispatcher.harness import DispatcherProcess, Outcomes, Worker
 
 
@@ -47,6 +48,8 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     workers: list[Worker] = []
 
     def start(port: int, name: str, **kwargs: object) -> Worker:
+        # The password the dispatcher of start_dispatcher generated (pass password_file=None for none).
+        kwargs.setdefault("password_file", tmp_path / "home" / PASSWORD_FILE_NAME)
         worker = Worker(port, workdir=tmp_path / "workers" / name, **kwargs)  # type: ignore[arg-type]
         workers.append(worker)
         return worker

@@ -190,6 +190,7 @@ class Worker:
         env: Mapping[str, str] | None = None,
         hostname: str | None = None,
         idle_timeout: int = 120,
+        password_file: Path | None = None,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         command = [
@@ -200,6 +201,7 @@ class Worker:
             str(idle_timeout),
             "--workdir",
             str(workdir),
+            *(["--password", str(password_file)] if password_file is not None else []),
             "127.0.0.1",
             str(port),
         ]
@@ -299,20 +301,52 @@ def slow_python_path(folder: Path, seconds: int) -> dict[str, str]:
 
 def tampering_python_path(folder: Path) -> dict[str, str]:
     """PATH whose python3 renders, then truncates every web.jpg: a worker that 'completes' with bad artifacts."""
+    return _rewriting_python_path(
+        folder,
+        _TRUNCATE_WEB,
+        "if [ -f web.jpg ]; then head -c 300 web.jpg > web.part && mv web.part web.jpg; fi\n",
+    )
+
+
+def forging_meta_python_path(folder: Path) -> dict[str, str]:
+    """PATH whose python3 renders, then scales meta.json's width and height by 2**60 (aspect kept)."""
+    return _rewriting_python_path(folder, _FORGE_META)
+
+
+def _rewriting_python_path(folder: Path, tar_script: str, shell: str = "") -> dict[str, str]:
+    """PATH whose python3 runs the real one, then ``tar_script`` on results.tar (and ``shell``)."""
     folder.mkdir(parents=True, exist_ok=True)
-    truncate = folder / "truncate_web.py"
-    truncate.write_text(_TRUNCATE_WEB)
+    rewrite = folder / "rewrite_results.py"
+    rewrite.write_text(tar_script)
     shim = folder / "python3"
     shim.write_text(
         "#!/bin/sh\n"
         f'"{sys.executable}" "$@"\n'
         "status=$?\n"
-        "if [ -f web.jpg ]; then head -c 300 web.jpg > web.part && mv web.part web.jpg; fi\n"
-        f'if [ -f results.tar ]; then "{sys.executable}" "{truncate}" results.tar; fi\n'
+        f"{shell}"
+        f'if [ -f results.tar ]; then "{sys.executable}" "{rewrite}" results.tar; fi\n'
         'exit "$status"\n'
     )
     shim.chmod(0o755)
     return {"PATH": f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+_FORGE_META = """
+import io, json, sys, tarfile
+members = []
+with tarfile.open(sys.argv[1]) as archive:
+    for member in archive:
+        data = archive.extractfile(member).read() if member.isreg() else None
+        if member.name.endswith("/meta.json"):
+            meta = json.loads(data)
+            meta["width"], meta["height"] = meta["width"] << 60, meta["height"] << 60
+            data = json.dumps(meta).encode()
+            member.size = len(data)
+        members.append((member, data))
+with tarfile.open(sys.argv[1], "w") as archive:
+    for member, data in members:
+        archive.addfile(member, io.BytesIO(data) if data is not None else None)
+"""
 
 
 _TRUNCATE_WEB = """

@@ -19,6 +19,7 @@ from dp3.workqueue import (
     TaskResult,
     WorkQueueError,
     hostname_of,
+    query_workers,
 )
 from tests.integration.dispatcher.harness import Worker
 from tests.rabbit import wait_for
@@ -190,3 +191,45 @@ def test_memory_is_freed(manager: Manager, tmp_path: Path) -> None:
     grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     # Leaking every task would take well over 50 MB (20000 x ~3 KB of strings alone).
     assert grown_kb < 20_000, f"resident size grew by {grown_kb} KB over 20000 tasks"
+
+
+def test_a_manager_with_a_password_runs_tasks_only_on_workers_that_hold_it(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"the shared secret\n")  # byte for byte, newline included, on both sides
+    wrong = tmp_path / "wrong"
+    wrong.write_bytes(b"the shared secret")
+    with pytest.raises(WorkQueueError, match="password"):
+        Manager(0, password_file=tmp_path / "absent")
+    with Manager(0, password_file=secret) as guarded:
+        intruders = [
+            Worker(guarded.port, workdir=tmp_path / "w-none"),
+            Worker(guarded.port, workdir=tmp_path / "w-wrong", password_file=wrong),
+        ]
+        trusted: Worker | None = None
+        try:
+            guarded.submit(Task("echo ran", cores=1))
+            for _ in range(5):
+                assert guarded.wait(1) is None
+            assert guarded.stats().workers_connected == 0
+            trusted = Worker(guarded.port, workdir=tmp_path / "w-right", password_file=secret)
+            result = _wait_result(guarded)
+            assert result.output == "ran\n"
+            answers: list[object] = []
+
+            def ask(password: bytes) -> None:
+                try:
+                    answers.append(len(query_workers(guarded.port, password=password)))
+                except PermissionError as exc:
+                    answers.append(exc)
+
+            for password in (b"the shared secret\n", b"the shared secret"):
+                asker = threading.Thread(target=ask, args=(password,))
+                asker.start()
+                guarded.submit(Task("sleep 1", cores=1))
+                while asker.is_alive():  # the manager answers status queries inside wait()
+                    guarded.wait(1)
+                _wait_result(guarded)
+            assert answers[0] == 1 and isinstance(answers[1], PermissionError)
+        finally:
+            for worker in [*intruders, *([trusted] if trusted else [])]:
+                worker.stop()

@@ -213,3 +213,46 @@ def test_the_embedded_server_answers_the_subset_the_catalog_relies_on(db: Databa
         db.t.insert_one({"k": "001"})
     assert raised.value.code == 11000
     assert recorder_module.DUPLICATE_KEY == 11000
+
+
+def test_a_wall_clock_stepped_backwards_does_not_reorder_a_photos_history(
+    db: Database[dict[str, Any]], recorder: Recorder
+) -> None:
+    # Each service stamps `at` with its own wall clock; here it went back an hour between stages.
+    detected, processed, archived, collected = lifecycle("A-B", BASE, "x.jpg")
+    hour = dt.timedelta(hours=1)
+    stamps = [dt.datetime(2026, 12, 1, 12, tzinfo=UTC) - step * hour for step in range(4)]
+    events = [
+        event.model_copy(update={"at": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+        for event, stamp in zip((detected, processed, archived, collected), stamps, strict=True)
+    ]
+    for event in events:  # one batch each, as they arrive one stage after another
+        recorder.record([event])
+    redrive = events[0].next(Status.DETECTED, service="scanner", attempt=1)  # stamped now, later than all
+    recorder.record([redrive])
+    photo = db[PHOTOS].find_one({"_id": detected.id})
+    assert photo is not None and photo["status"] == "Collected"
+    assert [item["status"] for item in photo["history"]] == [
+        "Detected",
+        "Detected",
+        "Processed",
+        "Archived",
+        "Collected",
+    ]
+    assert [item["event_id"] for item in photo["history"]][:2] == [events[0].event_id, redrive.event_id]
+
+
+def test_a_retry_keeps_failed_before_processed_when_the_clock_went_back(
+    db: Database[dict[str, Any]], recorder: Recorder
+) -> None:
+    failed = lifecycle("A-B", BASE, "y.jpg", error=ErrorKind.CORRUPT_IMAGE)[1]
+    assert failed.status is Status.FAILED
+    recorder.record([failed])
+    earlier = (dt.datetime.fromisoformat(failed.at.replace("Z", "+00:00")) - dt.timedelta(days=1)).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ"
+    )
+    retried = failed.next(Status.PROCESSED, service="dispatcher", error=None).model_copy(update={"at": earlier})
+    recorder.record([retried])
+    photo = db[PHOTOS].find_one({"_id": failed.id})
+    assert photo is not None
+    assert [item["status"] for item in photo["history"]] == ["Failed", "Processed"]

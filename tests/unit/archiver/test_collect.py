@@ -5,7 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import BinaryIO
 
+import pytest
+
+from dp3.files import sha256_stream
+from dp3_archiver import collect as collect_module
 from dp3_archiver.collect import Outcome, collect_original
 
 STORES = ["/a", "/b"]
@@ -84,3 +89,22 @@ def test_refuses_a_fifo_or_folder(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     assert collect_original(inbox, fifo, sha, {"/a": sha, "/b": sha}, STORES) is Outcome.REFUSED
     assert collect_original(inbox, inbox / "OWNER-X", sha, {"/a": sha, "/b": sha}, STORES) is Outcome.REFUSED
+
+
+def test_keeps_a_file_rewritten_in_place_while_it_was_hashed_even_with_its_mtime_put_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same inode, the same size, the old mtime restored (touch -r, os.utime): only the ctime tells.
+    inbox, path, sha = inbox_file(tmp_path, b"photo bytes")
+
+    def hash_then_rewrite(stream: BinaryIO) -> tuple[str, int]:
+        result = sha256_stream(stream)
+        before = path.stat()
+        with path.open("r+b") as rewrite:  # in place: same inode
+            rewrite.write(b"PHOTO BYTES")
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        return result
+
+    monkeypatch.setattr(collect_module, "sha256_stream", hash_then_rewrite)
+    assert collect_original(inbox, path, sha, {"/a": sha, "/b": sha}, STORES) is Outcome.CHANGED
+    assert path.read_bytes() == b"PHOTO BYTES"  # the new version stays, to be detected as a new upload

@@ -56,6 +56,7 @@ def test_the_factory_command_line() -> None:
         idle_timeout=60,
         scratch=Path("/var/dp3/wq"),
         condor_requirements='(OpSys == "LINUX")',
+        password_file=Path("/var/dp3/work-queue-password"),
     )
     command = config.command()
     assert command[:3] == ["work_queue_factory", "-T", "condor"]
@@ -66,6 +67,7 @@ def test_the_factory_command_line() -> None:
     assert pairs["--min-workers"] == "0" and pairs["--max-workers"] == "16"
     assert pairs["--workers-per-cycle"] == "16" and pairs["--timeout"] == "60"
     assert pairs["--condor-requirements"] == '(OpSys == "LINUX")'
+    assert pairs["--password"] == "/var/dp3/work-queue-password"  # the factory passes it to every worker
     assert "--parent-death" in command
 
 

@@ -121,7 +121,7 @@ def test_oversize_web(artifacts: tuple[Path, str]) -> None:
     outdir, sha256 = artifacts
     replace_web(outdir, (375, 500))
     verdict = check(outdir, sha256)
-    assert not verdict.ok and "larger than 640x480" in verdict.reason
+    assert not verdict.ok and "web.height 500 is outside 1..480" in verdict.reason  # the schema's box
 
 
 def test_web_not_rotated(artifacts: tuple[Path, str]) -> None:

@@ -138,3 +138,36 @@ def is_within(root: Path, path: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+SECRET_MODE = 0o600
+
+
+def ensure_secret_file(path: Path) -> bool:
+    """Create ``path`` holding a new random secret, readable by its owner alone; True if created.
+
+    An existing file is kept as it is (the secret must survive restarts).
+    The file is 0600 from its first byte (no chmod after the write, when
+    another user could already have read it), and it appears whole or not at
+    all: written under a temporary name, then linked to ``path``, which fails
+    rather than overwrite a secret another process created meanwhile.
+    """
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_path_for(path)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SECRET_MODE)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(secrets.token_urlsafe(32).encode())
+            stream.flush()
+            os.fsync(stream.fileno())
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+    fsync_dir(path.parent)
+    return True

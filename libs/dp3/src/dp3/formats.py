@@ -26,6 +26,8 @@ def is_heif(head: bytes) -> bool:
 
 EARLIEST_YEAR = 1826
 """The oldest surviving photograph; an earlier DateTimeOriginal is a broken clock."""
+LATEST_YEAR = 2199
+"""A later DateTimeOriginal is an unset or broken camera clock (and the meta.json schema's bound)."""
 LATEST_OFFSET_MINUTES = 14 * 60
 """UTC+14 is the furthest zone on Earth; a larger OffsetTimeOriginal is garbage."""
 
@@ -51,7 +53,7 @@ def exif_local_datetime(value: object) -> "datetime.datetime | None":
     if match is None:
         return None
     year, month, day, hour, minute, second = (int(group) for group in match.groups())
-    if year < EARLIEST_YEAR:
+    if not EARLIEST_YEAR <= year <= LATEST_YEAR:
         return None
     try:
         return datetime.datetime(year, month, day, hour, minute, second)

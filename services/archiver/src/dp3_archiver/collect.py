@@ -5,8 +5,10 @@ An inbox original is deleted only if
 * every configured store returned, read back just now, a copy whose sha256
   equals the archived sha256, and
 * the inbox file, hashed now (at deletion time), still has that sha256, and it
-  is the very file that was hashed (same inode, size and mtime right before the
-  unlink), and
+  is the very file that was hashed (same device, inode, size, mtime and ctime
+  right before the unlink: an in-place rewrite that puts the old mtime back
+  with ``touch -r`` or ``os.utime`` still moves the ctime, which no user call
+  can set), and
 * its path is a plain path inside the inbox: no ``..``, no symlink anywhere on
   the way, not a symlink itself, a regular file.
 
@@ -31,6 +33,15 @@ class Outcome(enum.Enum):
     CHANGED = "changed"  # other bytes now: left in place
     NOT_VERIFIED = "not_verified"  # some store has no verified copy: left in place
     REFUSED = "refused"  # not a plain regular file inside the inbox: never touched
+
+
+def same_file(before: os.stat_result, now: os.stat_result) -> bool:
+    """Still the file that was hashed: not replaced (device, inode) and not written since (size, mtime, ctime)."""
+
+    def identity(info: os.stat_result) -> tuple[int, ...]:
+        return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+    return identity(before) == identity(now)
 
 
 def collect_original(
@@ -69,12 +80,7 @@ def collect_original(
         now = os.lstat(path)
     except FileNotFoundError:
         return Outcome.ABSENT
-    if (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) != (
-        before.st_dev,
-        before.st_ino,
-        before.st_size,
-        before.st_mtime_ns,
-    ):
+    if not same_file(before, now):
         return Outcome.CHANGED  # replaced or rewritten while we hashed it
     os.unlink(path)
     fsync_dir(path.parent)

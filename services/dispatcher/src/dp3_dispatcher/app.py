@@ -14,6 +14,7 @@ import socket
 import threading
 
 from dp3.broker import Consumer, Publisher
+from dp3.files import ensure_secret_file
 from dp3.topology import DISPATCHER
 from dp3.workqueue import Manager
 from dp3_dispatcher import metrics
@@ -32,13 +33,16 @@ METRICS_PERIOD = 1.0
 class DispatcherApp:
     def __init__(self, settings: DispatcherSettings) -> None:
         self.settings = settings
-        self.staging = Staging(settings.staging_dir)
+        self.staging = Staging(settings.staging_dir, max_pixels=settings.max_pixels)
         reaped = self.staging.reap()
         if reaped:
             log.info("removed %d render workspaces left by a previous run", reaped)
         # A SIGKILLed predecessor could not stop its factory and workers: stop them now.
         reap_orphaned_factories(settings.scratch_dir)
-        self.manager = Manager(settings.work_queue_port, settings.work_queue_name)
+        # Workers must present this password (a cluster's other users can reach the port).
+        if ensure_secret_file(settings.password_file):
+            log.info("generated the Work Queue workers' password in %s", settings.password_file)
+        self.manager = Manager(settings.work_queue_port, settings.work_queue_name, password_file=settings.password_file)
         # A worker that vanished without closing its connection (a crashed node, or a
         # killed worker whose task still holds the socket) is noticed by keepalives.
         self.manager.set_keepalive(settings.worker_keepalive_interval, settings.worker_keepalive_timeout)
@@ -73,6 +77,7 @@ class DispatcherApp:
             idle_timeout=settings.worker_idle_timeout,
             scratch=settings.scratch_dir,
             condor_requirements=settings.condor_requirements,
+            password_file=settings.password_file.absolute(),  # the factory runs in a folder of its own
             extra_env=local_worker_environment() if settings.work_queue_batch == "local" else {},
         )
         return WorkerFactory(config)
@@ -97,10 +102,12 @@ class DispatcherApp:
             metrics.WORKERS_CONNECTED.set(stats.workers_connected)
             metrics.TASKS_WAITING.set(stats.tasks_waiting)
             metrics.TASKS_RUNNING.set(stats.tasks_running)
+            metrics.STAGING_FULL.set(int(self.staging.full()))
             # The factory starts on first demand, a second after the first task is
             # queued, so that its first cycle sees the burst (it looks every 30 s);
             # once started it is kept running (restarted if it dies).
             if self.factory is not None and (self.factory.pid is not None or stats.tasks_waiting > 0):
+                self.factory.set_demand(self.dispatcher.demand, stats.workers_connected)
                 self.factory.ensure_running()
             if not self.runner.alive.is_set():
                 log.error("the Work Queue loop died; stopping")

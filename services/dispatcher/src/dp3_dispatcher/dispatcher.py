@@ -24,6 +24,12 @@ A retry from the portal (``service: portal``) of a photo whose original has
 been collected renders a private copy of the stores' original, verified
 against the sha256 (:meth:`Dispatcher._copy_from_stores`).
 
+Staging full (its results could not be written, or too little room is left)
+is a staging problem, not the photo's nor the worker's: no attempt is
+charged, no worker is set aside; the photos wait, and nothing is sent to a
+worker, until staging has room again (checked every
+``STAGING_RETRY_SECONDS``; ``dp3_dispatcher_staging_full``).
+
 Idempotency: a Detected whose verified artifacts for the same sha256 are
 already staged is answered with ``Processed`` without rendering; a Detected
 for a photo already in flight joins the running render.
@@ -53,13 +59,14 @@ from dp3.workqueue import (
     TaskResult,
     hostname_of,
     query_workers,
+    result_text,
 )
 from dp3_dispatcher import metrics
 from dp3_dispatcher.batch_results import PhotoOutcome, Rendered, outcome_names, read_results
 from dp3_dispatcher.batching import batch_sizes
 from dp3_dispatcher.runner import TaskRunner
 from dp3_dispatcher.settings import DispatcherSettings
-from dp3_dispatcher.staging import Staging
+from dp3_dispatcher.staging import Staging, out_of_space
 from dp3_dispatcher.verdict import (
     Action,
     BlockHost,
@@ -85,6 +92,7 @@ RENDER_SCRIPT = Path(__file__).with_name("render_task.py")
 FORMATS_MODULE = Path(formats.__file__)
 TASK_FILES = ((RENDER_SCRIPT, SCRIPT_REMOTE), (FORMATS_MODULE, FORMATS_REMOTE))
 """What a worker needs beside the photos: the render task, and the contracts it shares (this very file)."""
+STAGING_RETRY_SECONDS = 10.0
 
 Events = Sequence[JournalEntry]
 RETRY_SERVICE = "portal"
@@ -167,6 +175,13 @@ class Dispatcher:
         self._tasks_out = 0  # submitted to Work Queue, not back yet
         self._blocked_hosts: set[str] = set()
         self._closed = False
+        self._space_timer: threading.Timer | None = None
+
+    @property
+    def demand(self) -> int:
+        """Tasks that could run now: those out on Work Queue, plus one per photo still waiting here."""
+        with self._lock:
+            return self._tasks_out + len(self._waiting)
 
     @property
     def blocked_hosts(self) -> frozenset[str]:
@@ -175,6 +190,8 @@ class Dispatcher:
     def close(self) -> None:
         """Stop settling photos: called once the consumer has stopped, so their messages are redelivered."""
         self._closed = True
+        if self._space_timer is not None:
+            self._space_timer.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # --- the broker handler -------------------------------------------------
@@ -278,6 +295,8 @@ class Dispatcher:
 
     def _submit_waiting(self) -> None:
         """Send what waits as tasks, sized by :func:`batching.batch_sizes`."""
+        if self._hold_while_staging_full():
+            return
         with self._lock:
             if self._closed:
                 return
@@ -310,6 +329,9 @@ class Dispatcher:
             workspace = self._staging.workspace()
         except OSError as exc:
             self._task_back()
+            if out_of_space(exc):
+                self._staging_full(jobs, f"cannot make a workspace: {exc}")
+                return
             for job in jobs:
                 self._settle_exception(job, exc)
             return
@@ -367,11 +389,19 @@ class Dispatcher:
     def _conclude(self, batch: _Batch, result: TaskResult) -> None:
         """Read what the task left, ask :func:`verdict.verdict` what it means, and carry that out."""
         metrics.TASK_SECONDS.observe(max(0.0, result.done_at - result.submitted_at))
+        if result.result is not Result.SUCCESS and self._staging.full():
+            # Work Queue could not write the results: OUTPUT_MISSING, or MAX_RETRIES after it
+            # dropped the worker on each failed transfer (cctools 8.0 counts that as the worker's).
+            self._staging_full(batch.jobs, f"Work Queue: {result_text(result.result)}")
+            return
         outcomes: list[PhotoOutcome] | None = None
         if result.result is Result.SUCCESS and result.return_status == 0:
             try:
                 outcomes = read_results(batch.workspace / RESULTS_REMOTE, len(batch.jobs), self._staging.workspace)
             except (OSError, tarfile.TarError) as exc:
+                if out_of_space(exc):
+                    self._staging_full(batch.jobs, f"cannot unpack the results: {exc}")
+                    return
                 log.warning("unreadable results from %s: %s", result.worker_address, exc)
             else:
                 if len(batch.jobs) > 1:
@@ -405,7 +435,10 @@ class Dispatcher:
                         action = follow_up
                     self._carry_out(job, action, result, retries)
                 except Exception as exc:  # noqa: BLE001 - one photo's trouble does not stop the others
-                    self._settle_exception(job, exc)
+                    if out_of_space(exc):
+                        self._staging_full([job], f"cannot stage the artifacts: {exc}")
+                    else:
+                        self._settle_exception(job, exc)
         if set_aside:
             self._set_aside(result)
         self._requeue(retries)
@@ -440,7 +473,7 @@ class Dispatcher:
         try:
             thumbnail, web, meta = self._staging.name_artifacts(workspace, entry.id, outcome.artifacts)
             assert entry.sha256 is not None
-            verification = verify_render(thumbnail, web, meta, entry.sha256)
+            verification = verify_render(thumbnail, web, meta, entry.sha256, max_pixels=self._settings.max_pixels)
             if not verification.ok or verification.meta is None:
                 reason = f"invalid artifacts from {result.worker_address}: {verification.reason}"
                 state = JobState(job.attempts, job.environment_failures, True, job.alone)
@@ -453,6 +486,37 @@ class Dispatcher:
         )
         self._settle(job, [self._processed(entry, verification.meta)])
         return None
+
+    def _staging_full(self, jobs: Sequence[_Job], reason: str) -> None:
+        """Staging has no room: hold the photos, charge nothing, blame no worker; see the module docstring."""
+        metrics.STAGING_FULL_TOTAL.inc()
+        metrics.STAGING_FULL.set(1)
+        for job in jobs:
+            photo_logger(log, job.entry.id).warning(
+                "staging %s is full (%s); the render waits for room, no attempt counted", self._staging.root, reason
+            )
+        self._requeue(jobs)
+
+    def _look_for_space(self) -> None:
+        with self._lock:
+            self._space_timer = None  # this timer is done: a still-full staging schedules the next look
+        self._submit_waiting()
+
+    def _hold_while_staging_full(self) -> bool:
+        """True (and a look again later is scheduled) while photos wait and staging has no room for them."""
+        with self._lock:
+            if not (self._waiting or self._alone) or self._closed:
+                return False
+        if not self._staging.full():
+            metrics.STAGING_FULL.set(0)
+            return False
+        metrics.STAGING_FULL.set(1)
+        with self._lock:
+            if self._space_timer is None or not self._space_timer.is_alive():
+                self._space_timer = threading.Timer(STAGING_RETRY_SECONDS, self._look_for_space)
+                self._space_timer.daemon = True
+                self._space_timer.start()
+        return True
 
     def _block_host(self, result: TaskResult, message: str, first: _Job) -> None:
         """This worker cannot render at all: block its host (its photos go elsewhere, by the verdict)."""
@@ -479,7 +543,7 @@ class Dispatcher:
         if host is None or host in self._blocked_hosts:
             return
         try:
-            others = {w.hostname for w in query_workers(self._runner.port)} - {host}
+            others = {w.hostname for w in query_workers(self._runner.port, password=self._runner.password)} - {host}
         except (OSError, ValueError):
             return
         if not others:
@@ -493,7 +557,7 @@ class Dispatcher:
         if address is None:
             return None
         try:
-            name = hostname_of(self._runner.port, address)
+            name = hostname_of(self._runner.port, address, password=self._runner.password)
         except (OSError, ValueError) as exc:
             log.warning("could not ask the manager about worker %s: %s", address, exc)
             return None

@@ -25,3 +25,9 @@ PHOTOS_PER_TASK = Histogram(
     "Photos carried by one render task (1 when a worker is free, up to DP3_RENDER_BATCH under a backlog)",
     buckets=(1, 2, 4, 8, 16, 32),
 )
+STAGING_FULL = Gauge(
+    "dp3_dispatcher_staging_full", "1 while the staging file system is too full for render results (renders held)"
+)
+STAGING_FULL_TOTAL = Counter(
+    "dp3_dispatcher_staging_full_holds_total", "Times renders were held because staging was full (no attempt charged)"
+)

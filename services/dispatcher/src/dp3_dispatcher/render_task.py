@@ -130,6 +130,10 @@ EXIF_KEYS = (
     "orientation",
     "gps",
 )
+# Bounds of the EXIF subset, shared with the dispatcher's meta.json schema (artifact_meta.py):
+# what is outside them is reported as absent, so an honest render always passes the schema.
+TEXT_LIMIT = 200
+NUMBER_LIMIT = 2**53  # exact in JSON, BSON and JavaScript
 META_KEYS = ("sha256", "size", "format", "width", "height", "thumbnail", "web", "exif", "render_seconds")
 
 # Formats Pillow decodes that DP3 renders. Anything else Pillow happens to open
@@ -246,19 +250,19 @@ def as_float(value: Any) -> "float | None":
             number = float(value)
     except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         return None
-    return number if math.isfinite(number) else None
+    return number if math.isfinite(number) and abs(number) <= NUMBER_LIMIT else None
 
 
 def as_int(value: Any) -> "int | None":
     if isinstance(value, (tuple, list)):
         return as_int(value[0]) if value else None
     number = as_float(value)
-    if number is None or abs(number) > 2**53:
+    if number is None or abs(number) > NUMBER_LIMIT:
         return None
     return int(number)
 
 
-def as_text(value: Any, limit: int = 200) -> "str | None":
+def as_text(value: Any, limit: int = TEXT_LIMIT) -> "str | None":
     """Printable text from an EXIF string (str or bytes, NUL-padded, any encoding), else None."""
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")

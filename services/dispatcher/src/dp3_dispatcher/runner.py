@@ -56,6 +56,7 @@ class TaskRunner:
         self._thread = threading.Thread(target=self._loop, name="dp3-workqueue", daemon=True)
         self._stats: Stats = manager.stats()
         self.port = manager.port
+        self.password = manager.password  # for status queries from other threads
         self.alive = threading.Event()
 
     def start(self) -> None:

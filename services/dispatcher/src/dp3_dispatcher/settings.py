@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from dp3.settings import Settings
 
 DEFAULT_MAX_PIXELS = 200_000_000
+PASSWORD_FILE_NAME = "work-queue-password"  # noqa: S105 - the name of the file, not a password
 
 
 class DispatcherSettings(Settings):
@@ -29,6 +30,9 @@ class DispatcherSettings(Settings):
     work_queue_host: str | None = Field(default=None, description="how workers reach the manager (default: this host)")
     work_queue_name: str | None = Field(default=None, description="project name; set it to advertise to a catalog")
     work_queue_scratch: Path | None = None
+    work_queue_password_file: Path | None = Field(
+        default=None, description="the workers' shared secret (default: generated once in $DP3_HOME)"
+    )
     condor_requirements: str | None = None
     # The render.
     max_pixels: int = Field(default=DEFAULT_MAX_PIXELS, ge=1)
@@ -44,6 +48,22 @@ class DispatcherSettings(Settings):
     task_max_seconds: int = Field(default=600, ge=1)
     prefetch: int = Field(default=64, ge=1)
 
+    @field_validator("work_queue_password_file")
+    @classmethod
+    def _check_password_file(cls, value: Path | None) -> Path | None:
+        # A configured file is the operator's: it must be there (it is generated only at the default place).
+        if value is None:
+            return None
+        try:
+            size = value.stat().st_size if value.is_file() else None
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror}") from None
+        if size is None:
+            raise ValueError(f"{value} is not a file")
+        if size == 0:
+            raise ValueError(f"{value} is empty")
+        return value
+
     @model_validator(mode="after")
     def _check_workers(self) -> DispatcherSettings:
         if self.workers_max is None:
@@ -54,6 +74,11 @@ class DispatcherSettings(Settings):
         if self.work_queue_scratch is None:
             object.__setattr__(self, "work_queue_scratch", self.home / "work-queue")
         return self
+
+    @property
+    def password_file(self) -> Path:
+        """The workers' password: the configured file, else ``$DP3_HOME/work-queue-password`` (made at start)."""
+        return self.work_queue_password_file or self.home / PASSWORD_FILE_NAME
 
     @property
     def max_workers(self) -> int:

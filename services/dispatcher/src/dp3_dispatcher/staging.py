@@ -6,11 +6,17 @@ are they fsynced and the workspace renamed to ``staging/<id>/``. After a crash
 at any point ``staging/<id>/`` is either absent or complete and verified;
 leftover workspaces start with :data:`dp3.files.TEMP_PREFIX` and are reaped at
 start.
+
+A full staging file system is staging's problem, not the photo's nor the
+worker's: :meth:`Staging.full` says so (free space below
+:data:`MIN_FREE_BYTES`, or a write that failed with ENOSPC/EDQUOT), and the
+dispatcher then holds its renders until there is room again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import secrets
@@ -20,17 +26,38 @@ from typing import Any
 
 from dp3 import layout
 from dp3.files import TEMP_PREFIX, fsync_dir
+from dp3_dispatcher.render_task import DEFAULT_MAX_PIXELS
 from dp3_dispatcher.verify import verify_render
 
 log = logging.getLogger(__name__)
+
+MIN_FREE_BYTES = 8 * 1024 * 1024
+"""Below this much free space, staging takes no render results: a batch of 16 photos brings about 2 MB."""
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """True for a write that failed because the file system (or the user's quota) is full."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class Staging:
     """The staging folder: fast-path lookups, workspaces, atomic commits."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.root = root
+        self._max_pixels = max_pixels  # the bound of the meta.json schema, as the render task was told
         root.mkdir(parents=True, exist_ok=True)
+
+    def free_bytes(self) -> int:
+        info = os.statvfs(self.root)
+        return info.f_bavail * info.f_frsize
+
+    def full(self) -> bool:
+        """Too little room for a render's results (see :data:`MIN_FREE_BYTES`)."""
+        try:
+            return self.free_bytes() < MIN_FREE_BYTES
+        except OSError:
+            return False  # cannot tell: let the write itself say
 
     def artifact_paths(self, folder: Path, photo_id: str) -> tuple[Path, Path, Path]:
         """(thumbnail, web, meta.json) inside ``folder``, named by :mod:`dp3.layout`."""
@@ -46,7 +73,7 @@ class Staging:
         thumbnail, web, meta = self.artifact_paths(folder, photo_id)
         if folder.is_symlink() or not (thumbnail.is_file() and web.is_file() and meta.is_file()):
             return None
-        verification = verify_render(thumbnail, web, meta, sha256)
+        verification = verify_render(thumbnail, web, meta, sha256, max_pixels=self._max_pixels)
         if not verification.ok:
             log.info(
                 "staged artifacts do not verify (%s); rendering again",

@@ -10,7 +10,6 @@ the files it left; the dispatcher decides what to do with the answer
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from PIL import Image
 
 from dp3 import formats
 from dp3.events import ErrorKind
-from dp3_dispatcher import render_task
+from dp3_dispatcher import artifact_meta, render_task
 
 # The render task's own table (dp3.formats, shipped to the workers with it), as ErrorKinds. Exit 1 is
 # left to the generic rule below: it is also how python3 itself ends on an uncaught traceback.
@@ -32,7 +31,6 @@ _SHELL_NOT_FOUND = 127
 _PERMANENT = frozenset(
     {ErrorKind.CORRUPT_IMAGE, ErrorKind.UNSUPPORTED_FORMAT, ErrorKind.TOO_LARGE, ErrorKind.EMPTY_FILE}
 )
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _MESSAGE_LIMIT = 500
 
 
@@ -91,10 +89,12 @@ class _Rejected(Exception):
     """One failed check, with the reason; internal to :func:`verify_render`."""
 
 
-def verify_render(thumbnail: Path, web: Path, meta: Path, expected_sha256: str) -> Verification:
-    """Check a render's three files against each other and against the ``Detected`` sha256."""
+def verify_render(
+    thumbnail: Path, web: Path, meta: Path, expected_sha256: str, *, max_pixels: int = render_task.DEFAULT_MAX_PIXELS
+) -> Verification:
+    """Check a render's three files against each other, the meta.json schema and the ``Detected`` sha256."""
     try:
-        content = _read_meta(meta, expected_sha256)
+        content = _read_meta(meta, expected_sha256, max_pixels)
         original = (content["width"], content["height"])
         for path, box, role in (
             (thumbnail, render_task.THUMBNAIL_BOX, "thumbnail"),
@@ -110,41 +110,22 @@ def verify_render(thumbnail: Path, web: Path, meta: Path, expected_sha256: str) 
     return Verification(ok=True, reason="", meta=content)
 
 
-def _read_meta(path: Path, expected_sha256: str) -> dict[str, Any]:
+def _read_meta(path: Path, expected_sha256: str, max_pixels: int) -> dict[str, Any]:
     try:
-        content = json.loads(path.read_bytes())
+        content = artifact_meta.parse_meta(path.read_bytes(), max_pixels=max_pixels)
     except FileNotFoundError:
         raise _Rejected(f"meta.json is missing ({path.name})") from None
-    except (OSError, ValueError) as exc:
-        raise _Rejected(f"meta.json is not valid JSON: {exc}") from None
-    if not isinstance(content, dict):
-        raise _Rejected("meta.json is not a JSON object")
-    missing = [key for key in render_task.META_KEYS if key not in content]
-    if missing:
-        raise _Rejected(f"meta.json lacks {', '.join(missing)}")
+    except OSError as exc:
+        raise _Rejected(f"meta.json cannot be read: {exc}") from None
+    except artifact_meta.InvalidMeta as exc:
+        raise _Rejected(f"meta.json {exc}") from None
     sha256 = content["sha256"]
-    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
-        raise _Rejected(f"meta.json sha256 is not a sha256: {sha256!r}")
     if sha256 != expected_sha256:
         raise _Rejected(
             f"meta.json sha256 {sha256[:12]}... differs from the detected {expected_sha256[:12]}...: "
             "the worker rendered other bytes"
         )
-    for key in ("width", "height", "size"):
-        if not _is_count(content[key]) or (key != "size" and content[key] == 0):
-            raise _Rejected(f"meta.json {key} is not a positive integer: {content[key]!r}")
-    for role in ("thumbnail", "web"):
-        dims = content[role]
-        if not isinstance(dims, dict) or not all(_is_count(dims.get(key)) for key in ("width", "height")):
-            raise _Rejected(f"meta.json {role} is not {{width, height}}: {dims!r}")
-    exif = content["exif"]
-    if not isinstance(exif, dict) or any(key not in exif for key in render_task.EXIF_KEYS):
-        raise _Rejected("meta.json exif lacks keys of the EXIF subset")
     return content
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _jpeg_size(path: Path, role: str) -> tuple[int, int]:

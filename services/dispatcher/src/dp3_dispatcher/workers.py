@@ -15,12 +15,21 @@ clean-up in time leaves its Condor jobs queued, so the dispatcher then
 removes whatever job still has the factory's folder as its working
 directory (``condor_rm -constraint 'Iwd == "<folder>"'``), also when it
 starts a new factory in place of a dead one.
+
+Demand with a password: the manager authenticates every connection, and
+``work_queue_factory`` 8.0 sends its status query (``queue_status``)
+without the password, so it never sees the tasks waiting (the manager logs
+``presented the wrong password`` for it each cycle). The dispatcher
+therefore tells the factory how many workers to keep, through the
+factory's ``--config-file``, which it re-reads every cycle: see
+:func:`factory_workers`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -34,6 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dp3.files import atomic_write_bytes
 from dp3_dispatcher.orphans import factory_folder_prefix
 from dp3_dispatcher.processes import alive, descendants
 
@@ -54,6 +64,9 @@ class FactoryConfig:
     idle_timeout: int
     scratch: Path
     cores_per_worker: int = 1
+    # The manager refuses workers without it; the factory hands the file to each worker (Condor: as an input file).
+    password_file: Path | None = None
+    demand_file: Path | None = None  # --config-file: the worker count the dispatcher asks for
     condor_requirements: str | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
     debug_log: Path | None = None
@@ -80,10 +93,30 @@ class FactoryConfig:
         ]
         if self.condor_requirements:
             args += ["--condor-requirements", self.condor_requirements]
+        if self.password_file is not None:
+            args += ["--password", str(self.password_file)]
+        if self.demand_file is not None:
+            args += ["--config-file", str(self.demand_file)]
         if self.debug_log is not None:
             args += ["-d", "all", "-o", str(self.debug_log)]
         args += [self.manager_host, str(self.manager_port)]
         return args
+
+
+def factory_workers(demand: int, connected: int, workers_min: int, workers_max: int) -> int:
+    """The ``min-workers`` (and ``max-workers``) to write for a factory that cannot query the manager.
+
+    ``demand`` is the tasks that could run now (the dispatcher's, see
+    ``Dispatcher.demand``); the factory should keep
+    ``wanted`` = demand within ``[workers_min, workers_max]``. Seeing no
+    manager, the factory counts 0 workers connected, takes each worker it
+    submitted as still on its way, and so submits ``value - 2 * submitted``
+    new ones. Adding the workers connected (its own, once they are up) makes
+    that ``wanted - submitted``; while some are still starting it asks for
+    fewer, never more, and catches up once they connect.
+    """
+    wanted = min(workers_max, max(workers_min, demand))
+    return wanted + max(0, connected)
 
 
 def local_worker_environment() -> dict[str, str]:
@@ -101,6 +134,9 @@ class WorkerFactory:
         self._lock = threading.Lock()
         self._stopped = False
         self._scratch: Path | None = None
+        self._demand = (0, 0)  # (tasks waiting or running, workers connected), from set_demand
+        self._written: int | None = None
+        self._demand_mtime = 0
 
     @property
     def running(self) -> bool:
@@ -127,9 +163,11 @@ class WorkerFactory:
             # Its name says which dispatcher started it (see dp3_dispatcher.orphans).
             scratch = Path(tempfile.mkdtemp(prefix=factory_folder_prefix(), dir=self.config.scratch))
             self._scratch = scratch
+            self._written = None
+            self._write_demand()
             env = {**os.environ, **self.config.extra_env}
             self._process = subprocess.Popen(
-                dataclasses.replace(self.config, scratch=scratch).command(),
+                dataclasses.replace(self.config, scratch=scratch, demand_file=self._demand_path()).command(),
                 cwd=scratch,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -144,6 +182,31 @@ class WorkerFactory:
                 self.config.workers_min,
                 self.config.workers_max,
             )
+
+    def set_demand(self, demand: int, connected: int) -> None:
+        """Tell the factory (next cycle) how many workers the tasks need; see :func:`factory_workers`."""
+        with self._lock:
+            self._demand = (demand, connected)
+            if self.running:
+                self._write_demand()
+
+    def _demand_path(self) -> Path | None:
+        return self._scratch / "demand.json" if self._scratch is not None else None
+
+    def _write_demand(self) -> None:
+        path = self._demand_path()
+        if path is None:
+            return
+        count = factory_workers(*self._demand, self.config.workers_min, self.config.workers_max)
+        if count == self._written:
+            return
+        # max-workers 0 is refused ("less than one"), and the factory then exits at start.
+        limits = {"min-workers": count, "max-workers": max(1, count)}
+        atomic_write_bytes(path, json.dumps(limits).encode())
+        # The factory re-reads the file when its mtime, in whole seconds, changes: make each write a new second.
+        self._demand_mtime = max(int(time.time()), self._demand_mtime + 1)
+        os.utime(path, (self._demand_mtime, self._demand_mtime))
+        self._written = count
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop the factory and every worker it started. Idempotent."""

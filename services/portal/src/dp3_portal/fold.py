@@ -11,6 +11,10 @@ arrive out of order and more than once, so folding is:
   Processed). So a late ``Detected`` never hides a ``Collected``, and a
   re-drive ``Detected`` of a processed photo changes no state (it is only
   added to the history);
+* history in pipeline order, then arrival order (``seq``), never by ``at``
+  alone: ``at`` comes from each service's wall clock, and one stepped
+  backwards (NTP, a VM resumed, another host) would show Archived before
+  Processed;
 * order-independent for facts: metadata, archives, size and hash are filled
   from whichever event carries them, so a ``Processed`` arriving after
   ``Collected`` still brings its EXIF.
@@ -95,15 +99,29 @@ def display_name(entry: JournalEntry) -> str:
     return filenames.readable(PurePosixPath(entry.fs_path).name.encode("utf-8", "surrogateescape"))
 
 
-def history_item(entry: JournalEntry) -> dict[str, Any]:
+def history_item(entry: JournalEntry, seq: int = 0) -> dict[str, Any]:
     return {
         "event_id": entry.event_id,
+        "seq": seq,
         "status": entry.status.value,
         "at": entry.at,
         "service": entry.service,
         "attempt": entry.attempt,
         "error": entry.error.model_dump(mode="json") if entry.error else None,
     }
+
+
+def history_order(item: dict[str, Any]) -> tuple[int, int]:
+    """Where a history item goes: its status's place in the pipeline, then when the portal received it."""
+    return RANK[Status(item["status"])], int(item["seq"])
+
+
+def with_history_item(history: list[dict[str, Any]], entry: JournalEntry) -> list[dict[str, Any]]:
+    """``history`` with ``entry`` added after everything received before it (``seq``), in :func:`history_order`."""
+    # Documents written before seq existed keep their stored (time) order as their arrival order.
+    known = [item if "seq" in item else {**item, "seq": index} for index, item in enumerate(history)]
+    seq = max((int(item["seq"]) for item in known), default=-1) + 1
+    return sorted([*known, history_item(entry, seq)], key=history_order)
 
 
 def with_keys(photo: Photo) -> Photo:
@@ -164,7 +182,7 @@ def apply(photo: Photo | None, entry: JournalEntry) -> Photo:
     if any(item["event_id"] == entry.event_id for item in photo["history"]):
         return photo
     updated = dict(photo)
-    updated["history"] = sorted([*photo["history"], history_item(entry)], key=lambda item: at_seconds(item["at"]))
+    updated["history"] = with_history_item(list(photo["history"]), entry)
     if _wins(entry, photo):
         updated.update(
             status=entry.status.value,

@@ -124,6 +124,7 @@ def api_detail(photo: dict[str, Any], zone: zoneinfo.ZoneInfo) -> dict[str, Any]
     return {
         **api_item(photo, zone),
         "meta": photo.get("meta"),
-        "history": photo.get("history", []),
+        # seq is the catalog's own arrival counter (it orders the list), not a fact about the event.
+        "history": [{k: v for k, v in item.items() if k != "seq"} for item in photo.get("history", [])],
         "advice": advice(photo),
     }

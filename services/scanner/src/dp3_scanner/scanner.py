@@ -71,6 +71,17 @@ class _Forget:
     sha256: str | None
 
 
+def remaining_wait(next_at: float, wall: float, interval: float) -> float:
+    """Seconds until a re-drive the index scheduled for wall-clock ``next_at``, never more than ``interval``.
+
+    A deadline further away than its own interval can only come from a wall
+    clock that was stepped backwards since it was set (while the scanner
+    was down): waiting for it would stall the re-drive by the size of the
+    step, so it counts as ``interval`` from now at most.
+    """
+    return min(max(next_at - wall, 0.0), interval)
+
+
 class Scanner:
     """Turns finished uploads in the inbox into events; see the module docstring."""
 
@@ -95,6 +106,9 @@ class Scanner:
         self._forgets: queue.SimpleQueue[_Forget] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._next_rescan = 0.0
+        # Re-drive deadlines on the monotonic clock, by path: the index keeps wall-clock ones
+        # (they must survive a restart), which a clock stepped backwards would push away.
+        self._redrive_at: dict[str, float] = {}
         self.rescans = 0
         """Completed full rescans (tests and the health check read it)."""
         self.last_step = clock()
@@ -190,7 +204,7 @@ class Scanner:
         for path, key in walked.files.items():
             record = known.get(path)
             if record is not None and record.key == key:
-                if record.next_redrive_at is not None and record.next_redrive_at <= wall:
+                if record.next_redrive_at is not None and self._redrive_due(record, now, wall):
                     due.append(record)
                 continue
             pending[path] = observe(pending.get(path), _state(key), now)
@@ -205,6 +219,8 @@ class Scanner:
             and not any(path.startswith(folder + "/") for folder in walked.unlistable)
         ]
         self._index.forget(vanished)
+        for path in vanished:
+            self._redrive_at.pop(path, None)
         for path in [path for path in pending if path not in walked.files]:
             del pending[path]
         for record in due:
@@ -428,8 +444,24 @@ class Scanner:
                 next_redrive_at=wall + self._redrive_interval(entry.attempt) if redriven else None,
             )
         )
+        self._schedule_redrive(path, self._redrive_interval(entry.attempt) if redriven else None)
         log.info("%s %s", entry.status, entry.path, extra={"photo_id": entry.id})
         return True
+
+    def _redrive_due(self, record: FileRecord, now: float, wall: float) -> bool:
+        """True when ``record`` is due for a re-drive, by the monotonic clock ``now``."""
+        due = self._redrive_at.get(record.path)
+        if due is None:  # first seen since start: from the index's wall-clock deadline, bounded
+            assert record.next_redrive_at is not None
+            wait = remaining_wait(record.next_redrive_at, wall, self._redrive_interval(record.attempt))
+            due = self._redrive_at[record.path] = now + wait
+        return due <= now
+
+    def _schedule_redrive(self, path: str, interval: float | None) -> None:
+        if interval is None:
+            self._redrive_at.pop(path, None)
+        else:
+            self._redrive_at[path] = self._clock() + interval
 
     def _redrive_interval(self, attempt: int) -> float:
         """``DP3_REDRIVE_SECONDS`` doubled per attempt, capped at ``DP3_REDRIVE_MAX_SECONDS``."""
@@ -440,6 +472,7 @@ class Scanner:
         if record.outcome == Outcome.FAILED:
             # An unreadable file, or one whose handling raised: try it again (permissions fixed, bug fixed).
             record.next_redrive_at = None
+            self._schedule_redrive(record.path, None)
             self.pending[record.path] = Watched(_state(record.key), self._clock() - self._settings.stable_seconds)
             return
         if record.outcome not in _REDRIVEN_OUTCOMES or record.event is None:
@@ -463,6 +496,7 @@ class Scanner:
             previous.key, previous.attempt = key, attempt
             previous.next_redrive_at = wall + self._redrive_interval(attempt)
             self._index.put(previous)  # reported already: just look again later
+            self._schedule_redrive(path, self._redrive_interval(attempt))
             return
         entry = unreadable(path, name, owner, key[1], exc.strerror or type(exc).__name__)
         if self._emit(entry, path, key):
@@ -472,6 +506,7 @@ class Scanner:
             if record is not None:
                 record.next_redrive_at = wall + self._redrive_interval(0)
                 self._index.put(record)
+                self._schedule_redrive(path, self._redrive_interval(0))
 
     # --- ignored entries ---------------------------------------------------------
 

@@ -77,6 +77,7 @@ struct work_queue *work_queue_create(int port);
 void work_queue_delete(struct work_queue *q);
 int work_queue_port(struct work_queue *q);
 void work_queue_specify_name(struct work_queue *q, const char *name);
+int work_queue_specify_password_file(struct work_queue *q, const char *file);
 const char *work_queue_name(struct work_queue *q);
 int work_queue_submit(struct work_queue *q, struct work_queue_task *t);
 struct work_queue_task *work_queue_wait(struct work_queue *q, int timeout);

@@ -164,15 +164,36 @@ def _check_remote_name(remote: str) -> None:
 
 
 class Manager:
-    """One Work Queue manager listening on ``port`` (0: the first free port from 1024)."""
+    """One Work Queue manager listening on ``port`` (0: the first free port from 1024).
 
-    def __init__(self, port: int = 0, name: str | None = None, *, log_path: Path | None = None) -> None:
+    With ``password_file``, a worker must prove it holds the same bytes
+    (``work_queue_worker --password FILE``, a challenge-response: the
+    password never crosses the wire) before it is sent any task.
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        name: str | None = None,
+        *,
+        log_path: Path | None = None,
+        password_file: Path | None = None,
+    ) -> None:
         queue = lib.work_queue_create(port)
         if queue == ffi.NULL:
             raise WorkQueueError(f"cannot create a Work Queue manager on port {port}")
         self._queue: Any = queue
         self._tasks: dict[int, Any] = {}
         self.port: int = int(lib.work_queue_port(queue))
+        # For this process's own status queries (dp3.workqueue.query_workers); C reads up to a NUL byte too.
+        self.password: bytes | None = None
+        # Set before any worker can be accepted: the first wait() is what accepts them.
+        if password_file is not None and not lib.work_queue_specify_password_file(queue, os.fsencode(password_file)):
+            lib.work_queue_delete(queue)
+            self._queue = None
+            raise WorkQueueError(f"cannot read the Work Queue password from {password_file} (missing or empty)")
+        if password_file is not None:
+            self.password = password_file.read_bytes().split(b"\0", 1)[0]
         if name:
             lib.work_queue_specify_name(queue, name.encode())
         if log_path is not None:
