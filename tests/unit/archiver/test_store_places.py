@@ -188,3 +188,17 @@ def test_two_copies_that_are_one_file_never_count_as_two(tmp_path: Path) -> None
 def test_alias_line_names_both() -> None:
     line = Alias("/data/a", "/data/b", "nested", "x").line()
     assert line.startswith("stores /data/a and /data/b are not distinct places")
+
+
+def test_a_mount_point_named_in_latin_1_anywhere_does_not_break_the_check(
+    tmp_path: Path, bind_mounts: list[Path]
+) -> None:
+    """The mount table is bytes: one non-UTF-8 mount point on the machine (an SMB share, a test) is no crash."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    (a / "sub").mkdir(parents=True)
+    b.mkdir()
+    latin = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9 mount"))
+    bind(a / "sub", latin, bind_mounts)
+    assert b"caf\xe9" in Path("/proc/self/mountinfo").read_bytes()
+    assert reasons([a, b]) == []
+    assert reasons([a, latin]) == ["nested"]  # and the mount under that name is still seen for what it is

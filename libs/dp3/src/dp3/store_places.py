@@ -125,7 +125,8 @@ def _unescape(field: str) -> str:
 
 def read_mount_table() -> str | None:
     try:
-        return MOUNTINFO.read_text()
+        # Mount points are bytes: a folder named in Latin-1 anywhere on the machine is in this table.
+        return MOUNTINFO.read_bytes().decode("utf-8", "surrogateescape")
     except OSError:
         return None  # not Linux, or no /proc: device, inode, real paths and markers still count
 
