@@ -66,9 +66,10 @@ def detected_once(tmp_path: Path, inbox: Path, data: bytes = SMALL_JPEG) -> tupl
     return scanner, clock, published, path
 
 
-def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
+def snapshot(root: Path) -> dict[str, tuple[int, int, int, int]]:
     return {
-        str(path): (path.lstat().st_size, path.lstat().st_mtime_ns, path.lstat().st_ino) for path in root.rglob("*")
+        str(path): (path.lstat().st_size, path.lstat().st_mtime_ns, path.lstat().st_ino, path.lstat().st_ctime_ns)
+        for path in root.rglob("*")
     }
 
 
@@ -86,25 +87,48 @@ def test_emitted_after_the_window_and_not_before(tmp_path: Path, inbox: Path, co
     assert published[0].upload_finished_at == clock.now
 
 
-def test_an_unchanged_file_is_not_read_again_even_if_its_bytes_were_swapped_behind_its_stat(
+def test_a_rewrite_in_place_that_puts_the_mtime_back_is_detected_as_a_new_upload(tmp_path: Path, inbox: Path) -> None:
+    """Same size, same inode, old mtime restored (``touch -r``, a sync client keeping times): the ctime moved."""
+    scanner, clock, published, path = detected_once(tmp_path, inbox)
+    info = path.stat()
+    newer = b"\xff\xd8\xff" + b"b" * 100 + b"\xff\xd9"
+    with path.open("r+b") as stream:
+        stream.write(newer)
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns, path.stat().st_ino) == (
+        info.st_size,
+        info.st_mtime_ns,
+        info.st_ino,
+    )
+    clock.now += 61  # a rescan sees the change; the new version rests its own window
+    scanner.step()
+    clock.now += 5
+    scanner.step()
+    assert [e.status for e in published] == [Status.DETECTED, Status.DETECTED]
+    assert published[1].sha256 == hashlib.sha256(newer).hexdigest() != published[0].sha256
+
+
+def test_an_unchanged_file_is_not_read_again_and_a_chmod_costs_one_read_and_no_event(
     tmp_path: Path, inbox: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scanner, clock, published, path = detected_once(tmp_path, inbox)
-    info = path.stat()
-    with path.open("r+b") as stream:  # same size, same inode, mtime put back
-        stream.write(b"\xff\xd8\xff" + b"b" * 100 + b"\xff\xd9")
-    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
     reads: list[object] = []
+    real_sha256 = scanner_module.sha256_stream  # type: ignore[attr-defined]
 
-    def counting_sha256(stream: object) -> tuple[str, int]:
+    def counting_sha256(stream: Any) -> tuple[str, int]:
         reads.append(stream)
-        return "x", 0
+        return real_sha256(stream)
 
     monkeypatch.setattr(scanner_module, "sha256_stream", counting_sha256)
     for _ in range(3):
         clock.now += 61
         scanner.step()
     assert reads == [] and len(published) == 1
+    path.chmod(0o640)  # the ctime moves, the bytes do not
+    for _ in range(3):
+        clock.now += 61
+        scanner.step()
+    assert len(reads) == 1 and len(published) == 1
 
 
 def test_a_restart_reloads_the_index_and_emits_nothing_new(tmp_path: Path, inbox: Path) -> None:
@@ -305,7 +329,9 @@ def test_a_photo_emitted_under_an_over_long_id_before_the_upgrade_is_detected_ag
     assert record is not None
     record.event, record.next_redrive_at = legacy.to_json().decode(), clock.now
     scanner._index.put(record)
+    scanner._index.close()
     published.clear()
+    scanner = make(tmp_path, inbox, clock, published)  # the upgraded scanner starts on the old index
     clock.now += 60
     scanner.step()  # the re-drive finds the legacy id and looks at the file again
     clock.now += 5

@@ -43,8 +43,14 @@ from pathlib import Path
 
 from dp3.events import disambiguated_id
 
-FileKey = tuple[int, int, int]
-"""(size, mtime_ns, inode): a file is unchanged while its key is."""
+FileKey = tuple[int, int, int, int]
+"""(size, mtime_ns, inode, ctime_ns): a file is unchanged while its key is.
+
+The ctime is there because a rewrite in place that puts the old mtime back
+(``touch -r``, ``os.utime``, a sync client restoring times) keeps size, mtime
+and inode; no user call can set the ctime. A chmod moves it too: that costs one
+hash, and the same bytes say nothing new.
+"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -58,7 +64,8 @@ CREATE TABLE IF NOT EXISTS files (
     event TEXT,
     emitted_at REAL,
     attempt INTEGER NOT NULL DEFAULT 0,
-    next_redrive_at REAL
+    next_redrive_at REAL,
+    ctime_ns INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS archived (
     sha256 TEXT PRIMARY KEY,
@@ -72,6 +79,17 @@ CREATE TABLE IF NOT EXISTS ids (
     sha256 TEXT NOT NULL
 );
 """
+
+# Columns named, since ctime_ns was added at the end of an older table.
+_SELECT_FILES = (
+    "SELECT path, size, mtime_ns, inode, ctime_ns, outcome, reason, sha256, event, emitted_at, attempt, next_redrive_at"
+    " FROM files"
+)
+_PUT_FILE = (
+    "INSERT OR REPLACE INTO files"
+    " (path, size, mtime_ns, inode, ctime_ns, outcome, reason, sha256, event, emitted_at, attempt, next_redrive_at)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 
 
 def folded_id(photo_id: str) -> str:
@@ -127,6 +145,9 @@ class Index:
         self._db.execute("PRAGMA synchronous=NORMAL")
         fresh_ids = not self._db.execute("SELECT name FROM sqlite_master WHERE name = 'ids'").fetchone()
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}
+        if "ctime_ns" not in columns:  # an index from before the ctime was part of the key: each file is hashed once
+            self._db.execute("ALTER TABLE files ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0")
         # Paths were TEXT before names were bytes: the same key must not exist twice, as TEXT and as BLOB.
         self._db.execute("UPDATE files SET path = CAST(path AS BLOB) WHERE typeof(path) = 'text'")
         self.files: dict[str, FileRecord] = {}
@@ -137,13 +158,18 @@ class Index:
             self._learn_ids_from_history()
 
     def _load(self) -> None:
-        for row in self._db.execute(
-            "SELECT path, size, mtime_ns, inode, outcome, reason, sha256, event, emitted_at, attempt, next_redrive_at"
-            " FROM files"
-        ):
+        for row in self._db.execute(_SELECT_FILES):
             path = os.fsdecode(row[0])
             self.files[path] = FileRecord(
-                path, (row[1], row[2], row[3]), Outcome(row[4]), row[5], row[6], row[7], row[8], row[9], row[10]
+                path,
+                (row[1], row[2], row[3], row[4]),
+                Outcome(row[5]),
+                row[6],
+                row[7],
+                row[8],
+                row[9],
+                row[10],
+                row[11],
             )
         for sha, photo_id, archives, collected in self._db.execute(
             "SELECT sha256, photo_id, archives, collected FROM archived"
@@ -219,7 +245,7 @@ class Index:
             )
         with self._lock, self._db:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self._db.executemany(_PUT_FILE, rows)
 
     def forget(self, paths: Iterable[str]) -> int:
         """Drop these paths (their files left the inbox); returns how many were known."""

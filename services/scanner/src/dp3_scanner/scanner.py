@@ -58,7 +58,7 @@ _REDRIVEN_OUTCOMES = (Outcome.DETECTED, Outcome.DUPLICATE)
 
 
 def _key(info: os.stat_result) -> FileKey:
-    return (info.st_size, info.st_mtime_ns, info.st_ino)
+    return (info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
 
 
 def _state(key: FileKey) -> FileState:
@@ -520,4 +520,4 @@ class Scanner:
             return
         metrics.IGNORED.labels(reason.value).inc()
         log.info("ignoring %s (%s)", escape_os(path), reason.value)
-        self._index.put(FileRecord(path=path, key=key or (0, 0, 0), outcome=Outcome.IGNORED, reason=reason.value))
+        self._index.put(FileRecord(path=path, key=key or (0, 0, 0, 0), outcome=Outcome.IGNORED, reason=reason.value))

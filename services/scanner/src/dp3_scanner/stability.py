@@ -21,6 +21,7 @@ class FileState:
     size: int
     mtime_ns: int
     inode: int
+    ctime_ns: int = 0  # a rewrite that puts the old mtime back still moves it
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class WalkResult:
     files: dict[str, FileKey] = field(default_factory=dict)
-    """Regular files with acceptable names -> (size, mtime_ns, inode)."""
+    """Regular files with acceptable names -> (size, mtime_ns, inode, ctime_ns)."""
     refused: dict[str, IgnoreReason] = field(default_factory=dict)
     """Entries never considered, and why."""
     unlistable: list[str] = field(default_factory=list)
@@ -62,7 +62,7 @@ def walk_inbox(inbox: str) -> WalkResult:
                     else:
                         info = entry.stat(follow_symlinks=False)
                         if stat.S_ISREG(info.st_mode):
-                            files[entry.path] = (info.st_size, info.st_mtime_ns, info.st_ino)
+                            files[entry.path] = (info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
                             total += info.st_size
                         else:
                             refused[entry.path] = IgnoreReason.NOT_REGULAR
