@@ -16,12 +16,33 @@ from typing import Any
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
+_NAMED_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(c: str) -> str:
+    """One character as it may stand in a quoted value: a line always stays one line, readable as text.
+
+    File names are data (invariant 6): a name with a newline, an escape
+    sequence or a bidi override must not forge a log line or rewrite the
+    terminal, and one that is not UTF-8 (a surrogate from ``os.fsdecode``)
+    must not make the stream's encoder raise and lose the line.
+    """
+    named = _NAMED_ESCAPES.get(c)
+    if named is not None:
+        return named
+    if c.isprintable():
+        return c
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, as surrogateescape keeps it
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 def _quote(value: object) -> str:
     text = str(value)
-    if text and all(c.isalnum() or c in "-_./:@+" for c in text):
+    if text and all(c.isalnum() or c in "-_./:@+" for c in text) and text.isprintable():
         return text
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+    return '"' + "".join(_escape_char(c) for c in text) + '"'
 
 
 class LogfmtFormatter(logging.Formatter):
