@@ -51,7 +51,14 @@ from dp3.broker import Message
 from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status
 from dp3.files import OutsideRoot, is_within, path_under
 from dp3.log import PhotoLogger, photo_logger
-from dp3.workqueue import (
+from dp3_dispatcher import metrics, render_task
+from dp3_dispatcher.batch_results import Missing, PhotoOutcome, RenderFailed, outcome_names, read_results
+from dp3_dispatcher.batching import batch_sizes
+from dp3_dispatcher.runner import TaskRunner
+from dp3_dispatcher.settings import DispatcherSettings
+from dp3_dispatcher.staging import Staging
+from dp3_dispatcher.verify import classify_exit, permanent, verify_render
+from dp3_dispatcher.workqueue import (
     InputFile,
     OutputFile,
     Result,
@@ -61,13 +68,6 @@ from dp3.workqueue import (
     query_workers,
     result_text,
 )
-from dp3_dispatcher import metrics, render_task
-from dp3_dispatcher.batch_results import Missing, PhotoOutcome, RenderFailed, outcome_names, read_results
-from dp3_dispatcher.batching import batch_sizes
-from dp3_dispatcher.runner import TaskRunner
-from dp3_dispatcher.settings import DispatcherSettings
-from dp3_dispatcher.staging import Staging
-from dp3_dispatcher.verify import classify_exit, permanent, verify_render
 
 log = logging.getLogger(__name__)
 

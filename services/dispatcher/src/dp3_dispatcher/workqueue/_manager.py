@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dp3.workqueue._wq import ffi, lib  # type: ignore[import-not-found]
+from dp3_dispatcher.workqueue._wq import ffi, lib  # type: ignore[import-not-found]
 
 
 class WorkQueueError(RuntimeError):
