@@ -7,6 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pip=${PIP:-.venv/bin/pip}
+if [ ! -x "$pip" ]; then
+  # A head node without the development venv: pip in a small venv of its own.
+  [ -x var/wheelhouse-venv/bin/pip ] || python3 -m venv var/wheelhouse-venv
+  pip=var/wheelhouse-venv/bin/pip
+fi
 wheels=deploy/docker/wheels
 stamp=$wheels/.complete
 inputs=(constraints.txt libs/dp3/pyproject.toml services/*/pyproject.toml deploy/docker/local/mongodb.requirements "$0")

@@ -21,4 +21,6 @@ RUN groupadd --system --gid 10001 nx \
     && install -d -o 10001 -g 10001 /data /data/db
 USER 10001
 EXPOSE 27017
-CMD ["nx-27017", "--host", "0.0.0.0", "-p", "27017", "--data-dir", "/data/db", "--pid-file", "/tmp/nx-27017.pid", "--log-file", "/tmp/nx-27017.log"]
+# The server refuses to start while its pid file names a live process; after a
+# crash the restarted container's own pid 1 is that process, so the file goes first.
+CMD ["sh", "-c", "rm -f /tmp/nx-27017.pid && exec nx-27017 --host 0.0.0.0 -p 27017 --data-dir /data/db --pid-file /tmp/nx-27017.pid --log-file /tmp/nx-27017.log"]
