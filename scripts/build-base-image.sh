@@ -5,13 +5,15 @@
 # this script and the package list, so a second run finds the image and
 # returns at once. Prints the tag on its last line; images take it as
 #   docker build --build-arg BASE=<tag> ...
+#   scripts/build-base-image.sh [SUITE]   bookworm (default), or trixie for the
+#                                         condor profile (HTCondor is in trixie only)
 # Needs root, debootstrap and a running engine (scripts/ensure-docker.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-suite=bookworm
+suite=${1:-bookworm}
 mirror=${DP3_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 packages_file=deploy/docker/base/packages.txt
-inputs_hash=$(cat "$0" "$packages_file" | sha256sum | cut -c1-12)
+inputs_hash=$( (cat "$0" "$packages_file"; echo "$suite") | sha256sum | cut -c1-12)
 tag="dp3-base:$suite-$inputs_hash"
 
 if docker image inspect "$tag" >/dev/null 2>&1; then

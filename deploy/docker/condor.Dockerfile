@@ -3,7 +3,10 @@
 # between DP3_WORKERS_MIN and DP3_WORKERS_MAX by work_queue_factory -T condor.
 # On a real cluster, run the same factory command on a submit node instead.
 #   docker build -f deploy/docker/condor.Dockerfile -t dp3-condor .
-FROM debian:trixie-20251117-slim
+# BASE: Debian trixie (bookworm has no HTCondor package); a machine without a
+# registry passes a local one (scripts/build-base-image.sh trixie).
+ARG BASE=debian:trixie-20251117-slim
+FROM ${BASE}
 
 # Workers render with the node's own Python and Pillow, as a cluster's would.
 # Trixie versions move with its point releases; the tag above pins the snapshot.

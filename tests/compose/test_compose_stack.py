@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +218,7 @@ def test_the_gallery_over_https_through_caddy(compose_stack: ComposeStack, tmp_p
     )
     root.write_text(stack.exec(caddy, "cat", "/data/caddy/pki/authorities/local/root.crt"))
     site = f"https://localhost:{stack.https_port}"
-    with httpx.Client(base_url=site, verify=str(root), timeout=10) as client:
+    with httpx.Client(base_url=site, verify=ssl.create_default_context(cafile=str(root)), timeout=10) as client:
         wait_for(lambda: https_answers(client), 60, "the gallery over HTTPS", interval=1)
         form = client.get("/login")
         token = form.cookies.get("dp3_csrf") or client.cookies.get("dp3_csrf")
