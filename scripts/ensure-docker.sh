@@ -17,15 +17,17 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "ensure-docker: no Docker engine answers, and starting dockerd needs root" >&2
   exit 1
 fi
+started=""
 if ! pgrep -x dockerd >/dev/null 2>&1; then
   echo "starting dockerd (log: $log)"
   # setsid: the engine outlives the shell (and the test run) that started it.
   setsid dockerd >"$log" 2>&1 </dev/null &
+  started=$!
 fi
 for _ in $(seq 60); do
   docker info >/dev/null 2>&1 && exit 0
-  if ! pgrep -x dockerd >/dev/null 2>&1; then
-    break
+  if [ -n "$started" ] && ! kill -0 "$started" 2>/dev/null; then
+    break  # the engine we started exited: its log says why
   fi
   sleep 1
 done

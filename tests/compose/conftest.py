@@ -46,6 +46,12 @@ def base_image(docker_engine: None) -> str:
     return tag
 
 
+@pytest.fixture(scope="session")
+def trixie_base(docker_engine: None) -> str:
+    """The condor profile's base: HTCondor is packaged in trixie only."""
+    return timed("trixie base image", [str(SCRIPTS / "build-base-image.sh"), "trixie"]).strip().splitlines()[-1]
+
+
 @pytest.fixture(scope="module")
 def compose_stack(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
     """The shipped stack on fresh volumes, built and up; taken down with its volumes after."""

@@ -83,6 +83,11 @@ class ComposeStack:
         files = [arg for path in COMPOSE_FILES for arg in ("-f", str(path))]
         return [binary, "-p", self.project, *files, "--env-file", str(env_file or self.env_file), *args]
 
+    def set(self, name: str, value: str) -> None:
+        """One more setting in the stack's env file (the last line for a name wins)."""
+        with self.env_file.open("a") as env:
+            env.write(f"{name}={value}\n")
+
     def compose(self, *args: str, timeout: float = 900) -> str:
         return run(self.compose_command(*args), env=self.env, timeout=timeout)
 
@@ -174,7 +179,7 @@ class ComposeStack:
 
     def down(self, *args: str) -> None:
         # With every profile the tests start, so that none of their containers stays.
-        self.compose("--profile", "tls", "down", "--remove-orphans", *args)
+        self.compose("--profile", "tls", "--profile", "condor", "down", "--remove-orphans", *args)
 
 
 def wait_collected(stack: ComposeStack, count: int, timeout: float = 240) -> None:

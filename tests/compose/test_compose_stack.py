@@ -40,6 +40,7 @@ CAMERAS = (
     "Samsung_Digimax_i50_MP3.jpg",
     "Sony_HDR-HC3.jpg",
     "Canon_40D_photoshop_import.jpg",
+    "long_description.jpg",
 )
 STORES = ("archive-a", "archive-b")
 METRICS_PORTS = {"scanner": 9101, "dispatcher": 9102, "archiver": 9103, "portal": 8000}
@@ -200,11 +201,42 @@ def test_down_then_up_keeps_the_catalog_the_stores_and_the_journal(compose_stack
     assert response.status_code == 200
 
 
+def test_the_condor_profile_renders_with_htcondor_jobs_as_workers(
+    compose_stack: ComposeStack, trixie_base: str, corpus: Path
+) -> None:
+    """No `worker` containers: the photos can only be rendered by workers the factory ran as HTCondor jobs."""
+    stack = compose_stack
+    stack.env["DP3_LOCAL_TRIXIE_BASE"] = trixie_base
+    stack.set("DP3_WORKERS_MIN", "1")
+    stack.compose("--profile", "condor", "build", "condor", timeout=1800)
+    stack.compose("--profile", "condor", "up", "-d", "--scale", "worker=0")
+    dispatcher = stack.containers("dispatcher")[0]
+    condor = stack.containers("condor")[0]
+    try:
+        wait_for(
+            lambda: stack.metric(dispatcher, 9102, "dp3_dispatcher_workers_connected") == 1,
+            180,
+            "an HTCondor job's worker connected to the dispatcher",
+            interval=2,
+        )
+    except AssertionError:
+        print(stack.compose("logs", "--tail", "40", "condor"))
+        raise
+    # The factory's jobs: its worker wrapper (condor.sh), submitted by the unprivileged user.
+    jobs = stack.exec(condor, "condor_q", "-allusers", "-run", "-af", "Owner", "Cmd").splitlines()
+    assert jobs and all(job.split() == ["dp3", "/tmp/dp3-factory/condor.sh"] for job in jobs), jobs
+    before = stack.stats()["Collected"]
+    dropped = drop_photos(stack.inbox, "erin", photos(corpus, 16, 1))
+    wait_collected(stack, before + len(dropped))
+    originals_in_stores(stack, dropped)
+    stack.compose("--profile", "condor", "rm", "-f", "-s", "condor")
+    stack.up()
+
+
 def test_the_gallery_over_https_through_caddy(compose_stack: ComposeStack, tmp_path: Path) -> None:
     """The `tls` profile with Caddy's own CA (DP3_TLS=internal): what a real certificate changes is only its issuer."""
     stack = compose_stack
-    with stack.env_file.open("a") as env:
-        env.write("DP3_SECURE_COOKIES=true\n")
+    stack.set("DP3_SECURE_COOKIES", "true")
     stack.compose("--profile", "tls", "up", "-d")
     stack.wait_healthy()
     caddy = stack.containers("caddy")[0]
