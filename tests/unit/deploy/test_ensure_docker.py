@@ -24,4 +24,3 @@ def test_no_dockerd_installed_fails_and_says_what_to_install(tmp_path: Path) -> 
     result = run_without_an_engine(tmp_path)
     assert result.returncode == 1
     assert "dockerd is not installed: run 'apt-get install docker.io'" in result.stderr
-
