@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dp3.workqueue import Manager, Task
+from dp3_dispatcher.workqueue import Manager, Task
 
 
 def _start_workers(port: int, count: int, workdir: Path) -> list[subprocess.Popen[bytes]]:

@@ -7,7 +7,7 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 stamp=.venv/.dp3-installed
-inputs=(constraints.txt requirements-dev.txt libs/dp3/pyproject.toml libs/dp3/setup.py services/*/pyproject.toml)
+inputs=(constraints.txt requirements-dev.txt libs/dp3/pyproject.toml services/*/pyproject.toml services/dispatcher/setup.py)
 if [ -f "$stamp" ] && [ -z "$(find "${inputs[@]}" -newer "$stamp" 2>/dev/null)" ]; then
   exit 0
 fi

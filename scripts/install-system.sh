@@ -15,8 +15,9 @@ test_packages=(
   chromium                                       # the portal's browser test
   prometheus                                     # dashboards and alerts are tested against it
   libvips42                                      # pyvips, for the render benchmark
-  docker-compose                                 # validates docker-compose.yml offline
-  debootstrap                                    # the HTCondor test pool's chroot
+  docker.io docker-compose                       # the compose stack on a real engine (tests/compose)
+  acl                                            # setfacl: the compose test's inbox, as the README prepares it
+  debootstrap                                    # the HTCondor test pool's chroot; the images' local base
   caddy                                          # the portal over HTTPS (deploy/caddy), tested with a real proxy
 )
 

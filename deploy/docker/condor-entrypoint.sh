@@ -4,7 +4,8 @@
 set -eu
 condor_master
 until condor_status -schedd >/dev/null 2>&1; do sleep 1; done
+# The manager as positional host and port (cctools 9.9 has both forms, later ones only this).
 exec su dp3 -c "exec work_queue_factory -T condor \
-  --manager-host \"${DP3_MANAGER_HOST:-dispatcher}\" --manager-port \"${DP3_WORK_QUEUE_PORT:-9123}\" \
   --min-workers \"${DP3_WORKERS_MIN:-0}\" --max-workers \"${DP3_WORKERS_MAX:-16}\" \
-  --workers-per-cycle 4 --timeout 900 --scratch-dir /tmp/dp3-factory"
+  --workers-per-cycle 4 --timeout 900 --scratch-dir /tmp/dp3-factory \
+  \"${DP3_MANAGER_HOST:-dispatcher}\" \"${DP3_WORK_QUEUE_PORT:-9123}\""

@@ -1,7 +1,9 @@
 # A Work Queue worker as a cluster node would have it: Debian's Python and
 # Pillow, no DP3 code (the render task arrives with each task).
 #   docker build -f deploy/docker/worker.Dockerfile -t dp3-worker .
-FROM debian:bookworm-20251117-slim
+# BASE: a machine without a registry passes a local bookworm (scripts/build-base-image.sh).
+ARG BASE=debian:bookworm-20251117-slim
+FROM ${BASE}
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends coop-computing-tools=9.9-2+b4 python3=3.11.2-1+b1 python3-pil=9.4.0-1.1+deb12u1 \

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from dp3.workqueue import Manager
 from dp3_dispatcher.orphans import FACTORY, reap_orphaned_factories
 from dp3_dispatcher.runner import TaskRunner
 from dp3_dispatcher.workers import FactoryConfig, WorkerFactory
+from dp3_dispatcher.workqueue import Manager
 from tests.rabbit import wait_for
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dp3.workqueue import (
+from dp3_dispatcher.workqueue import (
     InputFile,
     Manager,
     OutputFile,

@@ -1,8 +1,9 @@
-"""docker-compose.yml and the Dockerfiles, checked statically (no Docker engine here)."""
+"""docker-compose.yml and the Dockerfiles, checked statically (tests/compose runs them on a real engine)."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,13 @@ import pytest
 
 from tests.rabbit import REPO_ROOT
 
-DOCKERFILES = sorted([*REPO_ROOT.glob("services/*/Dockerfile"), *REPO_ROOT.glob("deploy/docker/*.Dockerfile")])
+DOCKERFILES = sorted(
+    [
+        *REPO_ROOT.glob("services/*/Dockerfile"),
+        *REPO_ROOT.glob("deploy/docker/*.Dockerfile"),
+        *REPO_ROOT.glob("deploy/docker/local/*.Dockerfile"),
+    ]
+)
 ENV_EXAMPLE = REPO_ROOT / "deploy" / "env.example"
 SERVICES = ("scanner", "dispatcher", "archiver", "portal")
 
@@ -76,7 +83,7 @@ def resolved_compose(filled_env: Path) -> dict[str, object]:
 def test_every_service_has_healthcheck_restart_and_health_gated_dependencies(filled_env: Path) -> None:
     services = resolved_compose(filled_env)["services"]
     assert isinstance(services, dict)
-    for name in (*SERVICES, "rabbitmq", "mongodb", "prometheus", "grafana"):
+    for name in (*SERVICES, "rabbitmq", "mongodb", "prometheus", "grafana", "caddy"):
         service = services[name]
         assert "healthcheck" in service, name
         assert service.get("restart") == "unless-stopped", name
@@ -84,6 +91,7 @@ def test_every_service_has_healthcheck_restart_and_health_gated_dependencies(fil
         conditions = {dep["condition"] for dep in services[name]["depends_on"].values()}
         assert conditions == {"service_healthy"}, name
     assert services["condor"]["profiles"] == ["condor"]
+    assert services["caddy"]["profiles"] == ["tls"]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO_ROOT)))
@@ -98,7 +106,8 @@ def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
     assert result.returncode == 0, json.loads(result.stdout or "[]")
     text = dockerfile.read_text()
     if dockerfile.name != "condor.Dockerfile":  # condor_master starts as root, then drops to its users
-        assert "\nUSER 10001" in text, "images run as a non-root user"
+        users = re.findall(r"^USER (\S+)$", text, re.MULTILINE)
+        assert users and users[-1].isdigit() and users[-1] != "0", "images run as a numeric non-root user"
     assert ":latest" not in text.split("\n", 3)[-1], "pinned base images"
 
 

@@ -9,9 +9,9 @@ import pytest
 
 from dp3 import formats
 from dp3.events import ErrorKind
-from dp3.workqueue import Result, TaskResult
 from dp3_dispatcher import verdict as rules
 from dp3_dispatcher.batch_results import Missing, PhotoOutcome, Rendered, RenderFailed
+from dp3_dispatcher.workqueue import Result, TaskResult
 
 LIMITS = rules.Limits(render_attempts=3, environment_failures_max=5)
 FRESH = rules.JobState()

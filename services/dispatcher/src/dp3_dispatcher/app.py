@@ -16,7 +16,6 @@ import threading
 from dp3.broker import Consumer, Publisher
 from dp3.files import ensure_secret_file
 from dp3.topology import DISPATCHER
-from dp3.workqueue import Manager
 from dp3_dispatcher import metrics
 from dp3_dispatcher.dispatcher import Dispatcher
 from dp3_dispatcher.orphans import reap_orphaned_factories
@@ -24,6 +23,7 @@ from dp3_dispatcher.runner import TaskRunner
 from dp3_dispatcher.settings import DispatcherSettings
 from dp3_dispatcher.staging import Staging
 from dp3_dispatcher.workers import FactoryConfig, WorkerFactory, local_worker_environment
+from dp3_dispatcher.workqueue import Manager
 
 log = logging.getLogger(__name__)
 

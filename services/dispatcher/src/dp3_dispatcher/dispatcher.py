@@ -51,16 +51,6 @@ from dp3.broker import Message
 from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status
 from dp3.files import OutsideRoot, atomic_copy, is_within, path_under
 from dp3.log import photo_logger
-from dp3.workqueue import (
-    InputFile,
-    OutputFile,
-    Result,
-    Task,
-    TaskResult,
-    hostname_of,
-    query_workers,
-    result_text,
-)
 from dp3_dispatcher import metrics
 from dp3_dispatcher.batch_results import PhotoOutcome, Rendered, outcome_names, read_results
 from dp3_dispatcher.batching import batch_sizes
@@ -81,6 +71,16 @@ from dp3_dispatcher.verdict import (
     verdict,
 )
 from dp3_dispatcher.verify import verify_render
+from dp3_dispatcher.workqueue import (
+    InputFile,
+    OutputFile,
+    Result,
+    Task,
+    TaskResult,
+    hostname_of,
+    query_workers,
+    result_text,
+)
 
 log = logging.getLogger(__name__)
 

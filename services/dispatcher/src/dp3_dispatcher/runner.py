@@ -2,7 +2,7 @@
 
 The C library is not thread-safe, so every call on the manager happens on this
 thread: other threads hand it submissions through a queue and get a
-:class:`concurrent.futures.Future` of the :class:`~dp3.workqueue.TaskResult`.
+:class:`concurrent.futures.Future` of the :class:`~dp3_dispatcher.workqueue.TaskResult`.
 The loop alternates between draining that queue and ``wait`` on the manager
 (which releases the GIL). When nothing is outstanding ``work_queue_wait``
 returns at once, so the loop then blocks on its own queue instead of
@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dp3.workqueue import Manager, Stats, Task, TaskResult, WorkQueueError
+from dp3_dispatcher.workqueue import Manager, Stats, Task, TaskResult, WorkQueueError
 
 log = logging.getLogger(__name__)
 

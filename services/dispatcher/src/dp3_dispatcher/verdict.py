@@ -36,9 +36,9 @@ from dataclasses import dataclass
 
 from dp3 import formats
 from dp3.events import ErrorKind
-from dp3.workqueue import Result, TaskResult, result_text
 from dp3_dispatcher.batch_results import Missing, PhotoOutcome, RenderFailed
 from dp3_dispatcher.verify import classify_exit, permanent
+from dp3_dispatcher.workqueue import Result, TaskResult, result_text
 
 _SHELL_KILLED = 128  # a shell reports a command killed by signal N as 128 + N
 

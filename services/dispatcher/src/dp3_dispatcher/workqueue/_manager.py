@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dp3.workqueue._wq import ffi, lib  # type: ignore[import-not-found]
+from dp3_dispatcher.workqueue._wq import ffi, lib  # type: ignore[import-not-found]
 
 
 class WorkQueueError(RuntimeError):
@@ -185,7 +185,7 @@ class Manager:
         self._queue: Any = queue
         self._tasks: dict[int, Any] = {}
         self.port: int = int(lib.work_queue_port(queue))
-        # For this process's own status queries (dp3.workqueue.query_workers); C reads up to a NUL byte too.
+        # For this process's own status queries (dp3_dispatcher.workqueue.query_workers); C reads up to a NUL byte too.
         self.password: bytes | None = None
         # Set before any worker can be accepted: the first wait() is what accepts them.
         if password_file is not None and not lib.work_queue_specify_password_file(queue, os.fsencode(password_file)):

@@ -6,10 +6,10 @@
         task_id = manager.submit(Task("python3 render_task.py photo .", inputs=[...], outputs=[...]))
         result = manager.wait(timeout=5)
 
-See :mod:`dp3.workqueue._manager` for the pitfalls of cctools 8.0 it handles.
+See :mod:`dp3_dispatcher.workqueue._manager` for the pitfalls of cctools 8.0 it handles.
 """
 
-from dp3.workqueue._manager import (
+from dp3_dispatcher.workqueue._manager import (
     InputFile,
     Manager,
     OutputFile,
@@ -20,7 +20,7 @@ from dp3.workqueue._manager import (
     WorkQueueError,
     result_text,
 )
-from dp3.workqueue._status import WorkerInfo, hostname_of, query_workers
+from dp3_dispatcher.workqueue._status import WorkerInfo, hostname_of, query_workers
 
 __all__ = [
     "InputFile",

@@ -2,7 +2,7 @@
 
 cctools ships only a static C library and headers for Work Queue, no Python
 module (PyPI's ``work_queue`` and ``cctools`` are empty placeholders). This
-script compiles ``dp3.workqueue._wq``, a small extension exposing the part of
+script compiles ``dp3_dispatcher.workqueue._wq``, a small extension exposing the part of
 ``work_queue.h`` the dispatcher uses. API mode, not ABI mode, because the
 compiler then checks every declaration below against the real header, and
 calls release the GIL, so a long ``work_queue_wait`` does not stall other
@@ -113,7 +113,7 @@ void work_queue_task_specify_environment_variable(struct work_queue_task *t, con
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
-    "dp3.workqueue._wq",
+    "dp3_dispatcher.workqueue._wq",
     '#include "work_queue.h"\n',
     include_dirs=[CCTOOLS_INCLUDE],
     extra_link_args=[
