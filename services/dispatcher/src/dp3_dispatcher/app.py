@@ -22,12 +22,13 @@ from dp3_dispatcher.orphans import reap_orphaned_factories
 from dp3_dispatcher.runner import TaskRunner
 from dp3_dispatcher.settings import DispatcherSettings
 from dp3_dispatcher.staging import Staging
-from dp3_dispatcher.workers import FactoryConfig, WorkerFactory, local_worker_environment
+from dp3_dispatcher.workers import DemandFile, FactoryConfig, WorkerFactory, factory_workers, local_worker_environment
 from dp3_dispatcher.workqueue import Manager
 
 log = logging.getLogger(__name__)
 
 METRICS_PERIOD = 1.0
+DEMAND_FILE = "work-queue-demand.json"
 
 
 class DispatcherApp:
@@ -49,6 +50,8 @@ class DispatcherApp:
         log.info("Work Queue manager listening on port %d", self.manager.port)
         self.runner = TaskRunner(self.manager)
         self.factory = self._factory()
+        # Workers from elsewhere: a factory outside (compose's condor profile) reads the demand from here.
+        self.demand_file = DemandFile(settings.home / DEMAND_FILE) if self.factory is None else None
         self.dispatcher = Dispatcher(
             settings,
             self.runner,
@@ -106,6 +109,15 @@ class DispatcherApp:
             # The factory starts on first demand, a second after the first task is
             # queued, so that its first cycle sees the burst (it looks every 30 s);
             # once started it is kept running (restarted if it dies).
+            if self.demand_file is not None:
+                self.demand_file.write(
+                    factory_workers(
+                        self.dispatcher.demand,
+                        stats.workers_connected,
+                        self.settings.workers_min,
+                        self.settings.max_workers,
+                    )
+                )
             if self.factory is not None and (self.factory.pid is not None or stats.tasks_waiting > 0):
                 self.factory.set_demand(self.dispatcher.demand, stats.workers_connected)
                 self.factory.ensure_running()

@@ -119,6 +119,32 @@ def factory_workers(demand: int, connected: int, workers_min: int, workers_max: 
     return wanted + max(0, connected)
 
 
+class DemandFile:
+    """A factory's ``--config-file``: the worker count the dispatcher asks for (see :func:`factory_workers`).
+
+    Written by the dispatcher for the factory it runs, and, when workers come
+    from elsewhere (``DP3_WORK_QUEUE_BATCH=none``), as
+    ``$DP3_HOME/work-queue-demand.json`` for a factory started outside it
+    (compose's condor profile), which cannot see the demand either.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._written: int | None = None
+        self._mtime = 0
+
+    def write(self, count: int) -> None:
+        if count == self._written:
+            return
+        # max-workers 0 is refused ("less than one"), and the factory then exits at start.
+        limits = {"min-workers": count, "max-workers": max(1, count)}
+        atomic_write_bytes(self.path, json.dumps(limits).encode())
+        # The factory re-reads the file when its mtime, in whole seconds, changes: make each write a new second.
+        self._mtime = max(int(time.time()), self._mtime + 1)
+        os.utime(self.path, (self._mtime, self._mtime))
+        self._written = count
+
+
 def local_worker_environment() -> dict[str, str]:
     """PATH with this interpreter's folder first, so a local worker's ``python3`` has Pillow."""
     path = os.environ.get("PATH", "/usr/bin:/bin")
@@ -135,8 +161,7 @@ class WorkerFactory:
         self._stopped = False
         self._scratch: Path | None = None
         self._demand = (0, 0)  # (tasks waiting or running, workers connected), from set_demand
-        self._written: int | None = None
-        self._demand_mtime = 0
+        self._demand_file: DemandFile | None = None
 
     @property
     def running(self) -> bool:
@@ -163,11 +188,11 @@ class WorkerFactory:
             # Its name says which dispatcher started it (see dp3_dispatcher.orphans).
             scratch = Path(tempfile.mkdtemp(prefix=factory_folder_prefix(), dir=self.config.scratch))
             self._scratch = scratch
-            self._written = None
+            self._demand_file = DemandFile(scratch / "demand.json")
             self._write_demand()
             env = {**os.environ, **self.config.extra_env}
             self._process = subprocess.Popen(
-                dataclasses.replace(self.config, scratch=scratch, demand_file=self._demand_path()).command(),
+                dataclasses.replace(self.config, scratch=scratch, demand_file=self._demand_file.path).command(),
                 cwd=scratch,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -190,23 +215,9 @@ class WorkerFactory:
             if self.running:
                 self._write_demand()
 
-    def _demand_path(self) -> Path | None:
-        return self._scratch / "demand.json" if self._scratch is not None else None
-
     def _write_demand(self) -> None:
-        path = self._demand_path()
-        if path is None:
-            return
-        count = factory_workers(*self._demand, self.config.workers_min, self.config.workers_max)
-        if count == self._written:
-            return
-        # max-workers 0 is refused ("less than one"), and the factory then exits at start.
-        limits = {"min-workers": count, "max-workers": max(1, count)}
-        atomic_write_bytes(path, json.dumps(limits).encode())
-        # The factory re-reads the file when its mtime, in whole seconds, changes: make each write a new second.
-        self._demand_mtime = max(int(time.time()), self._demand_mtime + 1)
-        os.utime(path, (self._demand_mtime, self._demand_mtime))
-        self._written = count
+        if self._demand_file is not None:
+            self._demand_file.write(factory_workers(*self._demand, self.config.workers_min, self.config.workers_max))
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop the factory and every worker it started. Idempotent."""
