@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dp3 import layout
+from dp3 import layout, store_places
 from dp3.events import Status
 from tests.integration.archiver.harness import ArchiverProcess, Journal, archiver_env, unmount
 from tests.rabbit import wait_for
@@ -119,3 +119,37 @@ def test_stores_init_refuses_one_place_under_two_names(tmp_path: Path, mounts: l
     status = _dp3("stores", "status", env={**env, "DP3_STORES": f"{a},{b}", "DP3_HOME": str(tmp_path)})
     assert status.returncode == 1
     assert "store marker id" in status.stdout and str(a) in status.stdout and str(b) in status.stdout
+
+
+def test_a_mount_with_a_non_utf8_name_elsewhere_does_not_stop_distinct_stores(
+    site: Site, amqp_url: str, journal: Journal, processes: list[ArchiverProcess], tmp_path: Path, mounts: list[Path]
+) -> None:
+    """The mount table holds every mount's name as bytes: a share mounted at ``caf\\xe9`` (any machine's mount,
+    not a store) must neither stop the archiver nor count against two distinct stores."""
+    latin = os.fsencode(tmp_path) + b"/caf\xe9 share"
+    os.mkdir(latin)
+    subprocess.run([b"mount", b"-t", b"tmpfs", b"none", latin], check=True)
+    mounts.append(Path(os.fsdecode(latin)))
+    archiver = ArchiverProcess(archiver_env(site, amqp_url), tmp_path / "archiver.log")
+    processes.append(archiver)
+    entry = site.photo()
+    journal.publish(entry)
+    journal.wait_all({entry.id}, Status.COLLECTED, 30)
+    assert archiver.metric("dp3_archiver_stores_distinct") == 1
+
+
+def test_a_bind_mount_at_a_non_utf8_name_of_a_folder_inside_a_store_is_refused(
+    tmp_path: Path, mounts: list[Path]
+) -> None:
+    """Real mounts, names as bytes: the mount table's ``caf\\xe9`` must match the store's own path."""
+    a = tmp_path / "a"
+    (a / "sub").mkdir(parents=True)
+    latin = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9 store"))
+    latin.mkdir()
+    subprocess.run(["mount", "--bind", str(a / "sub"), str(latin)], check=True)
+    mounts.append(latin)
+    [alias] = store_places.check_distinct([a, latin])
+    assert alias.reason == "nested" and "'sub'" in alias.detail
+    other = Path(os.fsdecode(os.fsencode(tmp_path) + b"/other \xe9"))
+    other.mkdir()
+    assert store_places.check_distinct([a, other]) == []

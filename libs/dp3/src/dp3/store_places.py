@@ -39,7 +39,7 @@ from dp3.layout import STORE_MARKER
 
 MOUNTINFO = Path("/proc/self/mountinfo")
 MARKER_READ_LIMIT = 64 * 1024
-_OCTAL = re.compile(r"\\([0-7]{3})")
+_OCTAL = re.compile(rb"\\([0-7]{3})")
 
 
 @dataclass(frozen=True)
@@ -119,13 +119,15 @@ def marker_id(body: bytes) -> str | None:
 
 
 def _unescape(field: str) -> str:
-    # mountinfo writes space, tab, newline and backslash as \ooo (octal).
-    return _OCTAL.sub(lambda match: chr(int(match.group(1), 8)), field)
+    # mountinfo writes space, tab, newline and backslash as \ooo (octal); every other byte is as it is.
+    raw = _OCTAL.sub(lambda match: bytes([int(match.group(1), 8)]), os.fsencode(field))
+    return os.fsdecode(raw)
 
 
 def read_mount_table() -> str | None:
+    """``/proc/self/mountinfo`` as ``os`` strings: mount points are names, any bytes (a share at ``caf\\xe9``)."""
     try:
-        return MOUNTINFO.read_text()
+        return os.fsdecode(MOUNTINFO.read_bytes())
     except OSError:
         return None  # not Linux, or no /proc: device, inode, real paths and markers still count
 
