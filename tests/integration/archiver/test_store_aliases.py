@@ -153,3 +153,39 @@ def test_a_bind_mount_at_a_non_utf8_name_of_a_folder_inside_a_store_is_refused(
     other = Path(os.fsdecode(os.fsencode(tmp_path) + b"/other \xe9"))
     other.mkdir()
     assert store_places.check_distinct([a, other]) == []
+
+
+def test_a_store_that_is_an_overlay_over_the_other_is_refused(tmp_path: Path, mounts: list[Path]) -> None:
+    """An overlay shows the other store's files as its own under another device number, and its own marker
+    (in its upper folder) hides the other's: initialised first (``DP3_STORES=b,a``), it passed every check,
+    and the archiver counted the other store's copy as its second one."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DP3_")}
+    a, b, upper, work = (tmp_path / name for name in ("a", "b", "upper", "work"))
+    for folder in (a, b, upper, work):
+        folder.mkdir()
+    subprocess.run(
+        ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={a},upperdir={upper},workdir={work}", str(b)],
+        check=True,
+    )
+    mounts.append(b)
+    result = _dp3("stores", "init", env={**env, "DP3_STORES": f"{b},{a}", "DP3_HOME": str(tmp_path)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    [line] = result.stdout.splitlines()
+    assert "not distinct places" in line and "overlay" in line and str(a) in line and str(b) in line
+    assert not (a / layout.STORE_MARKER).exists() and not (b / layout.STORE_MARKER).exists()
+    # Both initialised by hand, one marker each: still one place.
+    (b / layout.STORE_MARKER).write_text('{"id": "b"}')
+    (a / layout.STORE_MARKER).write_text('{"id": "a"}')
+    [alias] = store_places.check_distinct([b, a])
+    assert alias.reason == "nested"
+    # An overlay over a folder of its own is a store like any other.
+    unmount(b)
+    mounts.remove(b)
+    lower = tmp_path / "lower"
+    lower.mkdir()
+    subprocess.run(
+        ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}", str(b)],
+        check=True,
+    )
+    mounts.append(b)
+    assert store_places.check_distinct([b, a]) == []

@@ -21,7 +21,12 @@ cheap enough to run before every deletion) and compared by the pure
   another store, or of a folder that contains it, shares the device but not
   the path, so real paths alone cannot see it;
 * the store marker's id (``dp3 stores init`` writes a random one): a marker
-  copied into another store, or the same network share mounted twice.
+  copied into another store, or the same network share mounted twice;
+* for a root on an overlay mount, the folders it is layered from (its lower
+  and upper folders, from the mount's options): an overlay over another
+  store shows that store's files as its own, with another device number, so
+  neither the inode nor a copy's identity gives it away, and its own marker
+  in the upper folder hides the other's.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class StorePlace:
     filesystem: str | None = None  # "major:minor" of the mount holding the root (None: unknown)
     path_in_filesystem: str | None = None  # the root's path inside that file system
     marker_id: str | None = None  # None: no marker, or an empty one
+    layers: tuple[str, ...] = ()  # an overlay root: the real paths of the folders it is made of
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,11 @@ def _alias(a: StorePlace, b: StorePlace) -> Alias | None:
                 folder = os.path.relpath(inner.path_in_filesystem, outer.path_in_filesystem)
                 detail = f"{inner.label} is the folder {folder!r} of {outer.label} mounted under a second name"
                 return Alias(a.label, b.label, "nested", detail)
+    for over, under in ((a, b), (b, a)):
+        for layer in over.layers:
+            if _inside(layer, under.real_path) or _inside(under.real_path, layer):
+                detail = f"{over.label} is an overlay made of {layer}, which is or holds {under.label}"
+                return Alias(a.label, b.label, "nested", detail)
     if a.marker_id is not None and a.marker_id == b.marker_id:
         return Alias(a.label, b.label, "same_marker", f"both carry store marker id {a.marker_id}")
     return None
@@ -132,8 +143,34 @@ def read_mount_table() -> str | None:
         return None  # not Linux, or no /proc: device, inode, real paths and markers still count
 
 
-def _mount_of(fd: int, table: str | None) -> tuple[str, str, str] | None:
-    """(major:minor, root inside the file system, mount point) of the mount holding ``fd``."""
+@dataclass(frozen=True)
+class _Mount:
+    filesystem: str  # major:minor
+    root: str  # the mount's root inside the file system
+    point: str
+    layers: tuple[str, ...]  # an overlay's lower and upper folders, as given at mount time
+
+
+_LAYER_OPTIONS = ("lowerdir", "lowerdir+", "upperdir", "datadir+")
+
+
+def _overlay_layers(fstype: str, options: str) -> tuple[str, ...]:
+    """The folders an overlay mount is made of, from its super options (``lowerdir=/x:/y,upperdir=/z``)."""
+    if fstype != "overlay":
+        return ()
+    layers: list[str] = []
+    for option in options.split(","):  # a comma inside a path is written \054 (octal)
+        key, _, value = option.partition("=")
+        if key in _LAYER_OPTIONS and value:
+            # lowerdir lists folders split by ':'; a ':' inside one is written '\:'.
+            parts = re.split(r"(?<!\\):", value) if key == "lowerdir" else [value]
+            # Only absolute paths can be compared with the stores' real paths.
+            layers += [found for part in parts if (found := _unescape(part).replace("\\:", ":")).startswith("/")]
+    return tuple(layers)
+
+
+def _mount_of(fd: int, table: str | None) -> _Mount | None:
+    """The mount holding ``fd`` (from the mount table)."""
     if table is None:
         return None
     try:
@@ -144,7 +181,9 @@ def _mount_of(fd: int, table: str | None) -> tuple[str, str, str] | None:
     for line in table.splitlines():
         fields = line.split()
         if len(fields) >= 5 and fields[0] == mount_id:
-            return fields[2], _unescape(fields[3]), _unescape(fields[4])
+            tail = fields[fields.index("-", 6) + 1 :] if "-" in fields[6:] else []
+            layers = _overlay_layers(tail[0], tail[2]) if len(tail) >= 3 else ()
+            return _Mount(fields[2], _unescape(fields[3]), _unescape(fields[4]), layers)
     return None
 
 
@@ -162,13 +201,13 @@ def place_of(root: Path, mount_table: str | None = None) -> StorePlace | None:
         info = os.fstat(fd)
         real = os.path.realpath(root)
         filesystem = in_filesystem = None
+        layers: tuple[str, ...] = ()
         mount = _mount_of(fd, mount_table)
-        if mount is not None:
-            device, mount_root, mount_point = mount
-            if _inside(mount_point, real):
-                rest = os.path.relpath(real, mount_point)
-                filesystem = device
-                in_filesystem = os.path.normpath(os.path.join(mount_root, rest))
+        if mount is not None and _inside(mount.point, real):
+            rest = os.path.relpath(real, mount.point)
+            filesystem = mount.filesystem
+            in_filesystem = os.path.normpath(os.path.join(mount.root, rest))
+            layers = tuple(os.path.normpath(os.path.join(os.path.realpath(layer), rest)) for layer in mount.layers)
         identity = None
         with contextlib.suppress(OSError):
             marker = os.open(STORE_MARKER, os.O_RDONLY | os.O_NONBLOCK, dir_fd=fd)
@@ -176,7 +215,7 @@ def place_of(root: Path, mount_table: str | None = None) -> StorePlace | None:
                 identity = marker_id(os.read(marker, MARKER_READ_LIMIT))
             finally:
                 os.close(marker)
-        return StorePlace(label, info.st_dev, info.st_ino, real, filesystem, in_filesystem, identity)
+        return StorePlace(label, info.st_dev, info.st_ino, real, filesystem, in_filesystem, identity, layers)
     finally:
         os.close(fd)
 
