@@ -142,3 +142,35 @@ def test_two_photos_that_once_shared_an_id_keep_two_records_in_the_stores(
             assert sha256_of(root / DATE / entry.id) == entry.sha256
             document = json.loads((root / DATE / layout.sidecar_name(entry.id)).read_bytes())
             assert document["sha256"] == entry.sha256 and document["id"] == entry.id
+
+
+@pytest.mark.parametrize("order", ["original first", "edited first"])
+def test_a_photo_under_an_id_the_stores_hold_for_other_bytes_never_touches_the_first(
+    site: Site, journal: Journal, archiver: ArchiverProcess, order: str
+) -> None:
+    """The scanner's index lost (a fresh one hands out the same id again): the stores' sidecars keep them apart."""
+    first = site.photo("DSC00372.JPG", data=b"original" * 300)
+    if order == "edited first":
+        first = site.photo("DSC00372.JPG", data=b"edited" * 300, sub="edited")
+    journal.publish(first)
+    journal.wait_all({first.id}, Status.COLLECTED, 30)
+    kept = {root: {p.name: p.read_bytes() for p in (root / DATE).iterdir()} for root in site.store_roots}
+    if order == "edited first":
+        second = site.photo("DSC00372.JPG", data=b"original" * 300)
+    else:
+        second = site.photo("DSC00372.JPG", data=b"edited" * 300, sub="edited")
+    assert second.id == first.id and second.sha256 != first.sha256
+    journal.publish(second)
+    wait_for(lambda: len(journal.with_status(Status.COLLECTED)) >= 2, 30, "the second photo to be collected")
+    [archived] = [e for e in journal.with_status(Status.ARCHIVED) if e.sha256 == second.sha256]
+    assert archived.stored_name and archived.stored_name != first.id
+    for root in site.store_roots:
+        for name, content in kept[root].items():
+            if name != layout.sidecar_name(first.id):
+                assert (root / DATE / name).read_bytes() == content, name  # the first photo's files untouched
+        document = json.loads((root / DATE / layout.sidecar_name(first.id)).read_bytes())
+        assert document["sha256"] == first.sha256
+        assert sha256_of(root / DATE / archived.stored_name) == second.sha256
+        assert (root / DATE / layout.thumbnail_name(archived.stored_name)).read_bytes().startswith(b"thumb:")
+        theirs = json.loads((root / DATE / layout.sidecar_name(archived.stored_name)).read_bytes())
+        assert theirs["sha256"] == second.sha256
