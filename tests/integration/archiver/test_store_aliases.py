@@ -189,3 +189,37 @@ def test_a_store_that_is_an_overlay_over_the_other_is_refused(tmp_path: Path, mo
     )
     mounts.append(b)
     assert store_places.check_distinct([b, a]) == []
+
+
+def test_a_mount_table_that_shows_every_root_as_slash_refuses_no_distinct_stores(
+    tmp_path: Path, mounts: list[Path]
+) -> None:
+    """NFS shows ``/`` as the root of every mount, and two mounts of one server file system share a device:
+    ``srv:/e/a`` at A and ``srv:/e`` at X read as if X/b were a folder of A. Real mounts, the table as NFS
+    writes it: two distinct stores are never refused; the real bind mount of A's folder still is."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "none", str(shared)], check=True)
+    mounts.append(shared)
+    (shared / "a").mkdir()
+    (shared / "b").mkdir()
+    a, x = tmp_path / "A", tmp_path / "X"
+    a.mkdir()
+    x.mkdir()
+    subprocess.run(["mount", "--bind", str(shared / "a"), str(a)], check=True)
+    mounts.append(a)
+    subprocess.run(["mount", "--bind", str(shared), str(x)], check=True)
+    mounts.append(x)
+    table = store_places.read_mount_table()
+    assert table is not None
+    as_nfs = []
+    for line in table.splitlines():
+        fields = line.split(" ")
+        if fields[4] == str(a):
+            fields[3] = "/"  # NFS: "/" whatever the mount's root in the server's file system
+        as_nfs.append(" ".join(fields))
+    assert store_places.check_distinct([a, x / "b"], "\n".join(as_nfs) + "\n") == []
+    (a / "sub").mkdir()
+    for roots in ([a, x / "a" / "sub"], [x, a]):  # with the real table, each is a folder of the other's
+        [alias] = store_places.check_distinct(roots)
+        assert alias.reason == "nested" and "mounted under a second name" in alias.detail

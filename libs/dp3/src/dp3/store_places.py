@@ -36,7 +36,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,18 +82,28 @@ def _inside(outer: str, inner: str) -> bool:
     return inner == outer or inner.startswith(outer.rstrip("/") + "/")
 
 
-def aliases(places: Sequence[StorePlace]) -> list[Alias]:
-    """Every pair of places that are one place, in configuration order. Pure."""
+FolderCheck = Callable[[StorePlace, str, StorePlace], bool]
+"""``(outer, folder, inner)``: is ``inner``'s root the folder ``folder`` of ``outer``'s, as the files say?"""
+
+
+def aliases(places: Sequence[StorePlace], is_folder_of: FolderCheck | None = None) -> list[Alias]:
+    """Every pair of places that are one place, in configuration order. Pure (but for ``is_folder_of``).
+
+    ``is_folder_of`` confirms what the mount table says (one root a folder of
+    the other's file system), which a network file system can get wrong: NFS
+    shows ``/`` as the root of every mount, so a sub-export ``srv:/e/a`` and a
+    folder ``b`` of ``srv:/e`` would read as nested. None: the table is trusted.
+    """
     found: list[Alias] = []
     for i, a in enumerate(places):
         for b in places[i + 1 :]:
-            alias = _alias(a, b)
+            alias = _alias(a, b, is_folder_of)
             if alias is not None:
                 found.append(alias)
     return found
 
 
-def _alias(a: StorePlace, b: StorePlace) -> Alias | None:
+def _alias(a: StorePlace, b: StorePlace, is_folder_of: FolderCheck | None = None) -> Alias | None:
     if (a.device, a.inode) == (b.device, b.inode):
         return Alias(a.label, b.label, "same_folder", f"both are the folder {a.real_path}")
     for outer, inner in ((a, b), (b, a)):
@@ -106,6 +116,8 @@ def _alias(a: StorePlace, b: StorePlace) -> Alias | None:
             assert outer.path_in_filesystem is not None and inner.path_in_filesystem is not None
             if _inside(outer.path_in_filesystem, inner.path_in_filesystem):
                 folder = os.path.relpath(inner.path_in_filesystem, outer.path_in_filesystem)
+                if is_folder_of is not None and not is_folder_of(outer, folder, inner):
+                    continue
                 detail = f"{inner.label} is the folder {folder!r} of {outer.label} mounted under a second name"
                 return Alias(a.label, b.label, "nested", detail)
     for over, under in ((a, b), (b, a)):
@@ -220,8 +232,26 @@ def place_of(root: Path, mount_table: str | None = None) -> StorePlace | None:
         os.close(fd)
 
 
-def check_distinct(roots: Sequence[Path]) -> list[Alias]:
-    """Gather every root's place and compare them (roots that cannot be opened are left out)."""
-    table = read_mount_table()
+def is_folder_of(outer: StorePlace, folder: str, inner: StorePlace) -> bool:
+    """Whether ``outer``'s root holds ``folder`` and it is ``inner``'s root (same device and inode).
+
+    In doubt (it cannot be looked at but exists), the mount table's word stands: two
+    stores wrongly refused stall the pipeline, one wrongly accepted can lose an original.
+    """
+    try:
+        found = os.stat(os.path.join(outer.real_path, folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return (found.st_dev, found.st_ino) == (inner.device, inner.inode)
+
+
+def check_distinct(roots: Sequence[Path], mount_table: str | None = None) -> list[Alias]:
+    """Gather every root's place and compare them (roots that cannot be opened are left out).
+
+    ``mount_table``: ``/proc/self/mountinfo``'s text, read now if not given.
+    """
+    table = read_mount_table() if mount_table is None else mount_table
     places = [place for place in (place_of(root, table) for root in roots) if place is not None]
-    return aliases(places)
+    return aliases(places, is_folder_of)
