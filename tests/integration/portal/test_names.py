@@ -104,7 +104,11 @@ def test_non_utf8_names_are_kept_byte_exact_and_shown_readably(
         page = httpx.get(f"{portal.url}/photos/{quote(photo_id, safe='')}", auth=auth)
         assert page.status_code == 200, page.text[:300]
         assert "café «1».jpg" in page.text  # readable, as the photographer named it on Windows
-        assert "café «1».jpg" in httpx.get(portal.url + "/", auth=auth).text
+        gallery = httpx.get(portal.url + "/", auth=auth).text
+        assert "café «1».jpg" in gallery
+        # The owner folder is a name too: readable in the tile, the owner list and the photo page.
+        assert "MÜLLER-JÖRG ·" in gallery and ">MÜLLER-JÖRG</option>" in gallery
+        assert "MÜLLER-JÖRG</span>" in page.text
         thumbnail = httpx.get(f"{portal.url}/api/photos/{quote(photo_id, safe='')}/thumbnail", auth=auth)
         assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/jpeg"
     finally:
