@@ -18,6 +18,7 @@ test_packages=(
   docker-compose                                 # validates docker-compose.yml offline
   debootstrap                                    # the HTCondor test pool's chroot
   caddy                                          # the portal over HTTPS (deploy/caddy), tested with a real proxy
+  ntfs-3g                                        # a real NTFS store that refuses Windows-reserved names (EINVAL)
 )
 
 case "${1:-test}" in
