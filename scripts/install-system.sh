@@ -19,6 +19,7 @@ test_packages=(
   acl                                            # setfacl: the compose test's inbox, as the README prepares it
   debootstrap                                    # the HTCondor test pool's chroot; the images' local base
   caddy                                          # the portal over HTTPS (deploy/caddy), tested with a real proxy
+  ntfs-3g                                        # a real NTFS store that refuses Windows-reserved names (EINVAL)
 )
 
 case "${1:-test}" in

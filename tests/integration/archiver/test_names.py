@@ -6,6 +6,8 @@ import base64
 import hashlib
 import json
 import os
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,8 @@ import pytest
 from dp3 import layout
 from dp3.events import ErrorKind, Status, disambiguated_id
 from dp3.filenames import NAME_MAX
-from tests.integration.archiver.harness import ArchiverProcess, Journal, archiver_env
+from dp3_archiver.stores import Store
+from tests.integration.archiver.harness import ArchiverProcess, Journal, archiver_env, unmount
 from tests.rabbit import wait_for
 from tests.unit.archiver.site import CAPTURE, DATE, Site, sha256_of
 
@@ -142,3 +145,78 @@ def test_two_photos_that_once_shared_an_id_keep_two_records_in_the_stores(
             assert sha256_of(root / DATE / entry.id) == entry.sha256
             document = json.loads((root / DATE / layout.sidecar_name(entry.id)).read_bytes())
             assert document["sha256"] == entry.sha256 and document["id"] == entry.id
+
+
+@pytest.mark.parametrize("order", ["original first", "edited first"])
+def test_a_photo_under_an_id_the_stores_hold_for_other_bytes_never_touches_the_first(
+    site: Site, journal: Journal, archiver: ArchiverProcess, order: str
+) -> None:
+    """The scanner's index lost (a fresh one hands out the same id again): the stores' sidecars keep them apart."""
+    first = site.photo("DSC00372.JPG", data=b"original" * 300)
+    if order == "edited first":
+        first = site.photo("DSC00372.JPG", data=b"edited" * 300, sub="edited")
+    journal.publish(first)
+    journal.wait_all({first.id}, Status.COLLECTED, 30)
+    kept = {root: {p.name: p.read_bytes() for p in (root / DATE).iterdir()} for root in site.store_roots}
+    if order == "edited first":
+        second = site.photo("DSC00372.JPG", data=b"original" * 300)
+    else:
+        second = site.photo("DSC00372.JPG", data=b"edited" * 300, sub="edited")
+    assert second.id == first.id and second.sha256 != first.sha256
+    journal.publish(second)
+    wait_for(lambda: len(journal.with_status(Status.COLLECTED)) >= 2, 30, "the second photo to be collected")
+    [archived] = [e for e in journal.with_status(Status.ARCHIVED) if e.sha256 == second.sha256]
+    assert archived.stored_name and archived.stored_name != first.id
+    for root in site.store_roots:
+        for name, content in kept[root].items():
+            if name != layout.sidecar_name(first.id):
+                assert (root / DATE / name).read_bytes() == content, name  # the first photo's files untouched
+        document = json.loads((root / DATE / layout.sidecar_name(first.id)).read_bytes())
+        assert document["sha256"] == first.sha256
+        assert sha256_of(root / DATE / archived.stored_name) == second.sha256
+        assert (root / DATE / layout.thumbnail_name(archived.stored_name)).read_bytes().startswith(b"thumb:")
+        theirs = json.loads((root / DATE / layout.sidecar_name(archived.stored_name)).read_bytes())
+        assert theirs["sha256"] == second.sha256
+
+
+@pytest.fixture
+def windows_names_store(site: Site, tmp_path: Path) -> Iterator[Path]:
+    """The second store on a real NTFS volume (ntfs-3g, ``windows_names``), as a USB disk or a Windows share is:
+    it refuses ``:`` ``?`` ``*``, a trailing dot, ``CON`` with EINVAL, and bytes that are not UTF-8 with EILSEQ."""
+    if not (shutil.which("mkntfs") and shutil.which("ntfs-3g")):
+        pytest.skip("needs Debian's ntfs-3g (mkntfs, ntfs-3g) for a real NTFS store")
+    image = tmp_path / "ntfs.img"
+    with open(image, "wb") as stream:
+        stream.truncate(16 * 1024 * 1024)
+    subprocess.run(["mkntfs", "-q", "-F", "-f", str(image)], check=True, capture_output=True)
+    root = site.store_roots[1]
+    subprocess.run(["ntfs-3g", "-o", "windows_names", str(image), str(root)], check=True)
+    try:
+        Store(root).init()
+        yield root
+    finally:
+        unmount(root)
+
+
+def test_names_a_windows_store_refuses_fail_the_photo_and_never_mark_the_store_down(
+    site: Site, journal: Journal, windows_names_store: Path, amqp_url: str, tmp_path: Path
+) -> None:
+    """EINVAL from creating or opening a photo's file is its name's fault (bad_name), not the store's (io)."""
+    archiver = ArchiverProcess(archiver_env(site, amqp_url), tmp_path / "archiver.log")
+    try:
+        refused = [site.photo(name) for name in ("a:b.JPG", "why?.JPG", "star*.JPG", "dot.")]
+        good = site.photo("ok.JPG")
+        for entry in (*refused, good):
+            journal.publish(entry)
+        journal.wait_all({entry.id for entry in refused}, Status.FAILED, 30)
+        journal.wait_all({good.id}, Status.COLLECTED, 30)
+        for entry in refused:
+            [failure] = [e for e in journal.with_status(Status.FAILED) if e.id == entry.id]
+            assert failure.error is not None and failure.error.kind is ErrorKind.BAD_NAME, failure.error
+            assert os.path.exists(entry.fs_path)  # the original stays in the inbox
+        for root in site.store_roots:
+            assert archiver.metric("dp3_archiver_store_up", store=str(root)) == 1
+        assert archiver.metric("dp3_archiver_store_errors_total") == 0
+        assert archiver.metric("dp3_archiver_photo_faults_total", reason="bad_name") == len(refused)
+    finally:
+        archiver.stop()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dp3 import layout
+from dp3 import layout, store_places
 from dp3.events import Status
 from tests.integration.archiver.harness import ArchiverProcess, Journal, archiver_env, unmount
 from tests.rabbit import wait_for
@@ -119,3 +119,107 @@ def test_stores_init_refuses_one_place_under_two_names(tmp_path: Path, mounts: l
     status = _dp3("stores", "status", env={**env, "DP3_STORES": f"{a},{b}", "DP3_HOME": str(tmp_path)})
     assert status.returncode == 1
     assert "store marker id" in status.stdout and str(a) in status.stdout and str(b) in status.stdout
+
+
+def test_a_mount_with_a_non_utf8_name_elsewhere_does_not_stop_distinct_stores(
+    site: Site, amqp_url: str, journal: Journal, processes: list[ArchiverProcess], tmp_path: Path, mounts: list[Path]
+) -> None:
+    """The mount table holds every mount's name as bytes: a share mounted at ``caf\\xe9`` (any machine's mount,
+    not a store) must neither stop the archiver nor count against two distinct stores."""
+    latin = os.fsencode(tmp_path) + b"/caf\xe9 share"
+    os.mkdir(latin)
+    subprocess.run([b"mount", b"-t", b"tmpfs", b"none", latin], check=True)
+    mounts.append(Path(os.fsdecode(latin)))
+    archiver = ArchiverProcess(archiver_env(site, amqp_url), tmp_path / "archiver.log")
+    processes.append(archiver)
+    entry = site.photo()
+    journal.publish(entry)
+    journal.wait_all({entry.id}, Status.COLLECTED, 30)
+    assert archiver.metric("dp3_archiver_stores_distinct") == 1
+
+
+def test_a_bind_mount_at_a_non_utf8_name_of_a_folder_inside_a_store_is_refused(
+    tmp_path: Path, mounts: list[Path]
+) -> None:
+    """Real mounts, names as bytes: the mount table's ``caf\\xe9`` must match the store's own path."""
+    a = tmp_path / "a"
+    (a / "sub").mkdir(parents=True)
+    latin = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9 store"))
+    latin.mkdir()
+    subprocess.run(["mount", "--bind", str(a / "sub"), str(latin)], check=True)
+    mounts.append(latin)
+    [alias] = store_places.check_distinct([a, latin])
+    assert alias.reason == "nested" and "'sub'" in alias.detail
+    other = Path(os.fsdecode(os.fsencode(tmp_path) + b"/other \xe9"))
+    other.mkdir()
+    assert store_places.check_distinct([a, other]) == []
+
+
+def test_a_store_that_is_an_overlay_over_the_other_is_refused(tmp_path: Path, mounts: list[Path]) -> None:
+    """An overlay shows the other store's files as its own under another device number, and its own marker
+    (in its upper folder) hides the other's: initialised first (``DP3_STORES=b,a``), it passed every check,
+    and the archiver counted the other store's copy as its second one."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DP3_")}
+    a, b, upper, work = (tmp_path / name for name in ("a", "b", "upper", "work"))
+    for folder in (a, b, upper, work):
+        folder.mkdir()
+    subprocess.run(
+        ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={a},upperdir={upper},workdir={work}", str(b)],
+        check=True,
+    )
+    mounts.append(b)
+    result = _dp3("stores", "init", env={**env, "DP3_STORES": f"{b},{a}", "DP3_HOME": str(tmp_path)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    [line] = result.stdout.splitlines()
+    assert "not distinct places" in line and "overlay" in line and str(a) in line and str(b) in line
+    assert not (a / layout.STORE_MARKER).exists() and not (b / layout.STORE_MARKER).exists()
+    # Both initialised by hand, one marker each: still one place.
+    (b / layout.STORE_MARKER).write_text('{"id": "b"}')
+    (a / layout.STORE_MARKER).write_text('{"id": "a"}')
+    [alias] = store_places.check_distinct([b, a])
+    assert alias.reason == "nested"
+    # An overlay over a folder of its own is a store like any other.
+    unmount(b)
+    mounts.remove(b)
+    lower = tmp_path / "lower"
+    lower.mkdir()
+    subprocess.run(
+        ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}", str(b)],
+        check=True,
+    )
+    mounts.append(b)
+    assert store_places.check_distinct([b, a]) == []
+
+
+def test_a_mount_table_that_shows_every_root_as_slash_refuses_no_distinct_stores(
+    tmp_path: Path, mounts: list[Path]
+) -> None:
+    """NFS shows ``/`` as the root of every mount, and two mounts of one server file system share a device:
+    ``srv:/e/a`` at A and ``srv:/e`` at X read as if X/b were a folder of A. Real mounts, the table as NFS
+    writes it: two distinct stores are never refused; the real bind mount of A's folder still is."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "none", str(shared)], check=True)
+    mounts.append(shared)
+    (shared / "a").mkdir()
+    (shared / "b").mkdir()
+    a, x = tmp_path / "A", tmp_path / "X"
+    a.mkdir()
+    x.mkdir()
+    subprocess.run(["mount", "--bind", str(shared / "a"), str(a)], check=True)
+    mounts.append(a)
+    subprocess.run(["mount", "--bind", str(shared), str(x)], check=True)
+    mounts.append(x)
+    table = store_places.read_mount_table()
+    assert table is not None
+    as_nfs = []
+    for line in table.splitlines():
+        fields = line.split(" ")
+        if fields[4] == str(a):
+            fields[3] = "/"  # NFS: "/" whatever the mount's root in the server's file system
+        as_nfs.append(" ".join(fields))
+    assert store_places.check_distinct([a, x / "b"], "\n".join(as_nfs) + "\n") == []
+    (a / "sub").mkdir()
+    for roots in ([a, x / "a" / "sub"], [x, a]):  # with the real table, each is a folder of the other's
+        [alias] = store_places.check_distinct(roots)
+        assert alias.reason == "nested" and "mounted under a second name" in alias.detail

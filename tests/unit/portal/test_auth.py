@@ -149,3 +149,20 @@ def test_user_names_are_plain() -> None:
     assert not valid_username("")
     assert not valid_username("a b")
     assert not valid_username("../x")
+
+
+def test_the_throttle_keeps_small_keys_whatever_name_is_sent() -> None:
+    """The table is bounded in entries; a megabyte of user name per guess must not make each entry a megabyte."""
+    from starlette.requests import Request
+
+    from dp3_portal.routes.deps import throttle_keys
+
+    request = Request({"type": "http", "client": ("203.0.113.9", 5555), "headers": []})
+    throttle = LoginThrottle(free_attempts=2, first_delay=0.0)
+    for n in range(50):
+        keys = throttle_keys(request, f"{n}" + "x" * 1_000_000)
+        assert sum(len(key) for key in keys) < 100
+        throttle.finish(keys, False, now=throttle.admit(keys, now=n * 1000.0))
+    assert sum(len(key) for key in throttle._keys) < 1000
+    assert throttle_keys(request, "jaeger.nicholas@lab")[0] == "user:jaeger.nicholas@lab"
+    assert throttle_keys(request, "admin") != throttle_keys(request, "admin ")  # a real name keeps its own key

@@ -21,7 +21,12 @@ cheap enough to run before every deletion) and compared by the pure
   another store, or of a folder that contains it, shares the device but not
   the path, so real paths alone cannot see it;
 * the store marker's id (``dp3 stores init`` writes a random one): a marker
-  copied into another store, or the same network share mounted twice.
+  copied into another store, or the same network share mounted twice;
+* for a root on an overlay mount, the folders it is layered from (its lower
+  and upper folders, from the mount's options): an overlay over another
+  store shows that store's files as its own, with another device number, so
+  neither the inode nor a copy's identity gives it away, and its own marker
+  in the upper folder hides the other's.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +44,7 @@ from dp3.layout import STORE_MARKER
 
 MOUNTINFO = Path("/proc/self/mountinfo")
 MARKER_READ_LIMIT = 64 * 1024
-_OCTAL = re.compile(r"\\([0-7]{3})")
+_OCTAL = re.compile(rb"\\([0-7]{3})")
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class StorePlace:
     filesystem: str | None = None  # "major:minor" of the mount holding the root (None: unknown)
     path_in_filesystem: str | None = None  # the root's path inside that file system
     marker_id: str | None = None  # None: no marker, or an empty one
+    layers: tuple[str, ...] = ()  # an overlay root: the real paths of the folders it is made of
 
 
 @dataclass(frozen=True)
@@ -76,18 +82,28 @@ def _inside(outer: str, inner: str) -> bool:
     return inner == outer or inner.startswith(outer.rstrip("/") + "/")
 
 
-def aliases(places: Sequence[StorePlace]) -> list[Alias]:
-    """Every pair of places that are one place, in configuration order. Pure."""
+FolderCheck = Callable[[StorePlace, str, StorePlace], bool]
+"""``(outer, folder, inner)``: is ``inner``'s root the folder ``folder`` of ``outer``'s, as the files say?"""
+
+
+def aliases(places: Sequence[StorePlace], is_folder_of: FolderCheck | None = None) -> list[Alias]:
+    """Every pair of places that are one place, in configuration order. Pure (but for ``is_folder_of``).
+
+    ``is_folder_of`` confirms what the mount table says (one root a folder of
+    the other's file system), which a network file system can get wrong: NFS
+    shows ``/`` as the root of every mount, so a sub-export ``srv:/e/a`` and a
+    folder ``b`` of ``srv:/e`` would read as nested. None: the table is trusted.
+    """
     found: list[Alias] = []
     for i, a in enumerate(places):
         for b in places[i + 1 :]:
-            alias = _alias(a, b)
+            alias = _alias(a, b, is_folder_of)
             if alias is not None:
                 found.append(alias)
     return found
 
 
-def _alias(a: StorePlace, b: StorePlace) -> Alias | None:
+def _alias(a: StorePlace, b: StorePlace, is_folder_of: FolderCheck | None = None) -> Alias | None:
     if (a.device, a.inode) == (b.device, b.inode):
         return Alias(a.label, b.label, "same_folder", f"both are the folder {a.real_path}")
     for outer, inner in ((a, b), (b, a)):
@@ -100,7 +116,14 @@ def _alias(a: StorePlace, b: StorePlace) -> Alias | None:
             assert outer.path_in_filesystem is not None and inner.path_in_filesystem is not None
             if _inside(outer.path_in_filesystem, inner.path_in_filesystem):
                 folder = os.path.relpath(inner.path_in_filesystem, outer.path_in_filesystem)
+                if is_folder_of is not None and not is_folder_of(outer, folder, inner):
+                    continue
                 detail = f"{inner.label} is the folder {folder!r} of {outer.label} mounted under a second name"
+                return Alias(a.label, b.label, "nested", detail)
+    for over, under in ((a, b), (b, a)):
+        for layer in over.layers:
+            if _inside(layer, under.real_path) or _inside(under.real_path, layer):
+                detail = f"{over.label} is an overlay made of {layer}, which is or holds {under.label}"
                 return Alias(a.label, b.label, "nested", detail)
     if a.marker_id is not None and a.marker_id == b.marker_id:
         return Alias(a.label, b.label, "same_marker", f"both carry store marker id {a.marker_id}")
@@ -119,20 +142,47 @@ def marker_id(body: bytes) -> str | None:
 
 
 def _unescape(field: str) -> str:
-    # mountinfo writes space, tab, newline and backslash as \ooo (octal).
-    return _OCTAL.sub(lambda match: chr(int(match.group(1), 8)), field)
+    # mountinfo writes space, tab, newline and backslash as \ooo (octal); every other byte is as it is.
+    raw = _OCTAL.sub(lambda match: bytes([int(match.group(1), 8)]), os.fsencode(field))
+    return os.fsdecode(raw)
 
 
 def read_mount_table() -> str | None:
+    """``/proc/self/mountinfo`` as ``os`` strings: mount points are names, any bytes (a share at ``caf\\xe9``)."""
     try:
-        # Mount points are bytes: a folder named in Latin-1 anywhere on the machine is in this table.
-        return MOUNTINFO.read_bytes().decode("utf-8", "surrogateescape")
+        return os.fsdecode(MOUNTINFO.read_bytes())
     except OSError:
         return None  # not Linux, or no /proc: device, inode, real paths and markers still count
 
 
-def _mount_of(fd: int, table: str | None) -> tuple[str, str, str] | None:
-    """(major:minor, root inside the file system, mount point) of the mount holding ``fd``."""
+@dataclass(frozen=True)
+class _Mount:
+    filesystem: str  # major:minor
+    root: str  # the mount's root inside the file system
+    point: str
+    layers: tuple[str, ...]  # an overlay's lower and upper folders, as given at mount time
+
+
+_LAYER_OPTIONS = ("lowerdir", "lowerdir+", "upperdir", "datadir+")
+
+
+def _overlay_layers(fstype: str, options: str) -> tuple[str, ...]:
+    """The folders an overlay mount is made of, from its super options (``lowerdir=/x:/y,upperdir=/z``)."""
+    if fstype != "overlay":
+        return ()
+    layers: list[str] = []
+    for option in options.split(","):  # a comma inside a path is written \054 (octal)
+        key, _, value = option.partition("=")
+        if key in _LAYER_OPTIONS and value:
+            # lowerdir lists folders split by ':'; a ':' inside one is written '\:'.
+            parts = re.split(r"(?<!\\):", value) if key == "lowerdir" else [value]
+            # Only absolute paths can be compared with the stores' real paths.
+            layers += [found for part in parts if (found := _unescape(part).replace("\\:", ":")).startswith("/")]
+    return tuple(layers)
+
+
+def _mount_of(fd: int, table: str | None) -> _Mount | None:
+    """The mount holding ``fd`` (from the mount table)."""
     if table is None:
         return None
     try:
@@ -143,7 +193,9 @@ def _mount_of(fd: int, table: str | None) -> tuple[str, str, str] | None:
     for line in table.splitlines():
         fields = line.split()
         if len(fields) >= 5 and fields[0] == mount_id:
-            return fields[2], _unescape(fields[3]), _unescape(fields[4])
+            tail = fields[fields.index("-", 6) + 1 :] if "-" in fields[6:] else []
+            layers = _overlay_layers(tail[0], tail[2]) if len(tail) >= 3 else ()
+            return _Mount(fields[2], _unescape(fields[3]), _unescape(fields[4]), layers)
     return None
 
 
@@ -161,13 +213,13 @@ def place_of(root: Path, mount_table: str | None = None) -> StorePlace | None:
         info = os.fstat(fd)
         real = os.path.realpath(root)
         filesystem = in_filesystem = None
+        layers: tuple[str, ...] = ()
         mount = _mount_of(fd, mount_table)
-        if mount is not None:
-            device, mount_root, mount_point = mount
-            if _inside(mount_point, real):
-                rest = os.path.relpath(real, mount_point)
-                filesystem = device
-                in_filesystem = os.path.normpath(os.path.join(mount_root, rest))
+        if mount is not None and _inside(mount.point, real):
+            rest = os.path.relpath(real, mount.point)
+            filesystem = mount.filesystem
+            in_filesystem = os.path.normpath(os.path.join(mount.root, rest))
+            layers = tuple(os.path.normpath(os.path.join(os.path.realpath(layer), rest)) for layer in mount.layers)
         identity = None
         with contextlib.suppress(OSError):
             marker = os.open(STORE_MARKER, os.O_RDONLY | os.O_NONBLOCK, dir_fd=fd)
@@ -175,13 +227,31 @@ def place_of(root: Path, mount_table: str | None = None) -> StorePlace | None:
                 identity = marker_id(os.read(marker, MARKER_READ_LIMIT))
             finally:
                 os.close(marker)
-        return StorePlace(label, info.st_dev, info.st_ino, real, filesystem, in_filesystem, identity)
+        return StorePlace(label, info.st_dev, info.st_ino, real, filesystem, in_filesystem, identity, layers)
     finally:
         os.close(fd)
 
 
-def check_distinct(roots: Sequence[Path]) -> list[Alias]:
-    """Gather every root's place and compare them (roots that cannot be opened are left out)."""
-    table = read_mount_table()
+def is_folder_of(outer: StorePlace, folder: str, inner: StorePlace) -> bool:
+    """Whether ``outer``'s root holds ``folder`` and it is ``inner``'s root (same device and inode).
+
+    In doubt (it cannot be looked at but exists), the mount table's word stands: two
+    stores wrongly refused stall the pipeline, one wrongly accepted can lose an original.
+    """
+    try:
+        found = os.stat(os.path.join(outer.real_path, folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return (found.st_dev, found.st_ino) == (inner.device, inner.inode)
+
+
+def check_distinct(roots: Sequence[Path], mount_table: str | None = None) -> list[Alias]:
+    """Gather every root's place and compare them (roots that cannot be opened are left out).
+
+    ``mount_table``: ``/proc/self/mountinfo``'s text, read now if not given.
+    """
+    table = read_mount_table() if mount_table is None else mount_table
     places = [place for place in (place_of(root, table) for root in roots) if place is not None]
-    return aliases(places)
+    return aliases(places, is_folder_of)

@@ -56,6 +56,9 @@ _DOWN = {errno.ENOENT, errno.ENODEV, errno.ESTALE, errno.ENOTCONN, errno.EHOSTDO
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 _NAME_FAULTS = {errno.ENAMETOOLONG, errno.EILSEQ}
 """The photo's name is the trouble (too long for this store, bytes it refuses), not the store."""
+_NAME_REFUSED = errno.EINVAL
+"""From a call that takes a name: the store refuses the name (NTFS, exFAT, FAT, SMB to Windows: ``:`` ``?`` ``*``
+``"`` ``<`` ``>`` ``|`` ``\\``, a trailing dot or space, ``CON``); from any other call it is the store's trouble."""
 
 
 class StoreUnavailable(Retryable):
@@ -103,8 +106,9 @@ class CopyOutcome(enum.Enum):
     TAKEN = "taken"  # the name holds other bytes that are not ours to replace
 
 
-def problem_of(exc: OSError) -> str:
-    if exc.errno in _NAME_FAULTS:
+def problem_of(exc: OSError, *, naming: bool = False) -> str:
+    """The kind of trouble ``exc`` is; ``naming``: it came from a call that takes a photo's file name."""
+    if exc.errno in _NAME_FAULTS or (naming and exc.errno == _NAME_REFUSED):
         return "name"
     if exc.errno in _READ_ONLY:
         return "read_only"
@@ -243,7 +247,7 @@ class Store:
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 return None  # a symlink is not a copy
-            raise self._failure(problem_of(exc), f"reading {path}: {exc.strerror}") from exc
+            raise self._failure(problem_of(exc, naming=True), f"reading {path}: {exc.strerror}") from exc
 
     def read_bytes(self, path: Path) -> bytes | None:
         try:
@@ -252,7 +256,7 @@ class Store:
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            raise self._failure(problem_of(exc), f"reading {path}: {exc.strerror}") from exc
+            raise self._failure(problem_of(exc, naming=True), f"reading {path}: {exc.strerror}") from exc
 
     # --- writing -----------------------------------------------------------------
 
@@ -280,7 +284,7 @@ class Store:
             if present is None and not self._link_new(temp, final):
                 return self.ensure_copy(sources, final, sha256, size, may_replace=False)
             if present is not None:
-                with self.translated(f"renaming into {final}"):
+                with self.translated(f"renaming into {final}", naming=True):
                     os.replace(temp, final)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -329,7 +333,7 @@ class Store:
     def _copy_into_temp(self, src_fd: int, source: Path, final: Path, sha256: str) -> Path | None:
         temp = temp_path_for(final)
         digest = hashlib.sha256()
-        with self.translated(f"creating {temp}"):
+        with self.translated(f"creating {temp}", naming=True):
             dst_fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         keep = False
         try:
@@ -368,11 +372,11 @@ class Store:
             return False
         except OSError as exc:
             if exc.errno not in _NO_HARD_LINKS:
-                raise self._failure(problem_of(exc), f"linking {final}: {exc.strerror}") from exc
+                raise self._failure(problem_of(exc, naming=True), f"linking {final}: {exc.strerror}") from exc
         # A file system without hard links (some network drives): check, then rename.
         if final.exists():
             return False
-        with self.translated(f"renaming into {final}"):
+        with self.translated(f"renaming into {final}", naming=True):
             os.replace(temp, final)
         return True
 
@@ -389,12 +393,15 @@ class Store:
             folder.mkdir(exist_ok=True)  # never parents: an unmounted root is not re-created
 
     @contextlib.contextmanager
-    def translated(self, doing: str) -> Iterator[None]:
-        """Turn an OSError from this store into StoreUnavailable naming the store (and count it)."""
+    def translated(self, doing: str, *, naming: bool = False) -> Iterator[None]:
+        """Turn an OSError from this store into StoreUnavailable naming the store (and count it).
+
+        ``naming``: the calls inside take a photo's file name, so EINVAL is the name's fault (NameRefused).
+        """
         try:
             yield
         except OSError as exc:
-            raise self._failure(problem_of(exc), f"{doing}: {exc.strerror or exc}") from exc
+            raise self._failure(problem_of(exc, naming=naming), f"{doing}: {exc.strerror or exc}") from exc
 
     def _failure(self, problem: str, detail: str) -> StoreUnavailable | NameRefused:
         if problem == "name":  # one photo's name: counted by the archiver as that photo's failure

@@ -186,8 +186,12 @@ class Catalog:
     async def photo(self, photo_id: str) -> Photo | None:
         return await self.db[PHOTOS].find_one({"_id": photo_id})
 
-    async def journal_entries(self, photo_id: str, status: Status) -> list[dict[str, Any]]:
-        found = await self.db[JOURNAL].find({"id": photo_id, "status": status.value}).to_list()
+    async def journal_entries(self, photo: Photo, status: Status) -> list[dict[str, Any]]:
+        """The photo's journaled events with ``status`` (by the id they carry, and its bytes where known)."""
+        query: dict[str, Any] = {"id": photo.get("journal_id") or photo["_id"], "status": status.value}
+        found = await self.db[JOURNAL].find(query).to_list()
+        if photo.get("sha256"):
+            found = [doc for doc in found if doc.get("sha256") in (None, photo["sha256"])]
         return sorted(found, key=lambda doc: float(doc.get("at_ts", 0)))
 
     async def count(self, collection: str, match: dict[str, Any]) -> int:

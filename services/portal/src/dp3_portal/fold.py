@@ -23,6 +23,13 @@ The error of the event that set the current status is the photo's error: a
 photo whose render failed keeps it on its ``Archived``/``Collected`` events,
 and stays "failed" in the catalog.
 
+A record is one photo: one id *and* one sha256. An event whose id is held by
+a record of other bytes (the scanner's index was lost, and a fresh one handed
+the id out again; the archiver stored the second photo apart, under
+``stored_name``) is folded into a record of its own,
+:func:`record_key`, so two photos never become one record, nor does one show
+the other's images.
+
 Every field a query filters on is a scalar that is never null (``""`` or
 ``False`` instead), because the embedded server answers null tests wrongly.
 """
@@ -30,11 +37,12 @@ Every field a query filters on is a scalar that is never null (``""`` or
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
 from dp3 import filenames
-from dp3.events import JournalEntry, Status
+from dp3.events import JournalEntry, Status, disambiguated_id
 
 RANK = {
     Status.DETECTED: 0,
@@ -97,6 +105,22 @@ def camera_model(meta: dict[str, Any] | None) -> str:
 def display_name(entry: JournalEntry) -> str:
     """The file name the gallery shows: readable even when the original bytes are not UTF-8."""
     return filenames.readable(PurePosixPath(entry.fs_path).name.encode("utf-8", "surrogateescape"))
+
+
+def record_keys(photo_id: str, sha256: str) -> tuple[str, ...]:
+    """The records a photo with this id and sha256 may be folded into, in the order they are tried."""
+    return (photo_id, disambiguated_id(photo_id, sha256), disambiguated_id(photo_id, sha256, 64))
+
+
+def record_key(photo_id: str, sha256: str | None, held: Mapping[str, str]) -> str:
+    """The record an event of ``photo_id`` belongs to: its id, unless that record holds other bytes.
+
+    ``held`` maps record ids to the sha256 their record holds (``""``: none known yet). Pure.
+    """
+    if not sha256:
+        return photo_id
+    keys = record_keys(photo_id, sha256)
+    return next((key for key in keys if held.get(key, "") in ("", sha256)), keys[-1])
 
 
 def history_item(entry: JournalEntry, seq: int = 0) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import datetime as dt
 import zoneinfo
 from typing import Any
 
+from dp3 import filenames
 from dp3.events import ErrorKind
 
 ADVICE = {
@@ -65,6 +66,11 @@ def can_retry(photo: dict[str, Any]) -> bool:
 def advice(photo: dict[str, Any]) -> str:
     kind = str(photo.get("error_kind") or "")
     return ADVICE.get(kind, "Report the photo id to an operator.") if photo.get("failed") else ""
+
+
+def readable_name(escaped: str) -> str:
+    """A stored name (escaped, :mod:`dp3.filenames`) as a person should see it: ``M%DCLLER`` -> ``MÜLLER``."""
+    return filenames.readable(filenames.unescape(escaped))
 
 
 def capture_text(seconds: int, zone: zoneinfo.ZoneInfo) -> str:

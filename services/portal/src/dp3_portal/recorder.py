@@ -115,10 +115,36 @@ class Recorder:
             )
         return len(entries) - len(duplicates)
 
+    def _keyed(self, entries: list[JournalEntry]) -> list[tuple[str, JournalEntry]]:
+        """Each entry with the record it folds into (:func:`dp3_portal.fold.record_key`)."""
+        candidates = {entry.id for entry in entries}
+        candidates |= {key for entry in entries if entry.sha256 for key in fold.record_keys(entry.id, entry.sha256)}
+        held = {
+            str(doc["_id"]): str(doc.get("sha256") or "")
+            for doc in self.db[PHOTOS].find({"_id": {"$in": sorted(candidates)}})
+        }
+        keyed = []
+        for entry in entries:
+            key = fold.record_key(entry.id, entry.sha256, held)
+            if entry.sha256 and not held.get(key):
+                held[key] = entry.sha256  # the first photo of the batch with this id claims it
+            keyed.append((key, entry))
+        return keyed
+
     def _fold_photos(self, entries: list[JournalEntry]) -> None:
         by_photo: dict[str, list[JournalEntry]] = {}
-        for entry in entries:
-            by_photo.setdefault(entry.id, []).append(entry)
+        journal_ids: dict[str, str] = {}
+        for key, entry in self._keyed(entries):
+            if key != entry.id:
+                log.warning(
+                    "id %s is held in the catalog by other bytes; recorded as %s",
+                    entry.id,
+                    key,
+                    extra={"photo_id": key},
+                )
+                journal_ids[key] = entry.id
+                entry = entry.model_copy(update={"id": key})
+            by_photo.setdefault(key, []).append(entry)
         pending = set(by_photo)
         for _ in range(MAX_REFOLDS):
             current = {doc["_id"]: doc for doc in self.db[PHOTOS].find({"_id": {"$in": sorted(pending)}})}
@@ -127,6 +153,8 @@ class Recorder:
                 before = current.get(photo_id)
                 after = fold.fold(before, by_photo[photo_id])
                 if before is None:
+                    if photo_id in journal_ids:
+                        after["journal_id"] = journal_ids[photo_id]  # the id its events carry in the journal
                     writes.append(InsertOne(after))
                 elif after is not before:
                     after["version"] = int(before["version"]) + 1

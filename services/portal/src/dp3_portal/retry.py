@@ -28,7 +28,7 @@ async def request_retry(portal: Portal, user: str, photo_id: str) -> int:
         raise HTTPException(404, "no such photo")
     if not presentation.can_retry(photo):
         raise HTTPException(409, "only a photo that failed before archiving, or whose render failed, can be retried")
-    detections = await portal.catalog.journal_entries(photo_id, Status.DETECTED)
+    detections = await portal.catalog.journal_entries(photo, Status.DETECTED)
     if not detections:
         raise HTTPException(409, "no Detected event of this photo is recorded; drop the file in the inbox again")
     last = JournalEntry.model_validate({k: v for k, v in detections[-1].items() if k not in ("_id", "at_ts")})

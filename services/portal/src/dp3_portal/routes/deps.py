@@ -15,7 +15,15 @@ from typing import Annotated
 from fastapi import Depends, Form, HTTPException, Request
 
 from dp3_portal.app import Portal
-from dp3_portal.auth import CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, TooManyAttempts, csrf_ok, verify_password
+from dp3_portal.auth import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    SESSION_COOKIE,
+    TooManyAttempts,
+    csrf_ok,
+    valid_username,
+    verify_password,
+)
 
 
 class NotAuthenticated(Exception):
@@ -48,8 +56,13 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
 
 
 def throttle_keys(request: Request, user: str) -> tuple[str, str]:
-    """The login throttle's keys for an attempt: the name tried, and the client it came from."""
-    return f"user:{user}", f"client:{request.client.host if request.client else '?'}"
+    """The login throttle's keys for an attempt: the name tried, and the client it came from.
+
+    Every name that is not a user name (:func:`valid_username`: it can never log in) shares one key,
+    so the table's entries stay small whatever a client sends (a megabyte of name per guess).
+    """
+    name = user if valid_username(user) else "\0not-a-user-name"
+    return f"user:{name}", f"client:{request.client.host if request.client else '?'}"
 
 
 def too_many(exc: TooManyAttempts) -> HTTPException:
