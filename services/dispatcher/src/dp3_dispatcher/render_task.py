@@ -350,7 +350,7 @@ def read_exif(image: Any) -> "tuple[dict[str, Any], int]":
     details = read_ifd(exif, TAG_EXIF_IFD)
 
     def tag(number: int) -> Any:
-        return details.get(number, base.get(number))
+        return formats.exif_tag(base, details, number)
 
     orientation = as_int(base.get(TAG_ORIENTATION, xmp_orientation(xmp_packet(image))))
     if orientation not in range(1, 9):
