@@ -397,6 +397,20 @@ def sniff_unsupported(head: bytes) -> "str | None":
     return None
 
 
+def decoder_present(head: bytes) -> bool:
+    """This worker has the decoder for a HEIF or WebP file (checked once one failed to open).
+
+    Then a failure to open it is the file's damage, not a format this worker cannot read.
+    """
+    if formats.is_heif(head):
+        return True  # open_image registered pillow-heif, or it would be a missing decoder
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        from PIL import features
+
+        return bool(features.check("webp"))
+    return False
+
+
 def open_image(data: bytes) -> Any:
     """Open (header only), or raise RenderError with the kind."""
     head = data[:16]
@@ -419,11 +433,12 @@ def open_image(data: bytes) -> Any:
         raise RenderError(EXIT_TOO_LARGE, f"refused before decoding: {exc}") from None
     except Exception as exc:  # noqa: BLE001 -- Pillow's plugins raise many types for bad bytes
         what = sniff_unsupported(head)
-        if what and not heif_decoder and head[8:12] in HEIF_BRANDS:
-            raise RenderError(EXIT_MISSING_DECODER, what) from None  # the worker's lack, not the photo's
-        if what:
+        if formats.is_heif(head) and not heif_decoder:
+            raise RenderError(EXIT_MISSING_DECODER, what or "") from None  # the worker's lack, not the photo's
+        if what and not decoder_present(head):
             raise RenderError(EXIT_UNSUPPORTED_FORMAT, what) from None
-        if isinstance(exc, PIL.UnidentifiedImageError):
+        # Here a decoder for the format is present and refused the bytes: the file is damaged.
+        if isinstance(exc, PIL.UnidentifiedImageError) and not decoder_present(head):
             reason = f"its content is not an image format Pillow knows (it starts with {head[:8]!r})"
         else:
             reason = f"its header is damaged ({type(exc).__name__}: {exc})"
