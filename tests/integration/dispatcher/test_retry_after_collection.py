@@ -11,7 +11,10 @@ then with the limit raised, when the API's retry renders it from the stores.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +42,34 @@ def store_files(stack: Stack) -> dict[str, bytes]:
     }
 
 
-def test_a_collected_render_failure_is_rendered_again_from_the_stores(tmp_path: Path) -> None:
+@dataclass
+class Retried:
+    """A stack on which a 16-bit PNG failed too_large and was collected, restarted with the limit raised."""
+
+    stack: Stack
+    first: dict[str, Any]
+    data: bytes
+    owner: Path
+
+    def retry(self) -> httpx.Response:
+        url = f"http://127.0.0.1:{self.stack.portal_port}/api/photos/{self.first['id']}/retry"
+        return httpx.post(url, auth=("admin", self.stack.password), json={}, timeout=10)
+
+
+@contextlib.contextmanager
+def collected_failure(
+    tmp_path: Path, name: str, before_restart: Callable[[Stack, bytes], None] = lambda _stack, _data: None
+) -> Iterator[Retried]:
+    """Drop a 16-bit PNG (about 150 MB to decode) under a 100 MB limit, wait until it is a collected
+    too_large, run ``before_restart``, then start the stack again with 1024 MB."""
     home = tmp_path / "home"
-    vhost, url = create_vhost("dp3-retry")
+    vhost, url = create_vhost(name)
     stack = Stack(home, url, {"DP3_TASK_MEMORY_MB": "100"})
     try:
         stack.start()
         owner = stack.inbox / "ANNA-SMITH"
         owner.mkdir(parents=True, exist_ok=True)
-        photo = heavy_images.gray16_png(tmp_path / "scan16.png", (3000, 2500))  # about 150 MB to decode
-        data = photo.read_bytes()
+        data = heavy_images.gray16_png(tmp_path / "scan16.png", (3000, 2500)).read_bytes()
         (owner / "scan16.png").write_bytes(data)
 
         def failed_and_collected() -> bool:
@@ -58,20 +79,38 @@ def test_a_collected_render_failure_is_rendered_again_from_the_stores(tmp_path: 
         wait_for(failed_and_collected, 120, "the photo to fail too_large and be collected")
         first = only_photo(stack)
         assert first is not None and first["error"]["kind"] == "too_large", first
+        before_restart(stack, data)
+        stack.stop()
+        stack = Stack(home, url, {"DP3_TASK_MEMORY_MB": "1024"})  # the operator raises the limit
+        stack.start()
+        yield Retried(stack, first, data, owner)
+    except BaseException:
+        print(stack.tail_logs(80))
+        raise
+    finally:
+        try:
+            stack.stop()
+        finally:
+            delete_vhost(vhost)
+
+
+def test_a_collected_render_failure_is_rendered_again_from_the_stores(tmp_path: Path) -> None:
+    originals_before: dict[str, bytes] = {}
+
+    def originals(stack: Stack, data: bytes) -> None:
+        originals_before.update((name, content) for name, content in store_files(stack).items() if content == data)
+
+    with collected_failure(tmp_path, "dp3-retry", originals) as retried:
+        stack, first, data, owner = retried.stack, retried.first, retried.data, retried.owner
         assert "DP3_TASK_MEMORY_MB" in first["error"]["message"]
         assert not (owner / "scan16.png").exists()  # collected: the inbox no longer has it
-        originals_before = {name: content for name, content in store_files(stack).items() if content == data}
         assert len(originals_before) == 2  # one verified copy per store
-        stack.stop()
-
-        # The operator raises the limit; the user retries through the API.
-        stack = Stack(home, url, {"DP3_TASK_MEMORY_MB": "1024"})
-        stack.start()
+        # The user retries through the API.
         photo_id = first["id"]
         base = f"http://127.0.0.1:{stack.portal_port}/api/photos/{photo_id}/retry"
         auth = ("admin", stack.password)
         assert httpx.post(base, auth=auth, data={"x": "1"}, timeout=10).status_code == 415  # no form posts
-        response = httpx.post(base, auth=auth, json={}, timeout=10)
+        response = retried.retry()
         assert response.status_code == 202, response.text
         assert response.json()["attempt"] == 1
 
@@ -98,11 +137,3 @@ def test_a_collected_render_failure_is_rendered_again_from_the_stores(tmp_path: 
         assert not list(stack.inbox.rglob("scan16.png"))  # nothing put back, nothing deleted twice
         logs = "".join(log.read_text(errors="replace") for log in (stack.home / "logs").glob("dispatcher*.log"))
         assert "rendering the stores' verified copy" in logs
-    except BaseException:
-        print(stack.tail_logs(60))
-        raise
-    finally:
-        try:
-            stack.stop()
-        finally:
-            delete_vhost(vhost)

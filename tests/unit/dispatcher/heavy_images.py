@@ -40,6 +40,13 @@ def heic(path: Path, size: tuple[int, int]) -> Path:
     return path
 
 
+def webp(path: Path, size: tuple[int, int], mode: str = "RGB") -> Path:
+    """A lossy WebP (RGB, or RGBA with an alpha plane): libwebp allocates its canvases when Pillow opens it."""
+    colour = (200, 60, 90) if mode == "RGB" else (200, 60, 90, 128)
+    Image.new(mode, size, colour).save(path, "WEBP", quality=50)
+    return path
+
+
 def rgba_png(path: Path, size: tuple[int, int]) -> Path:
     Image.new("RGBA", size, (10, 20, 30, 128)).save(path, "PNG")
     return path

@@ -39,6 +39,8 @@ HEAVY: dict[str, Maker] = {
     "TIFF": lambda folder: heavy_images.tiff(folder / "scan.tif", (4000, 3000)),
     "HEIC": lambda folder: heavy_images.heic(folder / "phone.heic", (3000, 2000)),
     "RGBA PNG": lambda folder: heavy_images.rgba_png(folder / "alpha.png", (4000, 3000)),
+    "WebP": lambda folder: heavy_images.webp(folder / "web.webp", (4000, 3000)),
+    "RGBA WebP": lambda folder: heavy_images.webp(folder / "alpha.webp", (4000, 3000), "RGBA"),
 }
 
 
@@ -286,3 +288,33 @@ def test_a_png_too_large_for_memory_is_refused_before_its_exif_is_read(tmp_path:
     )
     assert result.returncode == render_task.EXIT_TOO_LARGE, result.stdout + result.stderr
     assert "1024 MB" in report(result)["message"]
+
+
+def test_a_webp_too_large_for_memory_is_refused_before_it_is_opened(tmp_path: Path) -> None:
+    # libwebp allocates its canvases when Pillow *opens* a WebP: 8000x6000 takes 384 MB there, so under
+    # 300 MB the open itself fails. That is a photo over the memory limit, not a format this worker lacks.
+    for mode in ("RGB", "RGBA"):
+        photo = heavy_images.webp(tmp_path / f"big-{mode}.webp", (8000, 6000), mode)
+        result = run("--memory-mb", "300", str(photo), str(tmp_path / "out"), cwd=tmp_path)
+        assert result.returncode == render_task.EXIT_TOO_LARGE, result.stdout + result.stderr
+        line = report(result)
+        assert "DP3_TASK_MEMORY_MB" in line["message"] and "predicted from its header" in line["message"]
+        assert f"8000x6000 WEBP ({mode})" in line["message"]
+    refused = run("--max-pixels", "1000000", "--memory-mb", "300", str(photo), str(tmp_path / "out"), cwd=tmp_path)
+    assert refused.returncode == render_task.EXIT_TOO_LARGE and "DP3_MAX_PIXELS" in report(refused)["message"]
+
+
+def test_webp_header_sizes_match_pillows_for_each_chunk_kind(tmp_path: Path) -> None:
+    from PIL import Image
+
+    cases: dict[str, tuple[dict[str, object], str, bool]] = {
+        "lossy": ({"quality": 50}, "RGB", False),
+        "lossless": ({"lossless": True}, "RGB", False),
+        "lossy alpha": ({"quality": 50}, "RGBA", True),
+        "lossless alpha": ({"lossless": True}, "RGBA", True),
+    }
+    for name, (options, mode, alpha) in cases.items():
+        path = tmp_path / f"{name}.webp"
+        Image.new(mode, (1234, 567), (1, 2, 3, 4)[: len(mode)]).save(path, "WEBP", **options)
+        assert render_task.webp_header(path.read_bytes()) == ((1234, 567), alpha), name
+    assert render_task.webp_header(b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(20)) is None

@@ -285,6 +285,25 @@ def test_heic_on_a_worker_without_pillow_heif_is_the_workers_lack_not_the_photos
     assert run_task(corpus / "heic/samplefilehub.heif", tmp_path / "with").returncode == 0  # a worker that has it
 
 
+@pytest.mark.parametrize("keep", [200, 0.5])
+@pytest.mark.parametrize("name", ["heic/samplefilehub.heif", "webp"])
+def test_a_damaged_heic_or_webp_on_a_worker_with_its_decoder_is_corrupt(
+    corpus: Path, tmp_path: Path, name: str, keep: float
+) -> None:
+    # The decoder is there and refused the bytes: the photo is damaged (permanent, "re-export it"),
+    # not a format this worker cannot read ("install pillow-heif", which is installed).
+    whole = tmp_path / "whole.webp"
+    if name == "webp":
+        Image.new("RGB", (800, 600), (10, 90, 200)).save(whole, "WEBP", quality=80)
+    source = whole if name == "webp" else corpus / name
+    damaged = tmp_path / f"damaged{source.suffix}"
+    data = source.read_bytes()
+    damaged.write_bytes(data[: int(keep if keep > 1 else len(data) * keep)])
+    outcome = run_task(damaged, tmp_path / "out")
+    assert_failed(outcome, render_task.EXIT_CORRUPT_IMAGE, "corrupt_image")
+    assert "pillow-heif" not in outcome.report["message"] and "cannot decode" not in outcome.report["message"]
+
+
 def test_format_pillow_opens_but_dp3_does_not_render(tmp_path: Path) -> None:
     source = tmp_path / "icon.jpg"
     Image.new("RGB", (32, 32), "red").save(source, "ICO")

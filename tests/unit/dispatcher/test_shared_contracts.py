@@ -70,6 +70,8 @@ def test_one_heif_brand_list() -> None:
         None,
         "    :  :     :  :  ",
         ["2012:12:14 22:33:28"],
+        "9999:12:31 23:59:59",
+        "2012:12:14 22:33:28.250",
     ],
 )
 @pytest.mark.parametrize("offset", ["+02:00", "-0530", "+99:00", "", None, b"+01:00\x00"])
@@ -93,3 +95,47 @@ def test_one_exit_code_table() -> None:
     for status, kind in formats.KIND_BY_EXIT.items():
         line = json.dumps({"kind": kind, "message": "why"})
         assert verify.classify_exit(status, line)[0] is ErrorKind(kind)
+
+
+EXIF_SUB_IFD = 0x8769
+
+
+@pytest.mark.parametrize("where", ["Exif sub-IFD", "IFD0"])
+@pytest.mark.parametrize(
+    ("raw", "offset"),
+    [
+        ("2012:12:14 19:00:00", None),
+        ("2012:12:14 19:00:00", "+02:00"),
+        ("2012:12:14 19:00:00.123\x00", "-0530"),
+        ("    :  :     ", None),
+        ("0000:00:00 00:00:00", "+01:00"),
+        ("9999:12:31 23:59:59", None),
+    ],
+)
+def test_scanner_and_render_task_date_a_real_photo_alike(
+    tmp_path: Path, where: str, raw: str, offset: str | None
+) -> None:
+    # The whole reading, not only the parse: which IFD the tags are looked up in is part of the rule
+    # (some writers put DateTimeOriginal in IFD0). The render task runs as on a worker, from the shipped files.
+    import datetime as dt
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    target = exif if where == "IFD0" else exif.get_ifd(EXIF_SUB_IFD)
+    target[0x9003] = raw
+    if offset is not None:
+        target[0x9011] = offset
+    photo = tmp_path / "dated.jpg"
+    Image.new("RGB", (64, 48), (90, 90, 90)).save(photo, exif=exif)
+    with photo.open("rb") as stream:
+        scanned = capture_time.read_exif_time(stream, UTC)
+    script = worker_copy(tmp_path / "worker")
+    subprocess.run([sys.executable, str(script), str(photo), str(tmp_path / "out")], check=True, timeout=60)
+    rendered = json.loads((tmp_path / "out" / "meta.json").read_text())["exif"]
+    if rendered["datetime_original"] is None:
+        assert scanned is None
+        return
+    assert scanned is not None, rendered
+    moment = dt.datetime.fromisoformat(rendered["datetime_original"] + (rendered["offset_time_original"] or "+00:00"))
+    assert scanned.seconds == int(moment.timestamp())

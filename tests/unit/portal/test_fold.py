@@ -117,3 +117,29 @@ def test_the_stored_name_comes_from_the_archiver_events_in_any_order() -> None:
     collected = collected.model_copy(update={"stored_name": "X~0123456789ab.JPG"})
     assert fold.fold(None, [collected, first, processed, archived])["stored_name"] == "X~0123456789ab.JPG"
     assert fold.fold(None, [first, processed])["stored_name"] == ""
+
+
+def test_a_collected_render_failure_whose_retry_fails_shows_the_newest_error_in_any_order() -> None:
+    # Retried after collection (from the stores), it failed again for another reason: the page must say
+    # that reason, not the old one (whose advice, "raise the limit", was already followed).
+    first = detected()
+    old = ErrorInfo(stage="dispatcher", kind=ErrorKind.TOO_LARGE, message="raise DP3_TASK_MEMORY_MB")
+    failed = first.next(Status.FAILED, service="dispatcher", error=old, at="2026-11-24T10:00:01Z")
+    archived = failed.next(Status.ARCHIVED, service="archiver", archives=["/a/2012-12-14"], at="2026-11-24T10:00:02Z")
+    collected = archived.next(Status.COLLECTED, service="archiver", at="2026-11-24T10:00:03Z")
+    retry = first.next(Status.DETECTED, service="portal", attempt=1, at="2026-11-24T11:00:00Z")
+    new = ErrorInfo(stage="dispatcher", kind=ErrorKind.UNREADABLE, message="no store holds a copy with its sha256")
+    again = retry.next(Status.FAILED, service="dispatcher", error=new, at="2026-11-24T11:00:01Z")
+    events = [first, failed, archived, collected, retry, again]
+    for order in itertools.permutations(events):
+        photo = fold.fold(None, list(order))
+        assert (photo["status"], photo["failed"], photo["error_kind"]) == ("Collected", True, "unreadable"), order
+        assert photo["error"]["message"] == new.message
+
+
+def test_a_late_copy_of_the_first_failure_does_not_hide_a_collected_success() -> None:
+    first = detected()
+    error = ErrorInfo(stage="dispatcher", kind=ErrorKind.RENDER_FAILED, message="old")
+    failed = first.next(Status.FAILED, service="dispatcher", error=error, at="2026-11-24T09:00:00Z")
+    photo = fold.fold(None, [*lifecycle(), failed])
+    assert (photo["status"], photo["failed"], photo["error"]) == ("Collected", False, None)

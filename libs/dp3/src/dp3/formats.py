@@ -12,6 +12,7 @@ annotations, nothing newer than 3.7's stdlib.
 
 import datetime
 import re
+import typing
 
 HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"})
 """ISO-BMFF major brands (bytes 8-12 after ``ftyp``) of HEIF/HEIC still images and sequences."""
@@ -27,12 +28,22 @@ def is_heif(head: bytes) -> bool:
 EARLIEST_YEAR = 1826
 """The oldest surviving photograph; an earlier DateTimeOriginal is a broken clock."""
 LATEST_YEAR = 2199
-"""A later DateTimeOriginal is an unset or broken camera clock (and the meta.json schema's bound)."""
+"""A later DateTimeOriginal is an unset or broken camera clock (the meta.json schema's bound too; and far
+from datetime's end, where a site zone would overflow)."""
 LATEST_OFFSET_MINUTES = 14 * 60
 """UTC+14 is the furthest zone on Earth; a larger OffsetTimeOriginal is garbage."""
 
 _DATETIME = re.compile(r"\s*(\d{4})[:\-/](\d{2})[:\-/](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
 _OFFSET = re.compile(r"\s*([+-])(\d{2}):?(\d{2})\s*$")
+
+
+def exif_tag(ifd0: "typing.Mapping[int, object]", exif_ifd: "typing.Mapping[int, object]", tag: int) -> object:
+    """A date tag's value: from the Exif sub-IFD, where EXIF puts it, else from IFD0, where some writers do.
+
+    Where to look is part of the rule: a photo dated from IFD0 by one reader and by its mtime by the
+    other would get two capture times.
+    """
+    return exif_ifd[tag] if tag in exif_ifd else ifd0.get(tag)
 
 
 def exif_text(value: object) -> "str | None":

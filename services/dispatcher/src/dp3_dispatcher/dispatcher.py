@@ -57,6 +57,7 @@ from dp3_dispatcher.batching import batch_sizes
 from dp3_dispatcher.runner import TaskRunner
 from dp3_dispatcher.settings import DispatcherSettings
 from dp3_dispatcher.staging import Staging, out_of_space
+from dp3_dispatcher.task_files import TaskFiles
 from dp3_dispatcher.verdict import (
     Action,
     BlockHost,
@@ -91,7 +92,11 @@ RESULTS_REMOTE = "results.tar"
 RENDER_SCRIPT = Path(__file__).with_name("render_task.py")
 FORMATS_MODULE = Path(formats.__file__)
 TASK_FILES = ((RENDER_SCRIPT, SCRIPT_REMOTE), (FORMATS_MODULE, FORMATS_REMOTE))
-"""What a worker needs beside the photos: the render task, and the contracts it shares (this very file)."""
+"""What a worker needs beside the photos: the render task, and the contracts it shares (this very file).
+
+Sent through :class:`~dp3_dispatcher.task_files.TaskFiles`, so that a worker's cached copy is never stale."""
+TASK_FILES_FOLDER = "task-files"
+"""Inside ``DP3_WORK_QUEUE_SCRATCH``: the content-named copies the task files are sent from."""
 STAGING_RETRY_SECONDS = 10.0
 
 Events = Sequence[JournalEntry]
@@ -165,7 +170,9 @@ class Dispatcher:
         self._settings = settings
         self._runner = runner
         self._staging = staging
-        self._script = render_script
+        self._task_files = TaskFiles(
+            settings.scratch_dir / TASK_FILES_FOLDER, ((render_script, SCRIPT_REMOTE), (FORMATS_MODULE, FORMATS_REMOTE))
+        )
         self._pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="dp3-verify")
         self._lock = threading.Lock()
         self._inflight: dict[str, _Job] = {}
@@ -326,6 +333,7 @@ class Dispatcher:
 
     def _submit(self, jobs: Sequence[_Job]) -> None:
         try:
+            shipped = self._task_files.inputs()  # first: nothing to clean up if they cannot be copied
             workspace = self._staging.workspace()
         except OSError as exc:
             self._task_back()
@@ -342,8 +350,7 @@ class Dispatcher:
                 self._settings.max_pixels, len(jobs), self._settings.task_memory_mb, self._settings.task_max_seconds
             ),
             inputs=(
-                InputFile(self._script, SCRIPT_REMOTE, cache=True),
-                InputFile(FORMATS_MODULE, FORMATS_REMOTE, cache=True),
+                *shipped,
                 *(
                     InputFile(self._staging.input_alias(workspace, index, job.source), photo_remote(index), cache=False)
                     for index, job in enumerate(jobs)

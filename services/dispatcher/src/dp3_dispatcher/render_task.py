@@ -354,7 +354,7 @@ def read_exif(image: Any) -> "tuple[dict[str, Any], int]":
     details = read_ifd(exif, TAG_EXIF_IFD)
 
     def tag(number: int) -> Any:
-        return details.get(number, base.get(number))
+        return formats.exif_tag(base, details, number)
 
     orientation = as_int(base.get(TAG_ORIENTATION, xmp_orientation(xmp_packet(image))))
     if orientation not in range(1, 9):
@@ -401,6 +401,20 @@ def sniff_unsupported(head: bytes) -> "str | None":
     return None
 
 
+def decoder_present(head: bytes) -> bool:
+    """This worker has the decoder for a HEIF or WebP file (checked once one failed to open).
+
+    Then a failure to open it is the file's damage, not a format this worker cannot read.
+    """
+    if formats.is_heif(head):
+        return True  # open_image registered pillow-heif, or it would be a missing decoder
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        from PIL import features
+
+        return bool(features.check("webp"))
+    return False
+
+
 def open_image(data: bytes) -> Any:
     """Open (header only), or raise RenderError with the kind."""
     head = data[:16]
@@ -423,11 +437,12 @@ def open_image(data: bytes) -> Any:
         raise RenderError(EXIT_TOO_LARGE, f"refused before decoding: {exc}") from None
     except Exception as exc:  # noqa: BLE001 -- Pillow's plugins raise many types for bad bytes
         what = sniff_unsupported(head)
-        if what and not heif_decoder and head[8:12] in HEIF_BRANDS:
-            raise RenderError(EXIT_MISSING_DECODER, what) from None  # the worker's lack, not the photo's
-        if what:
+        if formats.is_heif(head) and not heif_decoder:
+            raise RenderError(EXIT_MISSING_DECODER, what or "") from None  # the worker's lack, not the photo's
+        if what and not decoder_present(head):
             raise RenderError(EXIT_UNSUPPORTED_FORMAT, what) from None
-        if isinstance(exc, PIL.UnidentifiedImageError):
+        # Here a decoder for the format is present and refused the bytes: the file is damaged.
+        if isinstance(exc, PIL.UnidentifiedImageError) and not decoder_present(head):
             reason = f"its content is not an image format Pillow knows (it starts with {head[:8]!r})"
         else:
             reason = f"its header is damaged ({type(exc).__name__}: {exc})"
@@ -441,7 +456,11 @@ def open_image(data: bytes) -> Any:
 
 
 def check_pixels(image: Any, max_pixels: int) -> None:
-    width, height = image.size
+    check_size(image.size, max_pixels)
+
+
+def check_size(size: "tuple[int, int]", max_pixels: int) -> None:
+    width, height = size
     if width <= 0 or height <= 0:
         raise RenderError(EXIT_CORRUPT_IMAGE, f"the header claims a {width}x{height} image; re-export it")
     if width * height > max_pixels:
@@ -459,7 +478,10 @@ THREAD_ALLOWANCE_BYTES = 16 * MB
 """Address space the resize thread takes: its stack (malloc arenas are shared, :func:`share_malloc_arena`)."""
 HEIF_DECODER_BYTES_PER_PIXEL = 8
 """libheif's YUV planes plus pillow-heif's RGB(A) buffer, both alive while Pillow copies the pixels."""
-WEBP_DECODER_BYTES_PER_PIXEL = 4
+WEBP_DECODER_BYTES_PER_PIXEL = 13
+"""Pillow opens a WebP through libwebp's animation decoder, which allocates two RGBA canvases (8 bytes a
+pixel) when the file is *opened*; loading copies the frame out of them (4 more), and lossy alpha is a
+plane of its own (1). Hence :func:`check_webp_before_open`."""
 TIFF_DECODER_BYTES_PER_PIXEL = 4
 """libtiff may read a strip- or tile-ordered image through a whole RGBA raster."""
 
@@ -562,9 +584,6 @@ def check_memory(image: Any, stored: "tuple[int, int]", target: "tuple[int, int]
     """Refuse, before decoding, an image whose predicted decode does not fit the memory left."""
     if memory_bytes is None:
         return
-    used = address_space_bytes()
-    if used is None:
-        return  # no prediction here; the address-space limit still holds
     needed = decode_cost_bytes(
         image.format,
         image.mode,
@@ -575,13 +594,57 @@ def check_memory(image: Any, stored: "tuple[int, int]", target: "tuple[int, int]
         layers=list(getattr(image, "layer", None) or []),
         transparent_palette="transparency" in image.info,
     )
+    refuse_beyond(f"{image.width}x{image.height} {image.format} ({image.mode})", needed, memory_bytes)
+
+
+def refuse_beyond(what: str, needed: int, memory_bytes: int) -> None:
+    """too_large when ``needed`` more bytes do not fit the address space left under ``memory_bytes``."""
+    used = address_space_bytes()
+    if used is None:
+        return  # no prediction here; the address-space limit still holds
     if used + needed > memory_bytes:
-        raise RenderError(
-            EXIT_TOO_LARGE,
-            f"{image.width}x{image.height} {image.format} ({image.mode}): "
-            + memory_message(memory_bytes, needed)
-            + "; it was not decoded",
-        )
+        raise RenderError(EXIT_TOO_LARGE, f"{what}: " + memory_message(memory_bytes, needed) + "; it was not decoded")
+
+
+def webp_header(data: bytes) -> "tuple[tuple[int, int], bool] | None":
+    """(canvas size, has alpha) from a WebP file's first chunk header, or None for anything else.
+
+    The fields Pillow's WebP plugin reads for its own bomb check (``VP8 ``, ``VP8L``, ``VP8X``).
+    """
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    chunk = data[12:16]
+    if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+        width = int.from_bytes(data[26:28], "little") & 0x3FFF
+        height = int.from_bytes(data[28:30], "little") & 0x3FFF
+        return (width, height), False
+    if chunk == b"VP8L" and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return ((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1), bool(bits >> 28 & 1)
+    if chunk == b"VP8X":
+        width = int.from_bytes(data[24:27], "little") + 1
+        height = int.from_bytes(data[27:30], "little") + 1
+        return (width, height), bool(data[20] & 0x10)
+    return None
+
+
+def check_webp_before_open(data: bytes, max_pixels: int, memory_bytes: "int | None") -> None:
+    """Refuse a WebP too large by pixels or memory from its header, before Pillow opens it.
+
+    Opening is where libwebp allocates its canvases: a large WebP would fail
+    there under the address-space limit, and look like a file this worker
+    cannot decode (unsupported_format), not a photo over a limit.
+    """
+    header = webp_header(data)
+    if header is None:
+        return
+    size, alpha = header
+    check_size(size, max_pixels)
+    if memory_bytes is None:
+        return
+    mode = "RGBA" if alpha else "RGB"
+    needed = decode_cost_bytes("WEBP", mode, size, size, fit_within(size[0], size[1], WEB_BOX))
+    refuse_beyond(f"{size[0]}x{size[1]} WEBP ({mode})", needed, memory_bytes)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -799,9 +862,10 @@ def render(
     Image.MAX_IMAGE_PIXELS = None  # check_pixels() below is the guard, with a message that names the limit
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DecompressionBombWarning, odd-EXIF warnings: decided on here
+        check_webp_before_open(data, max_pixels, memory_bytes)
         image = open_image(data)
         check_pixels(image, max_pixels)
-        if image.format not in DRAFTABLE_FORMATS:
+        if image.format not in DRAFTABLE_FORMATS and image.format != "WEBP":  # WebP: checked before it opened
             # Before the EXIF: Pillow decodes a whole PNG to look for an eXIf chunk after its pixels.
             # (A JPEG is checked in decode_web, at the scale libjpeg will decode it.)
             stored_size = image.size

@@ -21,7 +21,8 @@ arrive out of order and more than once, so folding is:
 
 The error of the event that set the current status is the photo's error: a
 photo whose render failed keeps it on its ``Archived``/``Collected`` events,
-and stays "failed" in the catalog.
+and stays "failed" in the catalog. If a retry of such a collected photo fails
+again, the newest failure's error replaces it (the status stays ``Collected``).
 
 A record is one photo: one id *and* one sha256. An event whose id is held by
 a record of other bytes (the scanner's index was lost, and a fresh one handed
@@ -223,6 +224,12 @@ def apply(photo: Photo | None, entry: JournalEntry) -> Photo:
             updated["duplicate_of"] = entry.duplicate_of
         if entry.stored_name:
             updated["stored_name"] = entry.stored_name
+    if updated["failed"]:
+        # A retry of a collected render failure that failed again: the status stays (the original is
+        # collected, it ranks higher), but the error is the newest attempt's, so the page says why.
+        errors = [item for item in updated["history"] if item.get("error")]
+        if errors and at_seconds(errors[-1]["at"]) > at_seconds(str(updated["status_at"])):
+            updated.update(error=errors[-1]["error"], error_kind=errors[-1]["error"]["kind"])
     # Facts fill in from any event that carries them.
     if not updated["archives"] and entry.archives:
         updated["archives"] = list(entry.archives)

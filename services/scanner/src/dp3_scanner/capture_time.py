@@ -21,7 +21,7 @@ from typing import BinaryIO
 import exifread
 from PIL import ExifTags, Image
 
-from dp3.formats import exif_local_datetime, exif_offset_minutes
+from dp3.formats import exif_local_datetime, exif_offset_minutes, exif_tag
 
 log = logging.getLogger(__name__)
 logging.getLogger("exifread").setLevel(logging.ERROR)  # it warns about every odd IFD; we fall back anyway
@@ -62,8 +62,6 @@ def parse_exif_datetime(raw: object, offset: object, zone: zoneinfo.ZoneInfo) ->
     if minutes is not None:
         aware = local.replace(tzinfo=dt.timezone(dt.timedelta(minutes=minutes)))
         return CaptureTime(int(aware.timestamp()), TimeSource.EXIF_OFFSET)
-    if local.year > 9998:  # the zone conversion could overflow datetime's range
-        return None
     return CaptureTime(int(local.replace(tzinfo=zone).timestamp()), TimeSource.EXIF_SITE_ZONE)
 
 
@@ -80,14 +78,16 @@ def read_exif_time(stream: BinaryIO, zone: zoneinfo.ZoneInfo) -> CaptureTime | N
             with Image.open(stream) as image:
                 exif = image.getexif()
                 ifd = exif.get_ifd(ExifTags.IFD.Exif)
-                raw, offset = ifd.get(DATE_TIME_ORIGINAL), ifd.get(OFFSET_TIME_ORIGINAL)
+                raw, offset = exif_tag(exif, ifd, DATE_TIME_ORIGINAL), exif_tag(exif, ifd, OFFSET_TIME_ORIGINAL)
         return parse_exif_datetime(raw, offset, zone)
     except Exception as exc:  # noqa: BLE001 - any malformed file falls back, by design
         log.debug("Pillow read no EXIF capture time: %r", exc)
     try:
         stream.seek(start)
         tags = exifread.process_file(stream, details=False, stop_tag="OffsetTimeOriginal")
-        raw_tag, offset_tag = tags.get("EXIF DateTimeOriginal"), tags.get("EXIF OffsetTimeOriginal")
+        # exifread names a tag by its IFD: the Exif sub-IFD first, then IFD0 ("Image"), as exif_tag does.
+        raw_tag = tags.get("EXIF DateTimeOriginal") or tags.get("Image DateTimeOriginal")
+        offset_tag = tags.get("EXIF OffsetTimeOriginal") or tags.get("Image OffsetTimeOriginal")
         return parse_exif_datetime(
             raw_tag.values if raw_tag is not None else None,
             offset_tag.values if offset_tag is not None else None,
