@@ -7,7 +7,9 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 stamp=.venv/.dp3-installed
-inputs=(constraints.txt requirements-dev.txt libs/dp3/pyproject.toml services/*/pyproject.toml services/dispatcher/setup.py)
+# _build.py: the binding is compiled at install; a new C declaration there must rebuild it.
+inputs=(constraints.txt requirements-dev.txt libs/dp3/pyproject.toml services/*/pyproject.toml services/dispatcher/setup.py
+  services/dispatcher/src/dp3_dispatcher/workqueue/_build.py)
 if [ -f "$stamp" ] && [ -z "$(find "${inputs[@]}" -newer "$stamp" 2>/dev/null)" ]; then
   exit 0
 fi
