@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from dp3.workqueue import Manager, OutputFile, Task
 from dp3_dispatcher import dispatcher
 from dp3_dispatcher.task_files import TaskFiles
+from dp3_dispatcher.workqueue import Manager, OutputFile, Task
 from tests.integration.dispatcher.harness import Worker
 
 pytestmark = pytest.mark.integration

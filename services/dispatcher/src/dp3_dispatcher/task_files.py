@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dp3.files import TEMP_PREFIX
-from dp3.workqueue import InputFile
+from dp3_dispatcher.workqueue import InputFile
 
 DIGEST_CHARS = 16
 
