@@ -11,7 +11,7 @@ from dp3.errors import ConfigError
 from dp3.files import ensure_secret_file
 from dp3.settings import load_settings
 from dp3_dispatcher.settings import PASSWORD_FILE_NAME, DispatcherSettings
-from dp3_dispatcher.workers import factory_workers
+from dp3_dispatcher.workers import DemandFile, factory_workers
 
 
 def test_the_password_file_defaults_to_dp3_home(tmp_path: Path) -> None:
@@ -56,3 +56,19 @@ def test_factory_workers_makes_the_factory_submit_what_is_missing(demand: int, c
 
 def test_factory_workers_keeps_the_minimum() -> None:
     assert factory_workers(0, 0, workers_min=2, workers_max=4) == 2
+
+
+def test_the_demand_file_is_what_a_factory_reads_and_changes_its_mtime_only_with_the_count(tmp_path: Path) -> None:
+    """A factory re-reads --config-file when its mtime (in whole seconds) moves: each new count, a new second."""
+    import json
+
+    demand = DemandFile(tmp_path / "work-queue-demand.json")
+    demand.write(3)
+    first = demand.path.stat().st_mtime
+    assert json.loads(demand.path.read_bytes()) == {"min-workers": 3, "max-workers": 3}
+    demand.write(3)
+    assert demand.path.stat().st_mtime == first  # same count: untouched
+    demand.write(0)
+    assert json.loads(demand.path.read_bytes()) == {"min-workers": 0, "max-workers": 1}  # 0 would stop the factory
+    assert demand.path.stat().st_mtime > first
+
