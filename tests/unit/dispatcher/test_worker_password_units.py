@@ -71,4 +71,3 @@ def test_the_demand_file_is_what_a_factory_reads_and_changes_its_mtime_only_with
     demand.write(0)
     assert json.loads(demand.path.read_bytes()) == {"min-workers": 0, "max-workers": 1}  # 0 would stop the factory
     assert demand.path.stat().st_mtime > first
-
