@@ -227,9 +227,12 @@ def apply(photo: Photo | None, entry: JournalEntry) -> Photo:
     if updated["failed"]:
         # A retry of a collected render failure that failed again: the status stays (the original is
         # collected, it ranks higher), but the error is the newest attempt's, so the page says why.
+        # History is in pipeline order (see history_order), not time order: the newest error is the
+        # latest retry's (attempt), then the latest in time.
         errors = [item for item in updated["history"] if item.get("error")]
-        if errors and at_seconds(errors[-1]["at"]) > at_seconds(str(updated["status_at"])):
-            updated.update(error=errors[-1]["error"], error_kind=errors[-1]["error"]["kind"])
+        newest = max(errors, key=lambda item: (int(item.get("attempt") or 0), at_seconds(item["at"])), default=None)
+        if newest is not None and at_seconds(newest["at"]) > at_seconds(str(updated["status_at"])):
+            updated.update(error=newest["error"], error_kind=newest["error"]["kind"])
     # Facts fill in from any event that carries them.
     if not updated["archives"] and entry.archives:
         updated["archives"] = list(entry.archives)
