@@ -89,3 +89,14 @@ def test_the_defaults_give_five_attempts() -> None:
     actions = [policy.on_failure(BUG, BrokerOptions(), attempts=n) for n in range(5)]
     assert [type(a).__name__ for a in actions] == ["Retry"] * 4 + ["DeadLetter"]
     assert [a.delay for a in actions if isinstance(a, policy.Retry)] == [1.0, 5.0, 30.0, 120.0]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(3, 3), ("4", 4), (b"5", 5), ("x", 0), (None, 0), (-2, 0), (True, 0), (1.9, 1), (float("nan"), 0), ([1], 0)],
+)
+def test_a_header_count_that_is_not_a_count_is_zero(value: object, expected: int) -> None:
+    from dp3.broker import ATTEMPTS_HEADER, header_count
+
+    assert header_count({ATTEMPTS_HEADER: value}, ATTEMPTS_HEADER) == expected
+    assert header_count({}, ATTEMPTS_HEADER) == 0

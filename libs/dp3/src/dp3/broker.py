@@ -369,8 +369,8 @@ class Consumer:
         message = Message(
             entry=entry,
             redelivered=delivery.redelivered,
-            attempts=int(delivery.headers.get(ATTEMPTS_HEADER, 0)),
-            retries=int(delivery.headers.get(RETRIES_HEADER, 0)),
+            attempts=header_count(delivery.headers, ATTEMPTS_HEADER),
+            retries=header_count(delivery.headers, RETRIES_HEADER),
             body=delivery.body,
         )
         try:
@@ -491,3 +491,19 @@ class Consumer:
             return
         self._channel.basic_nack(delivery.tag, requeue=True)
         SETTLED.labels(self._queue.name, "requeued").inc()
+
+
+def header_count(headers: dict[str, Any], name: str) -> int:
+    """A count DP3 wrote in a message header; anything else (a hand-made or foreign message) counts as 0.
+
+    Parsed on the worker thread before any settling code runs: an exception here
+    would leave the message unacknowledged, unlogged, until the connection drops.
+    """
+    value = headers.get(name, 0)
+    if isinstance(value, bool):
+        return 0
+    try:
+        count = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return max(0, count)
