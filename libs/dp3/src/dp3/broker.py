@@ -13,7 +13,8 @@ thread:
   its handler returned and every event the handler produced was confirmed
   (at-least-once: a crash anywhere before the ack redelivers the message).
 
-What happens to a message whose handler raises:
+What happens to a message whose handler raises (decided by
+:func:`dp3.broker_policy.on_failure`, carried out here):
 
 * :class:`~dp3.errors.Retryable` (a store is down): it goes to the queue's
   retry queue and comes back after a growing delay, without limit.
@@ -45,7 +46,8 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from prometheus_client import Counter
 
-from dp3.errors import BrokerUnavailable, PublishNotConfirmed, Retryable
+from dp3.broker_policy import Action, DeadLetter, Failure, on_failure
+from dp3.errors import BrokerUnavailable, PublishNotConfirmed
 from dp3.events import EXCHANGE, InvalidEvent, JournalEntry, Status
 from dp3.topology import ALL_QUEUES, DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, QueueSpec
 
@@ -362,13 +364,13 @@ class Consumer:
         try:
             entry = JournalEntry.from_json(delivery.body)
         except InvalidEvent as exc:
-            self._dead_letter(delivery, f"unparseable event: {exc}")
+            self._carry_out(delivery, on_failure(Failure.invalid_body(str(exc)), self._options), None, exc)
             return
         message = Message(
             entry=entry,
             redelivered=delivery.redelivered,
-            attempts=int(delivery.headers.get(ATTEMPTS_HEADER, 0)),
-            retries=int(delivery.headers.get(RETRIES_HEADER, 0)),
+            attempts=header_count(delivery.headers, ATTEMPTS_HEADER),
+            retries=header_count(delivery.headers, RETRIES_HEADER),
             body=delivery.body,
         )
         try:
@@ -404,31 +406,36 @@ class Consumer:
         self._ack_later(delivery, "acked")
 
     def _settle_failure(self, delivery: _Delivery, message: Message, exc: BaseException) -> None:
-        photo_id = message.entry.id
-        if isinstance(exc, Retryable):
-            retries = message.retries + 1
-            delay = self._options.retry_delays[min(retries, len(self._options.retry_delays)) - 1]
-            log.warning("retrying in %gs: %s", delay, exc, extra={"photo_id": photo_id})
-            self._send_to_retry(delivery, delay, {RETRIES_HEADER: retries, REASON_HEADER: str(exc)[:500]})
+        action = on_failure(Failure.raised(exc), self._options, attempts=message.attempts, retries=message.retries)
+        self._carry_out(delivery, action, message.entry.id, exc)
+
+    def _carry_out(self, delivery: _Delivery, action: Action, photo_id: str | None, exc: BaseException) -> None:
+        """Do what :func:`dp3.broker_policy.on_failure` decided for a failed message."""
+        if isinstance(action, DeadLetter):
+            if action.attempts:
+                log.error(
+                    "dead-lettered after %d attempts: %s",
+                    action.attempts,
+                    action.reason,
+                    extra={"photo_id": photo_id},
+                    exc_info=exc,
+                )
+            self._dead_letter(delivery, action.reason, attempts=action.attempts)
             return
-        attempts = message.attempts + 1
-        reason = f"{type(exc).__name__}: {exc}"
-        if attempts >= self._options.max_attempts:
+        if action.charged:
             log.error(
-                "dead-lettered after %d attempts: %s", attempts, reason, extra={"photo_id": photo_id}, exc_info=exc
+                "handler failed (attempt %d of %d): %s",
+                action.count,
+                self._options.max_attempts,
+                action.reason,
+                extra={"photo_id": photo_id},
+                exc_info=exc,
             )
-            self._dead_letter(delivery, reason, attempts=attempts)
-            return
-        log.error(
-            "handler failed (attempt %d of %d): %s",
-            attempts,
-            self._options.max_attempts,
-            reason,
-            extra={"photo_id": photo_id},
-            exc_info=exc,
-        )
-        delay = self._options.retry_delays[min(attempts, len(self._options.retry_delays)) - 1]
-        self._send_to_retry(delivery, delay, {ATTEMPTS_HEADER: attempts, REASON_HEADER: reason[:500]})
+            counter = ATTEMPTS_HEADER
+        else:
+            log.warning("retrying in %gs: %s", action.delay, action.reason, extra={"photo_id": photo_id})
+            counter = RETRIES_HEADER
+        self._send_to_retry(delivery, action.delay, {counter: action.count, REASON_HEADER: action.reason[:500]})
 
     def _send_to_retry(self, delivery: _Delivery, delay: float, headers: dict[str, Any]) -> None:
         try:
@@ -484,3 +491,19 @@ class Consumer:
             return
         self._channel.basic_nack(delivery.tag, requeue=True)
         SETTLED.labels(self._queue.name, "requeued").inc()
+
+
+def header_count(headers: dict[str, Any], name: str) -> int:
+    """A count DP3 wrote in a message header; anything else (a hand-made or foreign message) counts as 0.
+
+    Parsed on the worker thread before any settling code runs: an exception here
+    would leave the message unacknowledged, unlogged, until the connection drops.
+    """
+    value = headers.get(name, 0)
+    if isinstance(value, bool):
+        return 0
+    try:
+        count = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return max(0, count)

@@ -9,7 +9,7 @@ the index first: an unchanged file already handled costs one dict lookup.
 A changed or new file waits in ``pending`` until its state has rested for
 ``DP3_STABLE_SECONDS`` (:mod:`dp3_scanner.stability`); then it is opened once
 (without following symlinks), hashed, dated, turned into an event
-(:mod:`dp3_scanner.outcome`), published with a confirm, and only then
+(:mod:`dp3_scanner.decision` decides, :mod:`dp3_scanner.outcome` words it), published with a confirm, and only then
 recorded in the index. A crash in between re-emits it (at-least-once); a
 lost message is healed by the re-drive of files still in the inbox.
 
@@ -38,12 +38,12 @@ from dp3.errors import BrokerError
 from dp3.events import JournalEntry, Status
 from dp3.filenames import escape_os
 from dp3.files import sha256_stream
-from dp3_scanner import metrics
+from dp3_scanner import decision, metrics
 from dp3_scanner.capture_time import capture_time
-from dp3_scanner.filetype import SNIFF_BYTES, TAIL_BYTES, has_photo_extension, lacks_end_marker, sniff_format
+from dp3_scanner.filetype import SNIFF_BYTES, TAIL_BYTES, lacks_end_marker, sniff_format
 from dp3_scanner.index import FileKey, FileRecord, Index, Outcome
 from dp3_scanner.names import IgnoreReason, name_ignore_reason, owner_of, relative_parts
-from dp3_scanner.outcome import SERVICE, Upload, decide, photo_id, unreadable
+from dp3_scanner.outcome import SERVICE, Upload, photo_id, unreadable
 from dp3_scanner.settings import ScannerSettings
 from dp3_scanner.stability import FileState, Watched, is_stable, observe, stable_at
 from dp3_scanner.walk import walk_inbox
@@ -55,6 +55,8 @@ Publish = Callable[[JournalEntry], None]
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _REDRIVEN_OUTCOMES = (Outcome.DETECTED, Outcome.DUPLICATE)
+_Settled = decision.ConsiderAgain | decision.Ignore | decision.Hold | decision.RefreshKey
+"""A decision on a finished file that publishes nothing."""
 
 
 def _key(info: os.stat_result) -> FileKey:
@@ -97,6 +99,7 @@ class Scanner:
         self.inbox = os.path.abspath(settings.inbox_dir)
         self._settings = settings
         self._zone = settings.zone
+        self._hold_limits = decision.HoldLimits(settings.stable_seconds, settings.incomplete_seconds)
         self._index = index
         self._publish = publish
         self._clock = clock
@@ -350,15 +353,19 @@ class Scanner:
             return
         with os.fdopen(fd, "rb") as stream:
             try:
-                if _key(os.fstat(fd)) != key:
-                    self._consider(path, _key(os.fstat(fd)))  # replaced between lstat and open
-                    return
-                if not has_photo_extension(name):
-                    if sniff_format(stream.read(SNIFF_BYTES)) is None:
-                        self._ignore(path, IgnoreReason.UNSUPPORTED_TYPE, key)
-                        return
-                    stream.seek(0)
-                if self._hold_if_cut_off(path, fd, key, watched):
+                head = os.pread(fd, SNIFF_BYTES, 0)
+                tail = os.pread(fd, TAIL_BYTES, max(0, key[0] - TAIL_BYTES))
+                opened = decision.Opened(
+                    name,
+                    key,
+                    _key(os.fstat(fd)),
+                    sniff_format(head),
+                    lacks_end_marker(head, tail),
+                    watched.hold_seconds,
+                )
+                admitted = decision.on_open(opened, self._hold_limits)
+                if not isinstance(admitted, decision.Read):
+                    self._carry_out(path, key, watched, admitted)
                     return
                 sha256, size = sha256_stream(stream)
                 stream.seek(0)
@@ -367,22 +374,18 @@ class Scanner:
             except OSError as exc:
                 self._unreadable(path, name, owner, key, exc)
                 return
-        if after != key or size != key[0]:
-            self._consider(path, after)  # it changed while we read it: not finished after all
+        changed = decision.on_read(key, after, size)
+        if changed is not None:
+            self._carry_out(path, key, watched, changed)
             return
         upload = Upload(path, name, owner, taken.seconds, sha256, size, finished_wall)
-        entry = decide(upload, self._index.archived(sha256), self._index.assign_id(photo_id(upload), sha256))
-        previous = self._index.get(path)
-        if (
-            previous is not None
-            and previous.sha256 == sha256
-            and previous.event is not None
-            and JournalEntry.from_json(previous.event).status == entry.status
-        ):
-            # Same bytes, new stat (touched, or copied over itself): nothing new to say.
-            previous.key = key
-            self._index.put(previous)
+        archived = self._index.archived(sha256)
+        assigned_id = self._index.assign_id(photo_id(upload), sha256)
+        concluded = decision.on_hashed(upload, key, archived, assigned_id, self._index.get(path))
+        if isinstance(concluded, decision.RefreshKey):
+            self._carry_out(path, key, watched, concluded)
             return
+        entry = concluded.entry
         if not self._emit(entry, path, key):
             return
         metrics.DETECT_LATENCY.observe(max(0.0, self._wall() - stable_since_wall))
@@ -395,27 +398,25 @@ class Scanner:
             metrics.FAILED.labels(entry.error.kind.value).inc()
             log.warning("%s: %s", entry.error.kind.value, entry.path, extra={"photo_id": entry.id})
 
-    def _hold_if_cut_off(self, path: str, fd: int, key: FileKey, watched: Watched) -> bool:
-        """Give a file that stops before its end marker ``DP3_INCOMPLETE_SECONDS`` to rest, once.
-
-        An upload that stalls mid-file for longer than the stability window looks
-        finished; detecting it then would archive the partial bytes as a broken
-        photo and the rest of the upload as a second version. A truly truncated
-        file is still detected (and fails as corrupt) once the longer wait is over.
-        """
-        hold = self._settings.incomplete_seconds
-        if watched.hold_seconds >= hold or hold <= self._settings.stable_seconds:
-            return False
-        head = os.pread(fd, SNIFF_BYTES, 0)
-        tail = os.pread(fd, TAIL_BYTES, max(0, key[0] - TAIL_BYTES))
-        if not lacks_end_marker(head, tail):
-            return False
-        self.pending[path] = Watched(watched.state, watched.since, hold)
-        metrics.HELD_INCOMPLETE.inc()
-        log.info(
-            "%s looks cut off (no end marker): waiting up to %.0fs in all for the rest of it", escape_os(path), hold
-        )
-        return True
+    def _carry_out(self, path: str, key: FileKey, watched: Watched, action: _Settled) -> None:
+        """Do what :mod:`dp3_scanner.decision` said for a finished file, short of emitting an event."""
+        if isinstance(action, decision.ConsiderAgain):
+            self._consider(path, action.key)
+        elif isinstance(action, decision.Ignore):
+            self._ignore(path, action.reason, key)
+        elif isinstance(action, decision.Hold):
+            self.pending[path] = Watched(watched.state, watched.since, action.seconds)
+            metrics.HELD_INCOMPLETE.inc()
+            log.info(
+                "%s looks cut off (no end marker): waiting up to %.0fs in all for the rest of it",
+                escape_os(path),
+                action.seconds,
+            )
+        else:
+            previous = self._index.get(path)
+            assert previous is not None  # decided from it
+            previous.key = action.key
+            self._index.put(previous)
 
     def _emit(self, entry: JournalEntry, path: str, key: FileKey) -> bool:
         """Publish, then record; False (and the file is tried again later) if the broker refused."""
