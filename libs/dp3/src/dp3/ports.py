@@ -2,7 +2,7 @@
 
 One table, read by each service's settings, by ``deploy/local/stack.py`` and by
 the tests; ``docker-compose.yml`` and the Prometheus config repeat these
-numbers in YAML (``tests/unit/deploy`` checks the compose file).
+numbers in YAML (``tests/unit/deploy/test_default_ports.py`` keeps them equal).
 """
 
 from __future__ import annotations
