@@ -14,14 +14,33 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, cast
 
 FORMAT = "dp3-sidecar/1"
 
-Sidecar = dict[str, Any]
-"""A parsed sidecar: ``format``, ``id``, ``name``, ``date_folder``, ``sha256``, ``size``, ``datetime``,
-``owner``, ``path``, ``path_bytes``, ``files`` (role -> :class:`FileRecord` fields), ``duplicates``,
-``missing_artifacts``, ``meta``, ``error`` and ``journal`` (the photo's journal entries)."""
+
+class Sidecar(TypedDict, total=False):
+    """A parsed sidecar (:func:`loads` guarantees ``format`` and ``sha256``; the rest as the archiver writes it)."""
+
+    format: str
+    id: str
+    name: str
+    date_folder: str
+    sha256: str
+    size: int | None
+    datetime: int
+    owner: str | None
+    path: str
+    path_bytes: str | None
+    files: dict[str, dict[str, Any]]
+    """role (original, thumbnail, web) -> :class:`FileRecord` fields."""
+    duplicates: list[dict[str, Any]]
+    missing_artifacts: bool
+    meta: dict[str, Any] | None
+    error: dict[str, Any] | None
+    journal: list[dict[str, Any]]
+    """The photo's journal entries, as JSON objects."""
+
 
 JOURNAL_KEYS = ("journal", "events", "history")
 """Where a sidecar may keep its journal: ``journal`` today, the others in hand-made or older files."""
@@ -53,7 +72,7 @@ def loads(data: bytes | None) -> Sidecar | None:
         return None
     if not isinstance(value, dict) or value.get("format") != FORMAT or not isinstance(value.get("sha256"), str):
         return None
-    return value
+    return cast(Sidecar, value)
 
 
 def file_records(sidecar: Mapping[str, Any]) -> dict[str, FileRecord]:

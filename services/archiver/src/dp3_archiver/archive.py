@@ -29,7 +29,6 @@ import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from dp3 import layout
 from dp3.broker import Message
@@ -56,7 +55,7 @@ class Target:
     date: str
     name: str
     claimed: dict[str, bool] = field(default_factory=dict)  # store label -> its sidecar claims name for our sha
-    existing: dict[str, Any] | None = None  # the most complete sidecar already written for it
+    existing: sidecar.Sidecar | None = None  # the most complete sidecar already written for it
 
     @property
     def files(self) -> StoredFiles:

@@ -18,9 +18,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from dp3.events import JournalEntry
-from dp3.sidecar import FORMAT, FileRecord, dumps, file_records, loads
+from dp3.sidecar import FORMAT, FileRecord, Sidecar, dumps, file_records, loads
 
-__all__ = ["FORMAT", "FileRecord", "dumps", "file_records", "find_equivalent", "loads", "merged", "with_entry"]
+__all__ = [
+    "FORMAT",
+    "FileRecord",
+    "Sidecar",
+    "dumps",
+    "file_records",
+    "find_equivalent",
+    "loads",
+    "merged",
+    "with_entry",
+]
 
 
 def _key(entry: Mapping[str, Any]) -> tuple[Any, ...]:
