@@ -43,9 +43,14 @@ from dp3_portal import fold  # noqa: E402
 from dp3_portal.app import create_app  # noqa: E402
 from dp3_portal.consuming import RecorderThread  # noqa: E402
 from dp3_portal.embedded import EmbeddedMongo  # noqa: E402
-from dp3_portal.recorder import ensure_indexes, journal_document  # noqa: E402
+from dp3_portal.recorder import journal_document  # noqa: E402
 from dp3_portal.settings import PortalSettings  # noqa: E402
-from dp3_portal.store_schema import FACETS, JOURNAL, PHOTOS  # noqa: E402
+from dp3_portal.store_schema import (  # noqa: E402
+    FACETS,
+    JOURNAL,
+    PHOTOS,
+    ensure_indexes,
+)
 from tests.rabbit import create_vhost, delete_vhost  # noqa: E402
 
 OWNERS = [f"PHOTOGRAPHER-{n:02d}" for n in range(20)]

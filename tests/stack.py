@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,23 +22,10 @@ from typing import Any
 
 import httpx
 
+from dp3.ports import free_port
 from tests.rabbit import REPO_ROOT, create_vhost, delete_vhost, wait_for
 
 SERVICES = ("scanner", "dispatcher", "archiver", "portal")
-
-
-_HANDED_OUT: set[int] = set()
-
-
-def free_port() -> int:
-    """A port free now and not handed out before in this run (the OS may offer a port again)."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
 
 
 class Stack:

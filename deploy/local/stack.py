@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+from dp3 import ports
 from dp3.errors import ConfigError
 from dp3.files import write_secret
 from dp3.layout import STORE_MARKER
@@ -36,18 +37,15 @@ from dp3.settings import Settings, load_settings
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 SERVICES = ("scanner", "dispatcher", "archiver", "portal")
-METRICS_PORT_DEFAULTS = {"scanner": 9101, "dispatcher": 9102, "archiver": 9103}
-PORTAL_PORT_DEFAULT = 8000
-EMBEDDED_MONGO_PORT_DEFAULT = 27017
 
 
 def metrics_port(service: str) -> int:
     """``DP3_<SERVICE>_METRICS_PORT`` (a stack-level setting) or the service's default port."""
-    return int(os.environ.get(f"DP3_{service.upper()}_METRICS_PORT", METRICS_PORT_DEFAULTS[service]))
+    return int(os.environ.get(f"DP3_{service.upper()}_METRICS_PORT", ports.METRICS[service]))
 
 
 def embedded_mongo_port() -> int:
-    return int(os.environ.get("DP3_EMBEDDED_MONGO_PORT", EMBEDDED_MONGO_PORT_DEFAULT))
+    return int(os.environ.get("DP3_EMBEDDED_MONGO_PORT", ports.EMBEDDED_MONGO))
 
 
 def _home(settings: Settings) -> Path:
@@ -131,7 +129,7 @@ def supervisor_config(settings: Settings, env: dict[str, str]) -> str:
         )
     for name, command in programs.items():
         program_env = dict(env)
-        if name in METRICS_PORT_DEFAULTS:
+        if name in ports.METRICS:
             program_env["DP3_METRICS_PORT"] = str(metrics_port(name))
         if name == "portal":
             program_env.setdefault(
@@ -194,7 +192,7 @@ def up(settings: Settings) -> int:
     password = admin_password(settings)
     env = stack_environment(settings, password)
     conf = write_stack_files(settings, env)
-    port = os.environ.get("DP3_PORTAL_PORT", str(PORTAL_PORT_DEFAULT))
+    port = os.environ.get("DP3_PORTAL_PORT", str(ports.PORTAL))
     print(
         f"DP3 is starting from {home}\n"
         f"  gallery:  http://127.0.0.1:{port}/   user: admin   password: {password}"
@@ -233,22 +231,14 @@ def add(settings: Settings, service: str) -> int:
         print(f"dp3: no stack is running from {home} (make up starts one)", file=sys.stderr)
         return 1
     env = {**os.environ, **json.loads(saved.read_text())}
-    env["DP3_METRICS_PORT"] = str(_free_port())
+    env["DP3_METRICS_PORT"] = str(ports.free_port())
     if service == "portal":
-        env["DP3_PORTAL_PORT"] = os.environ.get("DP3_ADD_PORT", str(_free_port()))
+        env["DP3_PORTAL_PORT"] = os.environ.get("DP3_ADD_PORT", str(ports.free_port()))
         print(f"dp3: another portal on http://127.0.0.1:{env['DP3_PORTAL_PORT']}/", flush=True)
     else:
         print(f"dp3: another {service}, metrics on port {env['DP3_METRICS_PORT']}", flush=True)
     entry = VENV_BIN / f"dp3-{service}"
     os.execve(entry, [str(entry)], env)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def demo(settings: Settings, corpus: Path, count: int) -> int:

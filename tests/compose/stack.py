@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
+from dp3.ports import free_port
 from tests.rabbit import REPO_ROOT, wait_for
-from tests.stack import free_port
 
 COMPOSE_FILES = (REPO_ROOT / "docker-compose.yml", REPO_ROOT / "deploy" / "docker" / "compose.local.yml")
 DP3_SERVICES = ("scanner", "dispatcher", "archiver", "portal")

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from dp3 import ports
 from tests.compose.stack import DP3_SERVICES, SECRETS, ComposeStack, drop_photos, run, wait_collected
 from tests.rabbit import wait_for
 
@@ -43,7 +44,7 @@ CAMERAS = (
     "long_description.jpg",
 )
 STORES = ("archive-a", "archive-b")
-METRICS_PORTS = {"scanner": 9101, "dispatcher": 9102, "archiver": 9103, "portal": 8000}
+METRICS_PORTS = {**ports.METRICS, "portal": ports.PORTAL}
 # Where each service writes, as the compose file mounts it (named volumes and the inbox bind mount).
 WRITABLE = {
     "scanner": ["/var/lib/dp3"],
@@ -133,17 +134,17 @@ def test_scaled_workers_connect_and_scaled_archivers_share_the_work(compose_stac
     assert len(stack.containers("worker")) == 3 and len(stack.containers("archiver")) == 2
     dispatcher = stack.containers("dispatcher")[0]
     wait_for(
-        lambda: stack.metric(dispatcher, 9102, "dp3_dispatcher_workers_connected") == 3,
+        lambda: stack.metric(dispatcher, ports.DISPATCHER_METRICS, "dp3_dispatcher_workers_connected") == 3,
         60,
         "three workers connected to the dispatcher",
         interval=1,
     )
     archivers = stack.containers("archiver")
-    collected_before = [stack.metric(a, 9103, "dp3_archiver_collected_total") for a in archivers]
+    collected_before = [stack.metric(a, ports.ARCHIVER_METRICS, "dp3_archiver_collected_total") for a in archivers]
     dropped = drop_photos(stack.inbox, "carol", photos(corpus, 4, 6))
     wait_collected(stack, before + len(dropped))
     originals_in_stores(stack, dropped)
-    collected_after = [stack.metric(a, 9103, "dp3_archiver_collected_total") for a in archivers]
+    collected_after = [stack.metric(a, ports.ARCHIVER_METRICS, "dp3_archiver_collected_total") for a in archivers]
     collected = [after - b for after, b in zip(collected_after, collected_before, strict=True)]
     # Competing consumers: each replica collected some, and together exactly the photos (none twice).
     assert all(n > 0 for n in collected) and sum(collected) == len(dropped), collected
@@ -214,7 +215,7 @@ def test_the_condor_profile_renders_with_htcondor_jobs_as_workers(
     condor = stack.containers("condor")[0]
     try:
         wait_for(
-            lambda: stack.metric(dispatcher, 9102, "dp3_dispatcher_workers_connected") == 1,
+            lambda: stack.metric(dispatcher, ports.DISPATCHER_METRICS, "dp3_dispatcher_workers_connected") == 1,
             180,
             "an HTCondor job's worker connected to the dispatcher",
             interval=2,

@@ -12,6 +12,7 @@ from dp3.files import (
     atomic_copy,
     atomic_write_bytes,
     atomic_writer,
+    event_path_under,
     is_within,
     path_under,
     sha256_file,
@@ -76,3 +77,42 @@ def test_is_within_is_lexical(tmp_path: Path) -> None:
     assert is_within(tmp_path, tmp_path / "a" / "b")
     assert not is_within(tmp_path / "a", tmp_path / "a" / ".." / "b")
     assert not is_within(tmp_path / "a", tmp_path / "ab")
+
+
+def test_event_path_under_is_the_one_rule_for_event_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "inbox"
+    (root / "ANNA" / "day").mkdir(parents=True)
+    (root / "elsewhere").mkdir()
+    (root / "ANNA" / "linked").symlink_to(root / "elsewhere")
+    (root / "ANNA" / "link.jpg").symlink_to(root / "ANNA" / "day")
+    inside = root / "ANNA" / "day" / "a.jpg"
+    assert event_path_under(root, str(inside)) == inside
+    assert event_path_under(root, inside) == inside
+    # ``..`` that stays inside is normalised lexically; the path returned is the one checked.
+    assert event_path_under(root, f"{root}/ANNA/x/../day/a.jpg") == inside
+    # A relative root means the same folder as its absolute form.
+    monkeypatch.chdir(tmp_path)
+    assert event_path_under(Path("inbox"), str(inside)) == inside
+    refused = [
+        "ANNA/day/a.jpg",  # relative: no event carries one
+        str(root),  # the root itself
+        str(tmp_path / "other" / "a.jpg"),  # absolute, outside
+        f"{root}/../other/a.jpg",  # ``..`` out of the root
+        f"{root}x/a.jpg",  # a sibling sharing the root's prefix
+        str(root / "ANNA" / "linked" / "a.jpg"),  # through a symlinked folder
+        str(root / "ANNA" / "link.jpg"),  # the file itself a symlink
+    ]
+    for path in refused:
+        with pytest.raises(OutsideRoot):
+            event_path_under(root, path)
+
+
+def test_event_path_under_keeps_the_exact_bytes_of_a_non_utf8_name(tmp_path: Path) -> None:
+    root = tmp_path / "inbox"
+    root.mkdir()
+    raw = os.fsencode(root) + b"/caf\xe9.jpg"
+    fs_path = os.fsdecode(raw)  # an entry's fs_path: surrogateescape str
+    found = event_path_under(root, fs_path)
+    assert os.fsencode(found) == raw
+    found.write_bytes(b"x")
+    assert os.listdir(os.fsencode(root)) == [b"caf\xe9.jpg"]

@@ -37,9 +37,10 @@ from typing import Any
 import pytest
 
 from dp3.layout import STORE_MARKER
+from dp3.ports import free_port
 from tests.integration.ops.promserver import PrometheusServer
 from tests.rabbit import wait_for
-from tests.stack import Stack, free_port
+from tests.stack import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 

@@ -79,7 +79,8 @@ def portal_settings(site, mongo_url: str, db_name: str, dp3_home: Path):
 @pytest.fixture
 def recorded(site, db):
     """The site's events recorded into the test database."""
-    from dp3_portal.recorder import Recorder, ensure_indexes
+    from dp3_portal.recorder import Recorder
+    from dp3_portal.store_schema import ensure_indexes
 
     ensure_indexes(db)
     Recorder(db).record(site.events)

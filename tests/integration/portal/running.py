@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from dp3_portal.embedded import free_port
+from dp3.ports import free_port
 from tests.rabbit import wait_for
 
 

@@ -16,8 +16,8 @@ from pymongo.errors import DuplicateKeyError
 from dp3.events import ErrorKind, JournalEntry, Status
 from dp3_portal import recorder as recorder_module
 from dp3_portal.catalog import BadQuery, Catalog, PhotoFilter
-from dp3_portal.recorder import Recorder, ensure_indexes
-from dp3_portal.store_schema import JOURNAL, PHOTOS
+from dp3_portal.recorder import Recorder
+from dp3_portal.store_schema import JOURNAL, PHOTOS, ensure_indexes
 from tests.integration.portal.events import lifecycle
 
 pytestmark = pytest.mark.integration

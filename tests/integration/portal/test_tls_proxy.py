@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dp3.ports import free_port
 from dp3_portal.auth import CSRF_COOKIE, SESSION_COOKIE
-from dp3_portal.embedded import free_port
 from tests.integration.portal.conftest import PASSWORD
 from tests.integration.portal.running import RunningPortal
 from tests.rabbit import REPO_ROOT, wait_for

@@ -23,8 +23,11 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops
 
+from dp3 import formats
 from dp3_dispatcher import render_task
 from dp3_dispatcher.verify import verify_render
+from dp3_portal.fold import camera_model
+from dp3_portal.presentation import gps
 from tests.unit.dispatcher.worker_files import worker_copy
 
 SCRIPT = worker_copy()  # as on a worker: run beside the shipped dp3_formats.py, nothing else
@@ -153,6 +156,17 @@ def test_lens_and_altitude_of_a_phone_photo(corpus_outcomes: dict[str, Outcome])
         "longitude": pytest.approx(-3.72475, abs=1e-4),
         "altitude": pytest.approx(639.588),
     }
+
+
+def test_the_portal_reads_a_real_renders_meta_by_the_shared_keys(corpus_outcomes: dict[str, Outcome]) -> None:
+    # meta.json's keys are declared once (dp3.formats): what the render writes is what the portal folds.
+    canon = corpus_outcomes["jpg/Canon_40D.jpg"].meta
+    assert tuple(sorted(canon)) == tuple(sorted(formats.META_KEYS))
+    assert camera_model(canon) == "Canon EOS 40D"
+    phone = corpus_outcomes["jpg/hdr/iphone_hdr_NO.jpg"].meta
+    position = gps(phone)
+    assert position is not None
+    assert position[0] == pytest.approx(40.44697, abs=1e-4) and position[1] == pytest.approx(-3.72475, abs=1e-4)
 
 
 def test_gps_samples_carry_coordinates(corpus_outcomes: dict[str, Outcome]) -> None:

@@ -86,6 +86,23 @@ def atomic_write_bytes(final: Path, data: bytes, *, mode: int = 0o644) -> None:
         stream.write(data)
 
 
+def event_path_under(root: Path, path: str | Path) -> Path:
+    """The file an event or a record names below ``root``, as a plain path; raises :class:`OutsideRoot`.
+
+    The one rule every service applies to a path another service wrote (an
+    entry's ``fs_path``, a record's store folder): it must be absolute and,
+    once normalised lexically, strictly below ``root``; no component below
+    ``root`` may be a symlink. Relative paths are refused: no event carries
+    one, and which folder they would mean depends on who reads them. The
+    path's exact bytes (``surrogateescape`` str) are kept as they are.
+    """
+    base = Path(os.path.abspath(root))
+    candidate = Path(os.path.normpath(path))
+    if not candidate.is_absolute() or candidate == base or not is_within(base, candidate):
+        raise OutsideRoot(f"{os.fsdecode(path)!r} is not inside {base}")
+    return path_under(base, candidate.relative_to(base))
+
+
 SECRET_MODE = 0o600
 
 

@@ -1,8 +1,10 @@
 """Image-format contracts shared by the scanner, the dispatcher and the render task on a worker.
 
 One definition each of: the HEIF brands DP3 takes for a photo, the rule for
-reading an EXIF ``DateTimeOriginal`` / ``OffsetTimeOriginal``, and the render
-task's exit statuses with the failure kind each one means.
+reading an EXIF ``DateTimeOriginal`` / ``OffsetTimeOriginal``, the render
+task's exit statuses with the failure kind each one means, and the keys of
+the ``meta.json`` it writes (which the dispatcher verifies and the portal
+folds into the catalog).
 
 This file is shipped to Work Queue workers beside ``render_task.py`` (as
 ``dp3_formats.py``, byte for byte: the dispatcher sends this very file), so it
@@ -116,3 +118,30 @@ KIND_BY_EXIT = {
     EXIT_MISSING_DECODER: "worker_environment",
 }
 """The failure kind (``dp3.events.ErrorKind`` value) of each non-zero exit status of the render task."""
+
+
+# ---------------------------------------------------------------- meta.json keys
+
+META_EXIF = "exif"
+"""The key of the EXIF subset in meta.json."""
+META_KEYS = ("sha256", "size", "format", "width", "height", "thumbnail", "web", META_EXIF, "render_seconds")
+"""Every key of meta.json, and no other (the dispatcher's schema refuses any other)."""
+
+EXIF_MODEL = "model"
+"""The camera model in the EXIF subset: the gallery's camera filter."""
+EXIF_GPS = "gps"
+"""The position in the EXIF subset: ``{"latitude", "longitude"}``."""
+EXIF_KEYS = (
+    "make",
+    EXIF_MODEL,
+    "lens",
+    "datetime_original",
+    "offset_time_original",
+    "exposure_time",
+    "f_number",
+    "iso",
+    "focal_length",
+    "orientation",
+    EXIF_GPS,
+)
+"""Every key of meta.json's EXIF subset, and no other."""

@@ -16,8 +16,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORTS = {"scanner": 9101, "dispatcher": 9102, "archiver": 9103}
-
 HealthCheck = Callable[[], tuple[bool, str]]
 """Returns (healthy, a short reason shown in the response body)."""
 

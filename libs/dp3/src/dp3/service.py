@@ -12,9 +12,10 @@ import threading
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from dp3 import ports
 from dp3.errors import ConfigError
 from dp3.log import configure_logging
-from dp3.serve import DEFAULT_PORTS, HealthCheck, start_metrics_server
+from dp3.serve import HealthCheck, start_metrics_server
 from dp3.settings import Settings, load_settings
 
 SettingsT = TypeVar("SettingsT", bound=Settings)
@@ -46,7 +47,7 @@ def start_service(service: str, cls: type[SettingsT], health: HealthCheck) -> Se
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    port = settings.metrics_port if settings.metrics_port is not None else DEFAULT_PORTS.get(service, 0)
+    port = settings.metrics_port if settings.metrics_port is not None else ports.METRICS.get(service, 0)
     try:
         start_metrics_server(port, health)
     except OSError as exc:

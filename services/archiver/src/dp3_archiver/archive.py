@@ -29,13 +29,12 @@ import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from dp3 import layout
 from dp3.broker import Message
 from dp3.errors import Retryable
 from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status
-from dp3.files import OutsideRoot, is_within, path_under, sha256_file
+from dp3.files import OutsideRoot, event_path_under, sha256_file
 from dp3.log import PhotoLogger, photo_logger
 from dp3_archiver import metrics, sidecar
 from dp3_archiver.naming import StoredFiles, candidate_names, capture_times_in_id, is_date_folder
@@ -56,7 +55,7 @@ class Target:
     date: str
     name: str
     claimed: dict[str, bool] = field(default_factory=dict)  # store label -> its sidecar claims name for our sha
-    existing: dict[str, Any] | None = None  # the most complete sidecar already written for it
+    existing: sidecar.Sidecar | None = None  # the most complete sidecar already written for it
 
     @property
     def files(self) -> StoredFiles:
@@ -317,12 +316,8 @@ class Archiver:
 
     def _inbox_path(self, entry: JournalEntry) -> Path | None:
         """The inbox original, if the event's path is a plain path inside the inbox (no symlinks)."""
-        path = Path(os.path.normpath(entry.fs_path))
-        if not path.is_absolute() or path == self.inbox or not is_within(self.inbox, path):
-            photo_logger(log, entry.id).error("path %s is not inside the inbox %s; not read", entry.path, self.inbox)
-            return None
         try:
-            return path_under(self.inbox, path.relative_to(self.inbox))
+            return event_path_under(self.inbox, entry.fs_path)
         except OutsideRoot as exc:
             photo_logger(log, entry.id).error("path %s not read: %s", entry.path, exc)
             return None

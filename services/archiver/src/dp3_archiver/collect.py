@@ -24,7 +24,7 @@ import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from dp3.files import OutsideRoot, fsync_dir, is_within, path_under, sha256_stream
+from dp3.files import OutsideRoot, event_path_under, fsync_dir, sha256_stream
 
 
 class Outcome(enum.Enum):
@@ -54,12 +54,8 @@ def collect_original(
     """Apply the rule. ``read_back`` maps each store to the sha256 of its copy as just read (None: none)."""
     if not stores or any(read_back.get(store) != archived_sha256 for store in stores):
         return Outcome.NOT_VERIFIED
-    inbox = Path(os.path.abspath(inbox))
-    path = Path(os.path.normpath(path))
-    if not path.is_absolute() or path == inbox or not is_within(inbox, path):
-        return Outcome.REFUSED
     try:
-        path = path_under(inbox, path.relative_to(inbox))
+        path = event_path_under(inbox, path)
     except OutsideRoot:
         return Outcome.REFUSED
     try:

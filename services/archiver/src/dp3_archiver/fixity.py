@@ -75,7 +75,7 @@ class AuditReport:
 class _Photo:
     date: str
     name: str
-    documents: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # store label -> parsed sidecar
+    documents: dict[str, sidecar.Sidecar | None] = field(default_factory=dict)  # store label -> parsed sidecar
     raw: dict[str, bytes] = field(default_factory=dict)  # store label -> sidecar bytes that parse
     newest_sidecar: float = 0.0  # mtime of the youngest sidecar in any store
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from dp3 import metric_names as names
+
 ARCHIVED = Counter(
     "dp3_archiver_archived_total", "Photos archived (every store verified, Archived journaled); replays not counted"
 )
 COLLECTED = Counter("dp3_archiver_collected_total", "Inbox originals deleted after every store verified")
 BYTES = Counter("dp3_archiver_bytes_total", "Bytes written into a store (verified copies)", ["store"])
 STORE_ERRORS = Counter(
-    "dp3_archiver_store_errors_total",
+    names.ARCHIVER_STORE_ERRORS,
     "Store trouble that held a photo back (down, read_only, full, io, verify)",
-    ["store", "kind"],
+    [names.STORE_LABEL, names.KIND_LABEL],
 )
 STORE_FREE = Gauge("dp3_archiver_store_free_bytes", "Free bytes in a store, as last seen", ["store"])
 COPY_SECONDS = Histogram(
@@ -25,19 +27,19 @@ FIXITY_FAILURES = Counter(
 )
 STORE_SIZE = Gauge("dp3_archiver_store_size_bytes", "Total size of a store's file system (for percent free)", ["store"])
 STORE_UP = Gauge(
-    "dp3_archiver_store_up",
+    names.ARCHIVER_STORE_UP,
     "1 while a store takes and proves copies; 0 while it is down (no marker), read-only, full or failing",
-    ["store"],
+    [names.STORE_LABEL],
 )
 STORE_PROBLEM_SINCE = Gauge(
-    "dp3_archiver_store_problem_since_seconds",
+    names.ARCHIVER_STORE_PROBLEM_SINCE,
     "Unix time the store's current or last problem began (0: none seen since start)",
-    ["store"],
+    [names.STORE_LABEL],
 )
 STORE_PROBLEM_UNTIL = Gauge(
-    "dp3_archiver_store_problem_until_seconds",
+    names.ARCHIVER_STORE_PROBLEM_UNTIL,
     "Unix time the store's last problem ended, i.e. a copy succeeded again (0: still going on, or none seen)",
-    ["store"],
+    [names.STORE_LABEL],
 )
 DROP_TO_COLLECTED = Histogram(
     "dp3_archiver_drop_to_collected_seconds",
@@ -54,9 +56,9 @@ STORE_ALIASED = Gauge(
     ["store"],
 )
 STORE_ALIAS = Gauge(
-    "dp3_archiver_store_alias",
+    names.ARCHIVER_STORE_ALIAS,
     "1 for each pair of configured stores that are one place, while it lasts (reason: same_folder, nested, ...)",
-    ["store", "other", "reason"],
+    [names.STORE_LABEL, names.OTHER_LABEL, names.REASON_LABEL],
 )
 PHOTO_FAULTS = Counter(
     "dp3_archiver_photo_faults_total",

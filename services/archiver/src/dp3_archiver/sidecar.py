@@ -1,8 +1,9 @@
 """The sidecar ``<name>.json``: a photo's metadata and journal, so one store alone can rebuild the catalog.
 
-Pure functions: build, merge and (de)serialise. The same bytes are written to
-every store, so the sidecars of one photo only differ while a write is in
-flight. The journal holds the events the archiver saw for the photo
+Pure functions: build and merge (the format itself, its bytes and its
+readers, is :mod:`dp3.sidecar`). The same bytes are written to every store,
+so the sidecars of one photo only differ while a write is in flight. The
+journal holds the events the archiver saw for the photo
 (``Processed``/``Failed``/``Duplicate``, which carry everything ``Detected``
 said: path, owner, sha256, size, capture time) and the ``Archived`` and
 ``Collected`` events it emitted. An entry is added once: an event equivalent to
@@ -14,23 +15,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from dp3.events import JournalEntry
+from dp3.sidecar import FORMAT, FileRecord, Sidecar, dumps, file_records, loads
 
-FORMAT = "dp3-sidecar/1"
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    role: str  # original | thumbnail | web
-    name: str
-    sha256: str
-    size: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "sha256": self.sha256, "size": self.size}
+__all__ = [
+    "FORMAT",
+    "FileRecord",
+    "Sidecar",
+    "dumps",
+    "file_records",
+    "find_equivalent",
+    "loads",
+    "merged",
+    "with_entry",
+]
 
 
 def _key(entry: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -117,29 +117,3 @@ def merged(
 
 def _error_dict(entry: JournalEntry) -> dict[str, Any] | None:
     return None if entry.error is None else entry.error.model_dump(mode="json")
-
-
-def dumps(sidecar: Mapping[str, Any]) -> bytes:
-    """Canonical bytes: the same sidecar gives the same bytes in every store."""
-    return (json.dumps(sidecar, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
-
-
-def loads(data: bytes | None) -> dict[str, Any] | None:
-    """The sidecar, or None if ``data`` is missing or not a sidecar (a torn or rotten file)."""
-    if data is None:
-        return None
-    try:
-        value = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    if not isinstance(value, dict) or value.get("format") != FORMAT or not isinstance(value.get("sha256"), str):
-        return None
-    return value
-
-
-def file_records(sidecar: Mapping[str, Any]) -> dict[str, FileRecord]:
-    records = {}
-    for role, item in sidecar.get("files", {}).items():
-        if isinstance(item, dict) and {"name", "sha256", "size"} <= item.keys():
-            records[role] = FileRecord(role, str(item["name"]), str(item["sha256"]), int(item["size"]))
-    return records

@@ -49,7 +49,7 @@ from pathlib import Path
 from dp3 import formats, layout
 from dp3.broker import Message
 from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status
-from dp3.files import OutsideRoot, atomic_copy, is_within, path_under
+from dp3.files import OutsideRoot, atomic_copy, event_path_under, path_under
 from dp3.log import photo_logger
 from dp3_dispatcher import metrics
 from dp3_dispatcher.batch_results import PhotoOutcome, Rendered, outcome_names, read_results
@@ -251,12 +251,8 @@ class Dispatcher:
         return job.future
 
     def _source_path(self, entry: JournalEntry) -> Path | None:
-        inbox = self._settings.inbox_dir
         try:
-            path = Path(entry.fs_path)  # the exact bytes, where the name is not plain UTF-8
-            if path.is_absolute():
-                return path if is_within(inbox, path) else None
-            return path_under(inbox, path)
+            return event_path_under(self._settings.inbox_dir, entry.fs_path)
         except OutsideRoot:
             return None
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from dp3 import metric_names
+
 TASKS_SUBMITTED = Counter("dp3_dispatcher_tasks_submitted_total", "Render tasks submitted to Work Queue")
 TASKS_FAILED = Counter(
     "dp3_dispatcher_tasks_failed_total",
@@ -15,7 +17,7 @@ TASK_SECONDS = Histogram(
     "Time from submission to the task's return, per render task",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
 )
-WORKERS_CONNECTED = Gauge("dp3_dispatcher_workers_connected", "Work Queue workers connected to the manager")
+WORKERS_CONNECTED = Gauge(metric_names.DISPATCHER_WORKERS_CONNECTED, "Work Queue workers connected to the manager")
 WORKERS_BLOCKED = Gauge("dp3_dispatcher_workers_blocked", "Worker hosts blocked for a broken environment")
 TASKS_WAITING = Gauge("dp3_dispatcher_tasks_waiting", "Render tasks waiting for a worker")
 TASKS_RUNNING = Gauge("dp3_dispatcher_tasks_running", "Render tasks running on workers")

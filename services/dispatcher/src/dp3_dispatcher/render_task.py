@@ -117,24 +117,12 @@ DEFAULT_MAX_PIXELS = 200_000_000
 DEFAULT_MEMORY_MB = 1024
 DEFAULT_SECONDS = 600
 
-EXIF_KEYS = (
-    "make",
-    "model",
-    "lens",
-    "datetime_original",
-    "offset_time_original",
-    "exposure_time",
-    "f_number",
-    "iso",
-    "focal_length",
-    "orientation",
-    "gps",
-)
+EXIF_KEYS: "tuple[str, ...]" = formats.EXIF_KEYS
 # Bounds of the EXIF subset, shared with the dispatcher's meta.json schema (artifact_meta.py):
 # what is outside them is reported as absent, so an honest render always passes the schema.
 TEXT_LIMIT = 200
 NUMBER_LIMIT = 2**53  # exact in JSON, BSON and JavaScript
-META_KEYS = ("sha256", "size", "format", "width", "height", "thumbnail", "web", "exif", "render_seconds")
+META_KEYS: "tuple[str, ...]" = formats.META_KEYS
 
 # Formats Pillow decodes that DP3 renders. Anything else Pillow happens to open
 # (EPS runs Ghostscript, PDF, PSD, ICO...) is refused as unsupported_format.

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from dp3 import ports
 from dp3.settings import Settings
 
 DEFAULT_MAX_PIXELS = 200_000_000
@@ -26,7 +27,9 @@ class DispatcherSettings(Settings):
     worker_keepalive_interval: int = Field(default=30, ge=1, description="seconds between checks of a silent worker")
     worker_keepalive_timeout: int = Field(default=30, ge=1, description="seconds a worker has to answer a check")
     work_queue_batch: Literal["local", "condor", "none"] = "local"
-    work_queue_port: int = Field(default=9123, ge=0, le=65535, description="0: the first free port from 1024")
+    work_queue_port: int = Field(
+        default=ports.WORK_QUEUE, ge=0, le=65535, description="0: the first free port from 1024"
+    )
     work_queue_host: str | None = Field(default=None, description="how workers reach the manager (default: this host)")
     work_queue_name: str | None = Field(default=None, description="project name; set it to advertise to a catalog")
     work_queue_scratch: Path | None = None

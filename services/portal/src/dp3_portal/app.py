@@ -27,13 +27,7 @@ from dp3_portal.auth import BasicCache, LoginThrottle, Sessions, SessionTable, U
 from dp3_portal.catalog import Catalog
 from dp3_portal.consuming import RecorderThread
 from dp3_portal.settings import PortalSettings
-from dp3_portal.store_schema import (
-    JOURNAL_INDEXES,
-    PHOTO_INDEXES,
-    SESSION_INDEXES,
-    SESSIONS,
-    THROUGHPUT_INDEXES,
-)
+from dp3_portal.store_schema import ensure_indexes_async
 from dp3_portal.stores import StoresProbe
 from dp3_portal.workers import WorkersProbe
 
@@ -73,10 +67,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
         db = client[settings.mongo_database]
-        await db["journal"].create_indexes(JOURNAL_INDEXES)
-        await db["photos"].create_indexes(PHOTO_INDEXES)
-        await db["throughput"].create_indexes(THROUGHPUT_INDEXES)
-        await db[SESSIONS].create_indexes(SESSION_INDEXES)
+        await ensure_indexes_async(db)
         users = Users(db)
         generated = await users.ensure_admin(
             settings.admin_password.get_secret_value() if settings.admin_password else None

@@ -20,10 +20,10 @@ from pymongo import AsyncMongoClient, MongoClient
 from dp3.settings import load_settings
 from dp3_portal.auth import Users
 from dp3_portal.embedded import mongo_url_for_command
-from dp3_portal.recorder import Recorder, ensure_indexes
+from dp3_portal.recorder import Recorder
 from dp3_portal.settings import PortalSettings
 from dp3_portal.sidecars import read_store
-from dp3_portal.store_schema import JOURNAL, PHOTOS, THROUGHPUT
+from dp3_portal.store_schema import JOURNAL, PHOTOS, THROUGHPUT, ensure_indexes
 
 SEED_FIELDS = ("id", "status", "datetime", "archives", "owner", "path")
 

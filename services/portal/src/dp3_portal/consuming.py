@@ -9,7 +9,8 @@ from pymongo import MongoClient
 
 from dp3.broker import BrokerOptions, Consumer, Publisher
 from dp3.topology import PORTAL
-from dp3_portal.recorder import BatchingHandler, Recorder, ensure_indexes
+from dp3_portal.recorder import BatchingHandler, Recorder
+from dp3_portal.store_schema import ensure_indexes
 
 
 class RecorderThread:

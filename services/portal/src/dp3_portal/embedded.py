@@ -13,7 +13,6 @@ import contextlib
 import ctypes
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from dp3.errors import ConfigError
+from dp3.ports import free_port
 
 PR_SET_PDEATHSIG = 1
 
@@ -35,12 +35,6 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
         pass  # not Linux: stop() still ends the server on a normal exit
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def url_for(port: int) -> str:

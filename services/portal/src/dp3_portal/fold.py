@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
-from dp3 import filenames
+from dp3 import filenames, formats
 from dp3.events import JournalEntry, Status, disambiguated_id
 
 RANK = {
@@ -94,9 +94,9 @@ def camera_model(meta: dict[str, Any] | None) -> str:
     """The camera model from the render's metadata, tolerant of how it is nested."""
     if not meta:
         return ""
-    for holder in (meta, meta.get("exif") or {}):
+    for holder in (meta, meta.get(formats.META_EXIF) or {}):
         if isinstance(holder, dict):
-            for key in ("model", "Model", "camera_model"):
+            for key in (formats.EXIF_MODEL, "Model", "camera_model"):
                 value = holder.get(key)
                 if isinstance(value, str) and value.strip():
                     return value.strip().strip("\x00")

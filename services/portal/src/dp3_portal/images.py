@@ -9,8 +9,8 @@ had to give a colliding photo a distinct name); staging files carry the id.
   that does not verify is skipped (logged) and the next store is tried.
 
 Folders named in events are trusted only below a configured store: a folder
-outside every store is ignored, and :func:`dp3.files.path_under` refuses
-``..``, absolute parts and symlinks on the way down.
+outside every store is ignored, and :func:`dp3.files.event_path_under` (the rule
+every service applies) refuses symlinks on the way down.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dp3 import layout
-from dp3.files import OutsideRoot, is_within, path_under, sha256_file
+from dp3.files import OutsideRoot, event_path_under, is_within, path_under, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,8 @@ def _store_folders(photo: dict[str, Any], stores: tuple[Path, ...]) -> list[Path
         for store in stores:
             if candidate.is_absolute() and is_within(store, candidate) and candidate != store:
                 try:
-                    folders.append(path_under(store, candidate.relative_to(store)))
-                except (OutsideRoot, ValueError):
+                    folders.append(event_path_under(store, candidate))
+                except OutsideRoot:
                     log.warning("ignoring archive folder %s", folder, extra={"photo_id": photo.get("id")})
                 break
     return folders

@@ -6,7 +6,7 @@ import datetime as dt
 import zoneinfo
 from typing import Any
 
-from dp3 import filenames
+from dp3 import filenames, formats
 from dp3.events import ErrorKind
 
 ADVICE = {
@@ -91,7 +91,8 @@ def gps(meta: dict[str, Any] | None) -> tuple[float, float] | None:
     """Latitude and longitude from the render's metadata, wherever it put them."""
     if not meta:
         return None
-    holders = [meta, meta.get("gps"), meta.get("exif"), (meta.get("exif") or {}).get("gps")]
+    exif = meta.get(formats.META_EXIF)
+    holders = [meta, meta.get(formats.EXIF_GPS), exif, (exif or {}).get(formats.EXIF_GPS)]
     for holder in holders:
         if not isinstance(holder, dict):
             continue

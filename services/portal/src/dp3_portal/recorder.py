@@ -32,15 +32,7 @@ from dp3.broker import Message
 from dp3.errors import Retryable
 from dp3.events import JournalEntry
 from dp3_portal import fold
-from dp3_portal.store_schema import (
-    FACETS,
-    JOURNAL,
-    JOURNAL_INDEXES,
-    PHOTO_INDEXES,
-    PHOTOS,
-    THROUGHPUT,
-    THROUGHPUT_INDEXES,
-)
+from dp3_portal.store_schema import FACETS, JOURNAL, PHOTOS, THROUGHPUT
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +43,6 @@ DUPLICATE_KEY = 11000
 MAX_REFOLDS = 20
 
 Document = dict[str, Any]
-
-
-def ensure_indexes(db: Database[Document]) -> None:
-    db[JOURNAL].create_indexes(JOURNAL_INDEXES)
-    db[PHOTOS].create_indexes(PHOTO_INDEXES)
-    db[THROUGHPUT].create_indexes(THROUGHPUT_INDEXES)
 
 
 def journal_document(entry: JournalEntry) -> Document:

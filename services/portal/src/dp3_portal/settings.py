@@ -6,6 +6,7 @@ import ipaddress
 
 from pydantic import Field, SecretStr, field_validator
 
+from dp3 import ports
 from dp3.settings import Settings
 
 
@@ -13,7 +14,7 @@ class PortalSettings(Settings):
     """What the portal needs beyond every service's settings."""
 
     portal_host: str = "0.0.0.0"  # noqa: S104 - published by compose; /metrics is network-restricted there
-    portal_port: int = Field(default=8000, ge=0, le=65535)
+    portal_port: int = Field(default=ports.PORTAL, ge=0, le=65535)
     admin_password: SecretStr | None = None
     secret_key: SecretStr | None = None
     dispatcher_metrics_url: str | None = None

@@ -1,10 +1,9 @@
 """Read the journal back from a store's ``<id>.json`` sidecars (for ``dp3 catalog rebuild``).
 
 The archiver writes, beside each archived original, ``<store>/<YYYY-MM-DD>/<id>.json``
-with the photo's metadata and journal. This reader accepts the shapes a
-sidecar may take: an object with the entries under ``journal`` (or
-``events`` / ``history``), a list of entries, or a single entry. Anything
-else is reported and skipped, never guessed at.
+with the photo's metadata and journal. The journal is read by
+:func:`dp3.sidecar.journal_entries`, which accepts every shape a sidecar may
+take; a file with no entries is reported and skipped, never guessed at.
 """
 
 from __future__ import annotations
@@ -13,30 +12,14 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
 from dp3.events import JournalEntry
 from dp3.files import TEMP_PREFIX
+from dp3.sidecar import journal_entries
 
 log = logging.getLogger(__name__)
-
-JOURNAL_KEYS = ("journal", "events", "history")
-
-
-def entries_in(document: Any) -> list[dict[str, Any]]:
-    """Pure: the raw journal entries in one parsed sidecar."""
-    if isinstance(document, list):
-        return [item for item in document if isinstance(item, dict)]
-    if isinstance(document, dict):
-        for key in JOURNAL_KEYS:
-            value = document.get(key)
-            if isinstance(value, list):
-                return [item for item in value if isinstance(item, dict)]
-        if "status" in document and "id" in document:
-            return [document]
-    return []
 
 
 def sidecar_files(store: Path) -> Iterator[Path]:
@@ -58,7 +41,7 @@ def read_store(store: Path) -> Iterator[tuple[Path, list[JournalEntry]]]:
             log.warning("skipping unreadable sidecar %s: %s", path, exc)
             continue
         entries = []
-        for raw in entries_in(document):
+        for raw in journal_entries(document):
             try:
                 entries.append(JournalEntry.model_validate(raw))
             except ValidationError as exc:

@@ -8,7 +8,11 @@ and equality counts per status.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.database import Database
 
 JOURNAL = "journal"
 PHOTOS = "photos"
@@ -39,3 +43,18 @@ PHOTO_INDEXES = [
     IndexModel([("status", ASCENDING)], name="status"),
     IndexModel([("failed", ASCENDING)], name="failed"),
 ]
+
+INDEXES = {JOURNAL: JOURNAL_INDEXES, PHOTOS: PHOTO_INDEXES, THROUGHPUT: THROUGHPUT_INDEXES, SESSIONS: SESSION_INDEXES}
+"""Which collection has which indexes: applied, the same, by the web app and by every recorder."""
+
+
+def ensure_indexes(db: Database[dict[str, Any]]) -> None:
+    """Create every index of :data:`INDEXES` (existing ones are kept: creating them again is a no-op)."""
+    for collection, indexes in INDEXES.items():
+        db[collection].create_indexes(indexes)
+
+
+async def ensure_indexes_async(db: AsyncDatabase[dict[str, Any]]) -> None:
+    """:func:`ensure_indexes` for the web app's asynchronous client."""
+    for collection, indexes in INDEXES.items():
+        await db[collection].create_indexes(indexes)

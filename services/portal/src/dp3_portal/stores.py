@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from dp3 import metric_names as names
 from dp3_portal.metrics_probe import MetricsProbe
 
-_SAMPLE = re.compile(r"^(dp3_archiver_store_[a-z_]+)\{([^}]*)\} (\S+)$", re.MULTILINE)
+_SAMPLE = re.compile(rf"^({re.escape(names.ARCHIVER_STORE_PREFIX)}[a-z_]+)\{{([^}}]*)\}} (\S+)$", re.MULTILINE)
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
@@ -45,7 +46,7 @@ def parse_stores(metrics_text: str) -> list[StoreHealth]:
     stores: dict[str, StoreHealth] = {}
     for name, labels_text, value_text in _SAMPLE.findall(metrics_text):
         labels = dict(_LABEL.findall(labels_text))
-        label = labels.get("store")
+        label = labels.get(names.STORE_LABEL)
         if label is None:
             continue
         try:
@@ -53,16 +54,16 @@ def parse_stores(metrics_text: str) -> list[StoreHealth]:
         except ValueError:
             continue
         health = stores.setdefault(label, StoreHealth(label))
-        if name == "dp3_archiver_store_up":
+        if name == names.ARCHIVER_STORE_UP:
             health.up = value >= 1
-        elif name == "dp3_archiver_store_problem_since_seconds":
+        elif name == names.ARCHIVER_STORE_PROBLEM_SINCE:
             health.since = value
-        elif name == "dp3_archiver_store_problem_until_seconds":
+        elif name == names.ARCHIVER_STORE_PROBLEM_UNTIL:
             health.until = value
-        elif name == "dp3_archiver_store_errors_total" and "kind" in labels:
-            health.errors[labels["kind"]] = int(value)
-        elif name == "dp3_archiver_store_alias" and value >= 1 and "other" in labels:
-            health.aliases[labels["other"]] = labels.get("reason", "")
+        elif name == names.ARCHIVER_STORE_ERRORS and names.KIND_LABEL in labels:
+            health.errors[labels[names.KIND_LABEL]] = int(value)
+        elif name == names.ARCHIVER_STORE_ALIAS and value >= 1 and names.OTHER_LABEL in labels:
+            health.aliases[labels[names.OTHER_LABEL]] = labels.get(names.REASON_LABEL, "")
     return [stores[label] for label in sorted(stores)]
 
 

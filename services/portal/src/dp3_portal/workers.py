@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from dp3.metric_names import DISPATCHER_WORKERS_CONNECTED as METRIC
 from dp3_portal.metrics_probe import MetricsProbe
-
-METRIC = "dp3_dispatcher_workers_connected"
 
 
 def parse_workers(metrics_text: str) -> int | None:
