@@ -67,8 +67,10 @@ start() {
 # $tool inside the DP3 Condor chroot, as the user $JOB_USER, from the same folder.
 # The job user must write its log in the factory's folder: hand over that one
 # folder only, and only inside the shared scratch (never -R, never another path).
+# And the factory's copy of the Work Queue password (pwfile, 0600), which each
+# job takes as an input: on a real pool the dispatcher is the submitting user.
 case "\$PWD" in
-"$shared"/?*) chown $JOB_UID "\$PWD" ;;
+"$shared"/?*) chown $JOB_UID "\$PWD"; [ ! -f "\$PWD/pwfile" ] || [ -L "\$PWD/pwfile" ] || chown $JOB_UID "\$PWD/pwfile" ;;
 esac
 exec chroot "$ROOT" /usr/sbin/runuser -u $JOB_USER -- /usr/bin/env -i PATH=/usr/bin:/bin HOME=/home/$JOB_USER \\
     /bin/sh -c 'cd "\$1" && shift && exec $tool "\$@"' sh "\$PWD" "\$@"
