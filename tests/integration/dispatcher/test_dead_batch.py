@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from dp3.events import Status
+from dp3_dispatcher.settings import PASSWORD_FILE_NAME
 from tests.integration.dispatcher.harness import Worker, detected, pillow_path, publish, scrape
 from tests.rabbit import wait_for
 
@@ -37,7 +38,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_batch_that_cannot_run_is_split_and_nobody_is_charged(
-    corpus: Path, inbox: Path, amqp_url: str, outcomes, small_disk: Path, start_dispatcher
+    corpus: Path, inbox: Path, amqp_url: str, outcomes, small_disk: Path, start_dispatcher, tmp_path: Path
 ) -> None:
     owner = inbox / "ANNA-SMITH"
     photos = []
@@ -54,7 +55,8 @@ def test_a_batch_that_cannot_run_is_split_and_nobody_is_charged(
     publish(amqp_url, list(entries.values()))
     wait_for(lambda: scrape(metrics_port).get(SUBMITTED) == 2, 30, "two tasks submitted")
     # Work Queue cannot stage the batch's four photos on this worker: it tries 11 times (about a minute).
-    worker = Worker(port, workdir=small_disk, env=pillow_path())
+    password = tmp_path / "home" / PASSWORD_FILE_NAME  # the one start_dispatcher's dispatcher generated
+    worker = Worker(port, workdir=small_disk, env=pillow_path(), password_file=password)
     try:
         final = outcomes.wait_all({entry.id for entry in entries.values()}, timeout=240)
     finally:
