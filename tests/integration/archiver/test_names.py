@@ -30,18 +30,6 @@ def sha256_hex(data: bytes) -> str:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Site:
-    return Site.create(tmp_path)
-
-
-@pytest.fixture
-def journal(amqp_url: str) -> Iterator[Journal]:
-    recorder = Journal(amqp_url)
-    yield recorder
-    recorder.close()
-
-
-@pytest.fixture
 def archiver(site: Site, amqp_url: str, tmp_path: Path) -> Iterator[ArchiverProcess]:
     process = ArchiverProcess(archiver_env(site, amqp_url), tmp_path / "archiver.log")
     yield process
