@@ -181,9 +181,7 @@ def test_a_sha256_mismatch_discards_the_bytes_and_says_start_again(intake: Intak
     _, token = intake.device(OWNER)
     client = tus.TusClient(f"{intake.url}/files", headers={"Authorization": f"Bearer {token}"})
     wrong = hashlib.sha256(b"not these bytes").hexdigest()
-    upload = client.uploader(
-        file_path=str(photo), metadata={"owner": OWNER, "filename": photo.name, "sha256": wrong}
-    )
+    upload = client.uploader(file_path=str(photo), metadata={"owner": OWNER, "filename": photo.name, "sha256": wrong})
     with pytest.raises(TusUploadFailed) as failed:
         upload.upload()
     assert failed.value.status_code == 460

@@ -473,7 +473,9 @@ def _error_handlers(app: FastAPI) -> None:
         where = ".".join(str(part) for part in first.get("loc", ())) or "request"
         metrics.REFUSED.labels("bad_request").inc()
         detail = f"{where}: {first.get('msg', 'invalid')}"
-        return JSONResponse({"error": "bad_request", "detail": detail}, status_code=400, headers={"Tus-Resumable": "1.0.0"})
+        return JSONResponse(
+            {"error": "bad_request", "detail": detail}, status_code=400, headers={"Tus-Resumable": "1.0.0"}
+        )
 
     @app.exception_handler(ResumeExisting)
     async def resume(request: Request, exc: ResumeExisting) -> Response:
