@@ -65,7 +65,7 @@ def journal_listener(amqp_url: str) -> Callable[[], list[dict[str, Any]]]:
         channel.queue_bind(queue, "dp3.journal", key)
 
     def received() -> list[dict[str, Any]]:
-        found = []
+        found: list[dict[str, Any]] = []
         while True:
             method, _, body = channel.basic_get(queue, auto_ack=True)
             if method is None:
@@ -95,6 +95,11 @@ def archive(stores: list[Path], photo: Path, publisher: Publisher, *, status: St
     )
     publisher.publish(entry)
     return entry
+
+
+def gather(found: list[dict[str, Any]], events: Callable[[], list[dict[str, Any]]]) -> bool:
+    found.extend(events())
+    return True
 
 
 def receipt_of(intake: IntakeProcess, token: str, sha256: str) -> dict[str, Any]:
@@ -128,7 +133,7 @@ def test_a_preview_is_stored_once_and_announced_as_previewed(
     assert stored.read_bytes() == small_photo.read_bytes()
     assert intake.inbox_files() == []  # a preview is never an original
     found: list[dict[str, Any]] = []
-    wait_for(lambda: bool(found.extend(events()) or found))
+    wait_for(lambda: gather(found, events) and bool(found))
     (previewed,) = [event for event in found if event["status"] == "Previewed"]
     assert previewed["id"] == f"preview:{sha}" and previewed["sha256"] == sha
     assert previewed["owner"] == OWNER and previewed["path"].endswith(f"/{OWNER}/{photo.name}")
@@ -149,7 +154,7 @@ def test_upload_progress_is_announced_up_to_completion(
     uploader(intake.url, token, photo, chunk=128 * 1024).upload()
     size = photo.stat().st_size
     found: list[dict[str, Any]] = []
-    wait_for(lambda: bool(found.extend(events())) or any(e["meta"]["offset"] == size for e in found))
+    wait_for(lambda: gather(found, events) and any(e["meta"]["offset"] == size for e in found))
     offsets = [event["meta"]["offset"] for event in found if event["status"] == "Uploading"]
     assert offsets[-1] == size and all(event["meta"]["length"] == size for event in found)
     assert {event["id"] for event in found} == {f"preview:{sha256_of(photo)}"}
