@@ -7,6 +7,7 @@ import hashlib
 import random
 import socket
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -199,7 +200,7 @@ def test_a_sha256_mismatch_discards_the_bytes_and_says_start_again(intake: Intak
     assert gone.status_code == 404
 
 
-def test_every_ack_is_fsynced_metric_counts_the_bytes(intake: IntakeProcess, photo: Path) -> None:
+def test_metrics_count_the_durable_bytes_and_the_placement(intake: IntakeProcess, photo: Path) -> None:
     _, token = intake.device(OWNER)
     uploader(intake.url, token, photo).upload()
     text = httpx.get(f"{intake.url}/metrics").text
@@ -214,3 +215,33 @@ def test_creation_headers_are_checked(intake: IntakeProcess, photo: Path) -> Non
     deferred = httpx.post(f"{intake.url}/files", headers={**base, "Upload-Defer-Length": "1"})
     assert deferred.status_code == 400 and deferred.json()["error"] == "no_length"
     assert intake.inbox_files() == []
+
+
+def test_a_partial_upload_without_a_byte_for_the_expiry_is_deleted(
+    tmp_path: Path, mongo_url: str, amqp_url: str, photo: Path
+) -> None:
+    # 0.00005 days = 4.3 s; the cleanup looks every half second.
+    intake = IntakeProcess(
+        home=tmp_path / "home",
+        mongo_url=mongo_url,
+        database="dp3test_expiry",
+        amqp_url=amqp_url,
+        env_extra={"DP3_INTAKE_EXPIRY_DAYS": "0.00005", "DP3_INTAKE_CLEANUP_SECONDS": "0.5"},
+    )
+    intake.start()
+    try:
+        _, token = intake.device(OWNER)
+        upload = uploader(intake.url, token, photo, chunk=16 * 1024)
+        upload.upload(stop_at=16 * 1024)
+        uid = Path(url_of(upload)).name
+        assert (intake.uploads / uid).stat().st_size == 16 * 1024
+        deadline = time.monotonic() + 30
+        while any(intake.uploads.glob(f"{uid}*")):
+            assert time.monotonic() < deadline, list(intake.uploads.iterdir())
+            time.sleep(0.2)
+        gone = httpx.head(url_of(upload), headers={"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"})
+        assert gone.status_code == 404
+        assert "dp3_intake_expired_total 1.0" in httpx.get(f"{intake.url}/metrics").text
+        assert intake.inbox_files() == []
+    finally:
+        intake.stop()
