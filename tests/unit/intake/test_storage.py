@@ -63,3 +63,18 @@ def test_appended_bytes_reach_the_file_only_in_order_and_flush_completes_them(tm
 
     asyncio.run(send())
     assert (storage.root / UID).read_bytes() == b"x" * (1 << 20) + b"y" * 10
+
+
+def test_a_request_refused_mid_body_leaves_nothing_for_the_next_one(tmp_path: Path) -> None:
+    storage = DurableStorage(tmp_path / "uploads", expiry_days=7)
+    write_upload(storage, b"", offset=0)
+
+    async def refused_then_resumed() -> None:
+        async with storage.lock(UID):
+            await storage.append(UID, b"stale")  # the request then fails: no flush, no offset update
+        async with storage.lock(UID):
+            await storage.append(UID, b"fresh")
+            await storage.flush(UID)
+
+    asyncio.run(refused_then_resumed())
+    assert (storage.root / UID).read_bytes() == b"fresh"
