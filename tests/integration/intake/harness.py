@@ -109,10 +109,12 @@ class IntakeProcess:
         finally:
             client.close()
 
-    def inbox_files(self) -> list[Path]:
-        if not self.inbox.exists():
+    def inbox_files(self, owner: str) -> list[Path]:
+        """Every file in ``owner``'s inbox folder, temporary ones included."""
+        folder = self.inbox / owner
+        if not folder.exists():
             return []
-        return sorted(path for path in self.inbox.rglob("*") if path.is_file())
+        return sorted(path for path in folder.rglob("*") if path.is_file())
 
 
 def metadata_header(values: dict[str, str]) -> str:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
-import uuid
 import zoneinfo
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,35 +23,8 @@ from tests.integration.intake.harness import IntakeProcess, metadata_header, pho
 
 pytestmark = pytest.mark.integration
 
-OWNER = "ANN-LEE"
 TAKEN = 1355517208
 UTC = zoneinfo.ZoneInfo("UTC")
-
-
-@pytest.fixture
-def stores(tmp_path: Path) -> list[Path]:
-    roots = [tmp_path / "store-a", tmp_path / "store-b"]
-    for root in roots:
-        root.mkdir()
-        # Each store's own id: two markers alike would make them one place (invariant 9).
-        (root / layout.STORE_MARKER).write_text(json.dumps({"store": str(root), "id": uuid.uuid4().hex}))
-    return roots
-
-
-@pytest.fixture
-def intake_with_stores(tmp_path: Path, mongo_url: str, amqp_url: str, stores: list[Path]) -> Iterator[IntakeProcess]:
-    process = IntakeProcess(
-        home=tmp_path / "home",
-        mongo_url=mongo_url,
-        database="dp3test_receipts",
-        amqp_url=amqp_url,
-        env_extra={"DP3_STORES": ",".join(map(str, stores)), "DP3_INTAKE_PROGRESS_SECONDS": "0"},
-    )
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def journal_listener(amqp_url: str) -> Callable[[], list[dict[str, Any]]]:
@@ -75,19 +47,19 @@ def journal_listener(amqp_url: str) -> Callable[[], list[dict[str, Any]]]:
     return received
 
 
-def archive(stores: list[Path], photo: Path, publisher: Publisher, *, status: Status = Status.ARCHIVED) -> JournalEntry:
+def archive(stores: list[Path], photo: Path, publisher: Publisher, *, owner: str) -> JournalEntry:
     """What the archiver leaves behind: a verified copy per store, and the event."""
-    photo_id = make_photo_id(OWNER, TAKEN, photo.name)
+    photo_id = make_photo_id(owner, TAKEN, photo.name)
     folders = [root / layout.date_folder(TAKEN, UTC) for root in stores]
     for folder in folders:
         folder.mkdir(exist_ok=True)
         shutil.copyfile(photo, folder / photo_id)
     entry = JournalEntry(
         id=photo_id,
-        status=status,
+        status=Status.ARCHIVED,
         datetime=TAKEN,
-        owner=OWNER,
-        path=f"/inbox/{OWNER}/{photo.name}",
+        owner=owner,
+        path=f"/inbox/{owner}/{photo.name}",
         sha256=sha256_of(photo),
         size=photo.stat().st_size,
         archives=[str(folder) for folder in folders],
@@ -117,41 +89,41 @@ def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
 
 
 def test_a_preview_is_stored_once_and_announced_as_previewed(
-    intake_with_stores: IntakeProcess, amqp_url: str, photo: Path, small_photo: Path
+    intake_with_stores: IntakeProcess, photo: Path, small_photo: Path, owner: str
 ) -> None:
     intake = intake_with_stores
-    _, token = intake.device(OWNER)
-    events = journal_listener(amqp_url)
+    _, token = intake.device(owner)
+    events = journal_listener(intake.amqp_url)
     sha = sha256_of(photo)
-    facts = {"owner": OWNER, "name": photo.name, "size": photo.stat().st_size, "captured_at": "2012-12-14T20:33:28"}
+    facts = {"owner": owner, "name": photo.name, "size": photo.stat().st_size, "captured_at": "2012-12-14T20:33:28"}
     headers = {"Authorization": f"Bearer {token}", "DP3-Photo": photo_header(facts)}
     first = httpx.put(f"{intake.url}/api/previews/{sha}", headers=headers, content=small_photo.read_bytes())
     assert first.status_code == 201, first.text
     again = httpx.put(f"{intake.url}/api/previews/{sha}", headers=headers, content=small_photo.read_bytes())
     assert again.status_code == 200
-    stored = intake.home / "previews" / OWNER / f"{sha}.jpg"
+    stored = intake.home / "previews" / owner / f"{sha}.jpg"
     assert stored.read_bytes() == small_photo.read_bytes()
-    assert intake.inbox_files() == []  # a preview is never an original
+    assert intake.inbox_files(owner) == []  # a preview is never an original
     found: list[dict[str, Any]] = []
     wait_for(lambda: gather(found, events) and bool(found))
     (previewed,) = [event for event in found if event["status"] == "Previewed"]
     assert previewed["id"] == f"preview:{sha}" and previewed["sha256"] == sha
-    assert previewed["owner"] == OWNER and previewed["path"].endswith(f"/{OWNER}/{photo.name}")
-    assert previewed["meta"] == {"preview": f"{OWNER}/{sha}.jpg"}
+    assert previewed["owner"] == owner and previewed["path"].endswith(f"/{owner}/{photo.name}")
+    assert previewed["meta"] == {"preview": f"{owner}/{sha}.jpg"}
     assert previewed["datetime"] == TAKEN
     state = receipt_of(intake, token, sha)
     assert state["state"] == "preview" and state["archived"] is False
 
 
 def test_upload_progress_is_announced_up_to_completion(
-    intake_with_stores: IntakeProcess, amqp_url: str, photo: Path
+    intake_with_stores: IntakeProcess, photo: Path, owner: str
 ) -> None:
     from tests.integration.intake.test_uploads import uploader
 
     intake = intake_with_stores
-    _, token = intake.device(OWNER)
-    events = journal_listener(amqp_url)
-    uploader(intake.url, token, photo, chunk=128 * 1024).upload()
+    _, token = intake.device(owner)
+    events = journal_listener(intake.amqp_url)
+    uploader(intake.url, token, photo, chunk=128 * 1024, owner=owner).upload()
     size = photo.stat().st_size
     found: list[dict[str, Any]] = []
     wait_for(lambda: gather(found, events) and any(e["meta"]["offset"] == size for e in found))
@@ -161,11 +133,11 @@ def test_upload_progress_is_announced_up_to_completion(
 
 
 def test_archived_means_a_verified_copy_in_every_store_and_then_no_bytes_are_taken(
-    intake_with_stores: IntakeProcess, amqp_url: str, stores: list[Path], photo: Path
+    intake_with_stores: IntakeProcess, stores: list[Path], photo: Path, owner: str
 ) -> None:
     intake = intake_with_stores
-    _, token = intake.device(OWNER)
-    _, bob = intake.device("BOB-RAY")
+    _, token = intake.device(owner)
+    _, bob = intake.device(owner + "-OTHER")
     sha = sha256_of(photo)
     assert receipt_of(intake, token, sha) == {
         "sha256": sha,
@@ -174,8 +146,8 @@ def test_archived_means_a_verified_copy_in_every_store_and_then_no_bytes_are_tak
         "verified": [],
         "state": "unknown",
     } | {"stores": [str(root) for root in stores]}
-    publisher = Publisher(amqp_url)
-    entry = archive(stores, photo, publisher)
+    publisher = Publisher(intake.amqp_url)
+    entry = archive(stores, photo, publisher, owner=owner)
     wait_for(lambda: receipt_of(intake, token, sha)["archived"])
     answer = receipt_of(intake, token, sha)
     assert answer["verified"] == [str(root) for root in stores] and answer["state"] == "archived"
@@ -189,26 +161,26 @@ def test_archived_means_a_verified_copy_in_every_store_and_then_no_bytes_are_tak
     shutil.copyfile(photo, rotten)
 
     # Archived: a new upload of it is refused before any byte is sent; the preview is not shown.
-    meta = metadata_header({"owner": OWNER, "filename": photo.name, "sha256": sha})
+    meta = metadata_header({"owner": owner, "filename": photo.name, "sha256": sha})
     headers = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0", "Upload-Metadata": meta}
     created = httpx.post(f"{intake.url}/files", headers={**headers, "Upload-Length": str(photo.stat().st_size)})
     assert created.status_code == 409 and created.json()["error"] == "already_have_it"
     assert created.headers["dp3-receipt"] == "archived" and "location" not in created.headers
-    facts = {"owner": OWNER, "name": photo.name, "size": photo.stat().st_size, "captured_at": None}
+    facts = {"owner": owner, "name": photo.name, "size": photo.stat().st_size, "captured_at": None}
     preview = httpx.put(
         f"{intake.url}/api/previews/{sha}",
         headers={"Authorization": f"Bearer {token}", "DP3-Photo": photo_header(facts)},
         content=photo.read_bytes(),
     )
     assert preview.status_code == 200 and preview.json()["outcome"] == "archived"
-    assert intake.inbox_files() == [] and not (intake.home / "previews" / OWNER / f"{sha}.jpg").exists()
+    assert intake.inbox_files(owner) == [] and not (intake.home / "previews" / owner / f"{sha}.jpg").exists()
 
     publisher.publish(entry.next(Status.COLLECTED, service="archiver"))
     wait_for(lambda: receipt_of(intake, token, sha)["state"] == "collected")
     publisher.close()
 
 
-def test_the_receipt_queue_is_the_intakes_own(amqp_url: str) -> None:
+def test_the_receipt_queue_is_the_intakes_own() -> None:
     from dp3.topology import ALL_QUEUES
     from dp3_intake.receipts import QUEUE
 

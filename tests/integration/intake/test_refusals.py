@@ -14,8 +14,6 @@ from tests.integration.intake.harness import IntakeProcess, metadata_header, pho
 
 pytestmark = pytest.mark.integration
 
-OWNER = "ANN-LEE"
-
 
 def creation(intake: IntakeProcess, token: str | None, metadata: dict[str, str], length: int) -> httpx.Response:
     headers = {"Tus-Resumable": "1.0.0", "Upload-Length": str(length), "Upload-Metadata": metadata_header(metadata)}
@@ -24,11 +22,11 @@ def creation(intake: IntakeProcess, token: str | None, metadata: dict[str, str],
     return httpx.post(f"{intake.url}/files", headers=headers)
 
 
-def test_each_bad_request_gets_its_error_and_writes_nothing(intake: IntakeProcess, photo: Path) -> None:
-    device, token = intake.device(OWNER)
-    revoked, revoked_token = intake.device(OWNER, "stolen laptop")
+def test_each_bad_request_gets_its_error_and_writes_nothing(intake: IntakeProcess, photo: Path, owner: str) -> None:
+    device, token = intake.device(owner)
+    revoked, revoked_token = intake.device(owner, "stolen laptop")
     intake.revoke(revoked.id)
-    good = {"owner": OWNER, "filename": photo.name, "sha256": sha256_of(photo)}
+    good = {"owner": owner, "filename": photo.name, "sha256": sha256_of(photo)}
     size = photo.stat().st_size
 
     def refused(response: httpx.Response, status: int, error: str) -> None:
@@ -42,15 +40,15 @@ def test_each_bad_request_gets_its_error_and_writes_nothing(intake: IntakeProces
     refused(creation(intake, devices.new_token(), good, size), 401, "unknown_token")
     refused(creation(intake, devices.new_token(device.id), good, size), 401, "unknown_token")
     refused(creation(intake, revoked_token, good, size), 401, "revoked_token")
-    refused(creation(intake, token, {**good, "owner": "BOB-RAY"}, size), 403, "wrong_owner")
+    refused(creation(intake, token, {**good, "owner": owner + "-OTHER"}, size), 403, "wrong_owner")
     for name in ("../escape.jpg", "a/b.jpg", "a\\b.jpg", "..", ".hidden.jpg", "x.jpg.part", "nul\0.jpg"):
         refused(creation(intake, token, {**good, "filename": name}, size), 400, "bad_name")
     refused(creation(intake, token, {**good, "sha256": "ABC"}, size), 400, "bad_sha256")
-    refused(creation(intake, token, {"owner": OWNER, "filename": photo.name}, size), 400, "bad_metadata")
+    refused(creation(intake, token, {"owner": owner, "filename": photo.name}, size), 400, "bad_metadata")
     refused(creation(intake, token, good, 3 * 1024**3), 413, "too_large")
 
     # A preview that is not an image, or is a broken one.
-    facts = {"owner": OWNER, "name": photo.name, "size": size, "captured_at": None}
+    facts = {"owner": owner, "name": photo.name, "size": size, "captured_at": None}
     preview_headers = {"Authorization": f"Bearer {token}", "DP3-Photo": photo_header(facts)}
     sha = sha256_of(photo)
     not_image = httpx.put(f"{intake.url}/api/previews/{sha}", headers=preview_headers, content=b"%PDF-1.4 hello")
@@ -59,7 +57,7 @@ def test_each_bad_request_gets_its_error_and_writes_nothing(intake: IntakeProces
     refused(
         httpx.put(f"{intake.url}/api/previews/{sha}", headers=preview_headers, content=truncated), 415, "not_an_image"
     )
-    other_owner = {**preview_headers, "DP3-Photo": photo_header({**facts, "owner": "BOB-RAY"})}
+    other_owner = {**preview_headers, "DP3-Photo": photo_header({**facts, "owner": owner + "-OTHER"})}
     refused(
         httpx.put(f"{intake.url}/api/previews/{sha}", headers=other_owner, content=photo.read_bytes()),
         403,
@@ -68,14 +66,16 @@ def test_each_bad_request_gets_its_error_and_writes_nothing(intake: IntakeProces
     # Receipts need a token too.
     refused(httpx.get(f"{intake.url}/api/receipts/{sha}"), 401, "no_token")
 
-    assert intake.inbox_files() == []
-    assert not (intake.home / "previews").exists() or not any((intake.home / "previews").rglob("*.jpg"))
+    assert intake.inbox_files(owner) == [] and intake.inbox_files(owner + "-OTHER") == []
+    assert not any((intake.home / "previews").glob(f"{owner}*/*.jpg"))
 
 
-def test_another_owners_upload_cannot_be_read_written_or_deleted(intake: IntakeProcess, photo: Path) -> None:
-    _, ann = intake.device(OWNER)
-    _, bob = intake.device("BOB-RAY")
-    good = {"owner": OWNER, "filename": photo.name, "sha256": sha256_of(photo)}
+def test_another_owners_upload_cannot_be_read_written_or_deleted(
+    intake: IntakeProcess, photo: Path, owner: str
+) -> None:
+    _, ann = intake.device(owner)
+    _, bob = intake.device(owner + "-OTHER")
+    good = {"owner": owner, "filename": photo.name, "sha256": sha256_of(photo)}
     created = creation(intake, ann, good, photo.stat().st_size)
     assert created.status_code == 201, created.text
     url = created.headers["location"]
