@@ -257,3 +257,20 @@ def test_a_partial_upload_without_a_byte_for_the_expiry_is_deleted(
         assert intake.inbox_files(owner) == []
     finally:
         intake.stop()
+
+
+def test_two_uploads_of_the_same_bytes_completing_at_once_deliver_one_file(
+    intake: IntakeProcess, photo: Path, owner: str
+) -> None:
+    tokens = [intake.device(owner, f"laptop {n}")[1] for n in range(2)]
+    uploads = [uploader(intake.url, token, photo, chunk=32 * 1024, owner=owner) for token in tokens]
+    for upload in uploads:
+        upload.upload(stop_at=photo.stat().st_size - 1)  # all but the last byte, then both finish together
+    threads = [threading.Thread(target=upload.upload) for upload in uploads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert all(upload.offset == photo.stat().st_size for upload in uploads)
+    assert intake.inbox_files(owner) == [intake.inbox / owner / photo.name]
+    assert (intake.inbox / owner / photo.name).read_bytes() == photo.read_bytes()
