@@ -50,6 +50,7 @@ WRITABLE = {
     "scanner": ["/var/lib/dp3"],
     "dispatcher": ["/staging"],
     "archiver": ["/inbox", "/staging", "/stores/archive-a", "/stores/archive-b"],
+    "intake": ["/inbox", "/var/lib/dp3", "/previews"],
     "rabbitmq": ["/var/lib/rabbitmq"],
     "mongodb": ["/data/db"],
     "prometheus": ["/prometheus"],
