@@ -53,11 +53,11 @@ def iso(second: int) -> str:
     return f"2026-12-01T10:00:{second:02d}.000000Z"
 
 
-def previewed(at: int = 0, *, sha256: str = SHA) -> JournalEntry:
-    """What the intake publishes when a preview arrives before its original (docs/field-uploads.md)."""
+def field_event(status: Status, at: int, meta: dict[str, object], sha256: str) -> JournalEntry:
+    """What the intake publishes before the original reaches the inbox (docs/field-uploads.md)."""
     return JournalEntry(
         id=preview_id(sha256),
-        status=Status.PREVIEWED,
+        status=status,
         datetime=1355517000,  # the device's declared capture time: the scanner may read another
         owner=OWNER,
         path="DSC00372.JPG",
@@ -65,23 +65,16 @@ def previewed(at: int = 0, *, sha256: str = SHA) -> JournalEntry:
         size=4_000_000,
         service="intake",
         at=iso(at),
-        meta={"preview": PREVIEW_FILE},
+        meta=meta,
     )
+
+
+def previewed(at: int = 0, *, sha256: str = SHA) -> JournalEntry:
+    return field_event(Status.PREVIEWED, at, {"preview": PREVIEW_FILE}, sha256)
 
 
 def uploading(offset: int, at: int, *, sha256: str = SHA) -> JournalEntry:
-    return JournalEntry(
-        id=preview_id(sha256),
-        status=Status.UPLOADING,
-        datetime=1355517000,
-        owner=OWNER,
-        path="DSC00372.JPG",
-        sha256=sha256,
-        size=4_000_000,
-        service="intake",
-        at=iso(at),
-        meta={"offset": offset, "length": 4_000_000},
-    )
+    return field_event(Status.UPLOADING, at, {"offset": offset, "length": 4_000_000}, sha256)
 
 
 def original(at: int = 10, *, sha256: str = SHA, photo_id: str = PHOTO_ID) -> list[JournalEntry]:

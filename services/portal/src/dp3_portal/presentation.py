@@ -78,6 +78,15 @@ def capture_text(seconds: int, zone: zoneinfo.ZoneInfo) -> str:
     return dt.datetime.fromtimestamp(seconds, zone).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
+def utc_text(moment: dt.datetime | None, empty: str = "") -> str:
+    """A registry time (UTC; pymongo answers it without a zone) as ``2026-12-02 01:33 UTC``."""
+    if moment is None:
+        return empty
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def capture_iso(seconds: int, zone: zoneinfo.ZoneInfo) -> str:
     return dt.datetime.fromtimestamp(seconds, zone).isoformat()
 
