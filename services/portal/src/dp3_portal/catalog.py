@@ -4,9 +4,9 @@ The embedded MongoDB-wire server (``nx-27017`` 0.8.1 over neosqlite 1.17.2)
 answers some queries silently wrong. This module uses only:
 
 * equality on scalar fields that are never null (``status``, ``failed``,
-  ``kind``, ``_id``), and ``$in`` on ``_id``;
+  ``kind``, ``_id``, ``sha256``), and ``$in`` on ``_id``;
 * ``$gt``/``$gte``/``$lt`` ranges on scalar strings and numbers
-  (``sort_key``, ``k_*``, ``failed_recent``, ``minute``);
+  (``sort_key``, ``k_*``, ``failed_recent``, ``preview_waiting``, ``minute``);
 * string ``$regex`` (a plain string pattern, never a compiled ``re``) on
   ``name``, which is stored lower-cased so no options are needed;
 * ``sort`` / ``limit``, ``find_one``, and aggregations made of ``$match``

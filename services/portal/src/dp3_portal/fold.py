@@ -222,7 +222,7 @@ def new_photo(entry: JournalEntry) -> Photo:
 
 def is_preview_record(photo: Photo) -> bool:
     """A record with no pipeline event yet: the gallery's "original on its way" tile."""
-    return int(photo["rank"]) == PREVIEW_RANK
+    return int(photo.get("rank", 0)) == PREVIEW_RANK
 
 
 def preview_file(entry: JournalEntry) -> str:

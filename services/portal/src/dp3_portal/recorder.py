@@ -10,6 +10,10 @@ redelivered batch, or a crash between the two writes, changes nothing twice.
 Photos are replaced under optimistic concurrency (``version``): if another
 writer (a second portal, ``dp3 catalog rebuild``) changed a photo between
 read and write, the batch's photos are read and folded again.
+
+Which record each event goes to, previews joined to their original by
+sha256, and the writes that follow are decided by :mod:`dp3_portal.join`
+(pure); this module reads what it asks for and carries the writes out.
 """
 
 from __future__ import annotations
