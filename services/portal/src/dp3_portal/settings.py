@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from pathlib import Path
 
-from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from dp3 import ports
 from dp3.settings import Settings
@@ -33,8 +32,6 @@ class PortalSettings(Settings):
     """The first slowdown; it doubles with each further failure, up to 30 s."""
     recorder_prefetch: int = Field(default=2000, ge=1)
     recorder_batch: int = Field(default=500, ge=1)
-    previews: Path | None = None
-    """Where the intake keeps the previews field devices send (default ``$DP3_HOME/previews``); read here."""
     preview_stale_hours: float = Field(default=48.0, gt=0)
     """A preview whose original has not arrived after this long is listed on the status page."""
     public_url: str | None = None
@@ -49,17 +46,6 @@ class PortalSettings(Settings):
         if url.query or url.fragment:
             raise ValueError("expected an http:// or https:// address without a query or fragment")
         return str(url).rstrip("/") + "/"
-
-    @model_validator(mode="after")
-    def _derive_previews(self) -> PortalSettings:
-        if self.previews is None:
-            object.__setattr__(self, "previews", self.home / "previews")
-        return self
-
-    @property
-    def previews_dir(self) -> Path:
-        assert self.previews is not None  # filled in by _derive_previews
-        return self.previews
 
     @field_validator("trusted_proxies")
     @classmethod
