@@ -99,6 +99,9 @@ class Agent:
                 self._link_down(exc)
             except NotAllowed as exc:
                 self._link_down(exc, plain=exc.plain)
+            except Exception as exc:  # one odd photo or a bug must not stop the agent: logged, backed off
+                log.exception("unexpected problem on %s", type(step).__name__)
+                self._link_down(IntakeError(f"{type(exc).__name__}: {exc}"), plain="something unexpected went wrong")
             else:
                 if self._failures:
                     log.info("head node reachable again")

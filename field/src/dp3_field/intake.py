@@ -212,6 +212,10 @@ class _Uploader(Uploader):  # type: ignore[misc]
         self.pacer = pacer
         super().__init__(**kwargs)
 
+    def _get_fingerprint(self) -> str:
+        # tuspy's own opens the stream in a ``with``, which closes the file this upload keeps reading.
+        return str(self.fingerprinter.get_fingerprint(self.file_stream))
+
     def get_offset(self) -> int:
         response = self.session.head(self.url, headers=self.get_headers(), timeout=self.timeout)
         if response.status_code >= 300:
