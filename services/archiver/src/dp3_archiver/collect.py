@@ -24,6 +24,7 @@ import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from dp3.copies import all_verified
 from dp3.files import OutsideRoot, event_path_under, fsync_dir, sha256_stream
 
 
@@ -52,7 +53,7 @@ def collect_original(
     stores: Sequence[str],
 ) -> Outcome:
     """Apply the rule. ``read_back`` maps each store to the sha256 of its copy as just read (None: none)."""
-    if not stores or any(read_back.get(store) != archived_sha256 for store in stores):
+    if not all_verified(read_back, stores, archived_sha256):
         return Outcome.NOT_VERIFIED
     try:
         path = event_path_under(inbox, path)

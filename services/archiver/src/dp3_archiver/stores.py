@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dp3 import layout, store_places
+from dp3.copies import CopyRead, read_uncached
 from dp3.errors import Retryable
 from dp3.events import ErrorKind
 from dp3.files import CHUNK, atomic_writer, fsync_dir, temp_path_for
@@ -90,16 +91,6 @@ class SourceMismatch(Exception):
     """No source offered for a copy was readable with the expected sha256."""
 
 
-@dataclass(frozen=True)
-class CopyRead:
-    """A copy as read back from the storage: its bytes' sha256 and size, and which file it is."""
-
-    sha256: str
-    size: int
-    device: int
-    inode: int
-
-
 class CopyOutcome(enum.Enum):
     PRESENT = "present"  # already there, verified: nothing written
     WRITTEN = "written"  # written now, verified
@@ -123,23 +114,6 @@ def hash_uncached(path: Path) -> tuple[str, int]:
     """sha256 and size of ``path`` read from the storage, not from the page cache (no symlinks)."""
     read = read_uncached(path)
     return read.sha256, read.size
-
-
-def read_uncached(path: Path) -> CopyRead:
-    """:func:`hash_uncached`, and the device and inode of the file that was read."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    try:
-        info = os.fstat(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        digest = hashlib.sha256()
-        size = 0
-        while chunk := os.read(fd, CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        return CopyRead(digest.hexdigest(), size, info.st_dev, info.st_ino)
-    finally:
-        os.close(fd)
 
 
 @dataclass
