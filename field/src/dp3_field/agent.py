@@ -30,6 +30,7 @@ from dp3_field.intake import (
     IntakeError,
     NotAllowed,
     Original,
+    OutOfStep,
     Pacer,
     PhotoFacts,
     Refused,
@@ -224,6 +225,10 @@ class Agent:
             except StartAgain as exc:
                 self._upload = None
                 log.warning("%s: %s; starting it again", photo.name, exc.detail)
+                return
+            except OutOfStep as exc:
+                self._upload = None  # the next step asks the head node's offset (HEAD) and resumes there
+                log.info("%s: %s (%s)", photo.name, exc.plain, exc.detail)
                 return
             except Refused as exc:
                 self._upload = None

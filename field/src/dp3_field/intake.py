@@ -23,7 +23,8 @@ a ``requests`` or ``tusclient`` exception)::
      +-- NotAllowed       the token is unknown or revoked (401/403): say so, keep trying slowly
      +-- Refused          this photo can never go (413 too large, 400 bad name): say so, skip it
      +-- StartAgain       the head node discarded the upload (460 mismatch, 404 expired): new upload
-     +-- AlreadyHaveIt    the head node has these bytes archived (409): nothing to send
+     +-- AlreadyHaveIt    the head node has these bytes archived (409 already_have_it): nothing to send
+     +-- OutOfStep        a PATCH at an offset the head node is not at (tus' 409): ask the offset, go on
 """
 
 from __future__ import annotations
@@ -79,6 +80,10 @@ class StartAgain(IntakeError):
 
 class AlreadyHaveIt(IntakeError):
     plain = "the head node already has this photo"
+
+
+class OutOfStep(IntakeError):
+    plain = "the head node and this laptop disagreed on how much was sent; asking again"
 
 
 class Pacer:
@@ -137,7 +142,9 @@ def _error_for(response: requests.Response) -> IntakeError:
     if status in (401, 403) and code != "wrong_owner":
         return NotAllowed(detail, status)
     if status == 409:
-        return AlreadyHaveIt(detail, status)
+        # Creation's "already have it"; any other 409 is tus' offset conflict (a PATCH cut off
+        # mid-way that the head node finished taking in after the laptop gave up on it).
+        return AlreadyHaveIt(detail, status) if code == "already_have_it" else OutOfStep(detail, status)
     if status in (404, 410, 460):
         return StartAgain(detail, status)
     if status in (400, 403, 413, 415):
