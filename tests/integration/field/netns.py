@@ -14,8 +14,14 @@ from __future__ import annotations
 import re
 import secrets
 import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from tests.integration.intake.harness import IntakeProcess
+
+RELAY = Path(__file__).with_name("relay.py")
 HEADER_BYTES = 14 + 20 + 32
 """Per packet on the loopback: Ethernet header, IPv4, TCP with the timestamp option."""
 
@@ -75,3 +81,40 @@ class Namespace:
     def restore(self) -> None:
         while self.cut_rules:
             run(*self.prefix, "iptables", "-D", *self.cut_rules.pop())
+
+
+@dataclass
+class NetnsIntake(IntakeProcess):
+    prefix: list[str] = field(default_factory=list)
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = (self.home / "intake.log").open("ab")
+        self.process = subprocess.Popen(
+            [*self.prefix, sys.executable, "-m", "dp3_intake"], env=self.env(), stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        probe = f"import urllib.request; urllib.request.urlopen('{self.url}/healthz', timeout=2)"
+        deadline = time.monotonic() + timeout
+        while subprocess.run([*self.prefix, sys.executable, "-c", probe], capture_output=True).returncode != 0:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"intake in the namespace did not start: {self.log()[-2000:]}")
+            time.sleep(0.3)
+
+
+def relay(space: Namespace, folder: Path, port: int) -> list[subprocess.Popen[str]]:
+    """RabbitMQ or MongoDB's host port, reachable at the same port inside the namespace."""
+    socket_path = str(folder / f"relay-{port}.sock")
+    started = [
+        subprocess.Popen(
+            [sys.executable, str(RELAY), "host", socket_path, str(port)], stdout=subprocess.PIPE, text=True
+        ),
+        subprocess.Popen(
+            [*space.prefix, sys.executable, str(RELAY), "netns", socket_path, str(port)],
+            stdout=subprocess.PIPE,
+            text=True,
+        ),
+    ]
+    for process in started:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    return started

@@ -24,47 +24,23 @@ import os
 import random
 import re
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.integration.field.harness import AgentProcess, wait_for
-from tests.integration.field.netns import HEADER_BYTES, Namespace
-from tests.integration.intake.harness import IntakeProcess
+from tests.integration.field.netns import HEADER_BYTES, Namespace, NetnsIntake, relay
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.chaos]
 
 OWNER = "ANN-FIELD"
-RELAY = Path(__file__).with_name("relay.py")
 LINK_KBIT = int(os.environ.get("DP3_TEST_LINK_KBIT", "4000"))
 OUTAGE = tuple(float(part) for part in os.environ.get("DP3_TEST_OUTAGE_SECONDS", "4-4").split("-"))
 CHUNK_BYTES = 64 * 1024
 OVERHEAD = 0.03
-
-
-@dataclass
-class NetnsIntake(IntakeProcess):
-    prefix: list[str] = field(default_factory=list)
-
-    def start(self, timeout: float = 60.0) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        log = (self.home / "intake.log").open("ab")
-        self.process = subprocess.Popen(
-            [*self.prefix, sys.executable, "-m", "dp3_intake"], env=self.env(), stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
-        probe = f"import urllib.request; urllib.request.urlopen('{self.url}/healthz', timeout=2)"
-        deadline = time.monotonic() + timeout
-        while subprocess.run([*self.prefix, sys.executable, "-c", probe], capture_output=True).returncode != 0:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"intake in the namespace did not start: {self.log()[-2000:]}")
-            time.sleep(0.3)
 
 
 @pytest.fixture
@@ -77,24 +53,6 @@ def namespace() -> Iterator[Namespace]:
         yield space
     finally:
         space.delete()
-
-
-def relay(space: Namespace, folder: Path, port: int) -> list[subprocess.Popen[str]]:
-    """RabbitMQ or MongoDB's host port, reachable at the same port inside the namespace."""
-    socket_path = str(folder / f"relay-{port}.sock")
-    started = [
-        subprocess.Popen(
-            [sys.executable, str(RELAY), "host", socket_path, str(port)], stdout=subprocess.PIPE, text=True
-        ),
-        subprocess.Popen(
-            [*space.prefix, sys.executable, str(RELAY), "netns", socket_path, str(port)],
-            stdout=subprocess.PIPE,
-            text=True,
-        ),
-    ]
-    for process in started:
-        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
-    return started
 
 
 def sha256(path: Path) -> str:
