@@ -20,7 +20,9 @@ def documented() -> set[str]:
     return {name for row in rows for name in re.findall(r"`(DP3_[A-Z0-9_]+)`", row.split("|")[1])}
 
 
-@pytest.mark.parametrize("settings", [ScannerSettings, DispatcherSettings, ArchiverSettings, PortalSettings, FieldSettings])
+@pytest.mark.parametrize(
+    "settings", [ScannerSettings, DispatcherSettings, ArchiverSettings, PortalSettings, FieldSettings]
+)
 def test_every_setting_is_in_the_readme_table(settings: type[BaseSettings]) -> None:
     prefix = settings.model_config.get("env_prefix") or "DP3_"
     read = {f"{prefix}{name.upper()}" for name in settings.model_fields}
