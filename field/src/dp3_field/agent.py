@@ -239,6 +239,7 @@ class Agent:
                 self.queue.original_done(photo.id, plan.OriginalState.ALREADY, time.time())
                 return
             self.queue.set_offset(photo.id, upload.offset)
+            self.queue.note("current", {"name": photo.name, "offset": upload.offset, "size": photo.size})
         if upload.done:
             self._upload = None
             self.queue.original_done(photo.id, plan.OriginalState.SENT, time.time())

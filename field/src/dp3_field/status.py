@@ -80,6 +80,11 @@ def summarize(counts: Counts, notes: dict[str, Any], problems: list[tuple[str, s
         + ("" if left is None or counts.bytes_to_go == 0 else f", about {_duration(left)} left"),
         f"Archived on the head node: {counts.archived}" + (f", freed here: {counts.freed}" if counts.freed else ""),
     ]
+    current = notes.get("current") or {}
+    if running and current and counts.originals_waiting and int(current["offset"]) < int(current["size"]):
+        lines.insert(
+            2, f"Now sending {current['name']}: {int(current['offset']) / MB:.1f} of {int(current['size']) / MB:.1f} MB"
+        )
     receipt = notes.get("last_receipt")
     if receipt:
         verdict = "archived in every store" if receipt.get("archived") else f"not archived yet ({receipt.get('state')})"

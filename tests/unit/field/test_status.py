@@ -33,6 +33,8 @@ def test_counts_rate_and_time_left_in_plain_words() -> None:
     assert "Rate now: 500 kbit/s, about 53 min left" in text
     assert "Last receipt: DSC00372.JPG archived in every store, at 10:39" in text
     assert summary.problems == []
+    current = {"name": "DSC00373.JPG", "offset": 2_100_000, "size": 5_000_000}
+    assert "Now sending DSC00373.JPG: 2.1 of 5.0 MB" in as_text(summarize(COUNTS, running(current=current), [], NOW))
 
 
 def test_an_unreachable_head_node_is_said_with_since_when_and_how_often() -> None:
