@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings
 from dp3_archiver.settings import ArchiverSettings
 from dp3_dispatcher.settings import DispatcherSettings
 from dp3_field.settings import FieldSettings
+from dp3_intake.settings import IntakeSettings
 from dp3_portal.settings import PortalSettings
 from dp3_scanner.settings import ScannerSettings
 from tests.conftest import REPO
@@ -21,7 +22,8 @@ def documented() -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "settings", [ScannerSettings, DispatcherSettings, ArchiverSettings, PortalSettings, FieldSettings]
+    "settings",
+    [ScannerSettings, DispatcherSettings, ArchiverSettings, PortalSettings, IntakeSettings, FieldSettings],
 )
 def test_every_setting_is_in_the_readme_table(settings: type[BaseSettings]) -> None:
     prefix = settings.model_config.get("env_prefix") or "DP3_"

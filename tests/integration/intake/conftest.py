@@ -37,8 +37,16 @@ def intake(tmp_path: Path, mongo_url: str, amqp_url: str) -> Iterator[IntakeProc
 
 @pytest.fixture(scope="session")
 def photo(corpus: Path) -> Path:
-    """The largest JPEG of the corpus: several chunks' worth of real bytes."""
-    return max((corpus / "jpg").glob("*.jpg"), key=lambda path: path.stat().st_size)
+    """The largest sound JPEG of the corpus: several chunks' worth of real bytes."""
+    sound = [path for path in (corpus / "jpg").glob("*.jpg") if "corrupt" not in path.name]
+    return max(sound, key=lambda path: path.stat().st_size)
+
+
+@pytest.fixture(scope="session")
+def small_photo(corpus: Path) -> Path:
+    """A small sound JPEG, to stand for a preview."""
+    sound = [path for path in (corpus / "jpg").glob("*.jpg") if "corrupt" not in path.name]
+    return min(sound, key=lambda path: path.stat().st_size)
 
 
 def sha256_of(path: Path) -> str:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import socket
 import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 from tusclient import client as tus
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
+from tusclient.uploader.uploader import Uploader
 
 from dp3.ports import free_port
 from tests.integration.intake.conftest import sha256_of
@@ -22,10 +25,17 @@ pytestmark = pytest.mark.integration
 OWNER = "ANN-LEE"
 
 
-def uploader(base: str, token: str, path: Path, *, url: str | None = None, chunk: int = 64 * 1024) -> tus.Uploader:
+def uploader(base: str, token: str, path: Path, *, url: str | None = None, chunk: int = 64 * 1024) -> Uploader:
     client = tus.TusClient(f"{base}/files", headers={"Authorization": f"Bearer {token}"})
     metadata = {"owner": OWNER, "filename": path.name, "sha256": sha256_of(path)}
     return client.uploader(file_path=str(path), chunk_size=chunk, metadata=metadata, url=url)
+
+
+def url_of(upload: Uploader) -> str:
+    """The upload's URL (tuspy types it as None until created)."""
+    url: object = upload.url
+    assert isinstance(url, str)
+    return url
 
 
 class CuttingProxy:
@@ -62,10 +72,8 @@ class CuttingProxy:
         except OSError:
             pass
         for sock in (source, sink):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
     def close(self) -> None:
@@ -85,7 +93,7 @@ def test_an_upload_lands_in_the_owners_inbox_folder_with_its_bytes(intake: Intak
     placed = intake.inbox / OWNER / photo.name
     assert placed.read_bytes() == photo.read_bytes()
     assert intake.inbox_files() == [placed]  # no temporary name left behind
-    assert not (intake.uploads / Path(upload.url).name).exists()  # the placed data is not kept twice
+    assert not (intake.uploads / Path(url_of(upload)).name).exists()  # the placed data is not kept twice
 
 
 def test_uploads_cut_at_random_offsets_resume_from_them(intake: IntakeProcess, photo: Path) -> None:
@@ -102,7 +110,7 @@ def test_uploads_cut_at_random_offsets_resume_from_them(intake: IntakeProcess, p
             with pytest.raises((TusCommunicationError, TusUploadFailed, OSError)):
                 upload.upload()
             if url is None:
-                url = upload.url.replace(base, intake.url)
+                url = url_of(upload).replace(base, intake.url)
         finally:
             proxy.close()
         assert url is not None
@@ -126,8 +134,8 @@ def test_a_sigkilled_intake_loses_no_acknowledged_byte(intake: IntakeProcess, ph
     acknowledged = upload.offset
     intake.kill()
     intake.start()
-    assert head_offset(intake, token, upload.url) == acknowledged
-    resumed = uploader(intake.url, token, photo, url=upload.url, chunk=16 * 1024)
+    assert head_offset(intake, token, url_of(upload)) == acknowledged
+    resumed = uploader(intake.url, token, photo, url=url_of(upload), chunk=16 * 1024)
     resumed.upload()
     assert (intake.inbox / OWNER / photo.name).read_bytes() == photo.read_bytes()
 
@@ -138,7 +146,7 @@ def test_a_client_that_lost_its_url_gets_its_unfinished_upload_back(intake: Inta
     first.upload(stop_at=32 * 1024)
     # Creating it again: the intake answers with the first upload's Location, which tuspy then resumes.
     url = uploader(intake.url, token, photo).create_url()
-    assert url == first.url
+    assert url == url_of(first)
     resumed = uploader(intake.url, token, photo, url=url, chunk=16 * 1024)
     assert resumed.offset == first.offset
     resumed.upload()
@@ -156,7 +164,7 @@ def test_two_completions_of_one_upload_deliver_one_file(intake: IntakeProcess, p
         "Upload-Offset": str(size),
         "Content-Type": "application/offset+octet-stream",
     }
-    again = httpx.patch(upload.url, headers=headers, content=b"")
+    again = httpx.patch(url_of(upload), headers=headers, content=b"")
     assert again.status_code == 204, again.text
     assert intake.inbox_files() == [intake.inbox / OWNER / photo.name]
 
@@ -181,20 +189,18 @@ def test_a_sha256_mismatch_discards_the_bytes_and_says_start_again(intake: Intak
     _, token = intake.device(OWNER)
     client = tus.TusClient(f"{intake.url}/files", headers={"Authorization": f"Bearer {token}"})
     wrong = hashlib.sha256(b"not these bytes").hexdigest()
-    upload = client.uploader(
-        file_path=str(photo), metadata={"owner": OWNER, "filename": photo.name, "sha256": wrong}
-    )
+    upload = client.uploader(file_path=str(photo), metadata={"owner": OWNER, "filename": photo.name, "sha256": wrong})
     with pytest.raises(TusUploadFailed) as failed:
         upload.upload()
     assert failed.value.status_code == 460
     assert b"checksum_mismatch" in (failed.value.response_content or b"")
     assert intake.inbox_files() == []
-    assert not (intake.uploads / Path(upload.url).name).exists()
-    gone = httpx.head(upload.url, headers={"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"})
+    assert not (intake.uploads / Path(url_of(upload)).name).exists()
+    gone = httpx.head(url_of(upload), headers={"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"})
     assert gone.status_code == 404
 
 
-def test_every_ack_is_fsynced_metric_counts_the_bytes(intake: IntakeProcess, photo: Path) -> None:
+def test_metrics_count_the_durable_bytes_and_the_placement(intake: IntakeProcess, photo: Path) -> None:
     _, token = intake.device(OWNER)
     uploader(intake.url, token, photo).upload()
     text = httpx.get(f"{intake.url}/metrics").text
@@ -209,3 +215,33 @@ def test_creation_headers_are_checked(intake: IntakeProcess, photo: Path) -> Non
     deferred = httpx.post(f"{intake.url}/files", headers={**base, "Upload-Defer-Length": "1"})
     assert deferred.status_code == 400 and deferred.json()["error"] == "no_length"
     assert intake.inbox_files() == []
+
+
+def test_a_partial_upload_without_a_byte_for_the_expiry_is_deleted(
+    tmp_path: Path, mongo_url: str, amqp_url: str, photo: Path
+) -> None:
+    # 0.00005 days = 4.3 s; the cleanup looks every half second.
+    intake = IntakeProcess(
+        home=tmp_path / "home",
+        mongo_url=mongo_url,
+        database="dp3test_expiry",
+        amqp_url=amqp_url,
+        env_extra={"DP3_INTAKE_EXPIRY_DAYS": "0.00005", "DP3_INTAKE_CLEANUP_SECONDS": "0.5"},
+    )
+    intake.start()
+    try:
+        _, token = intake.device(OWNER)
+        upload = uploader(intake.url, token, photo, chunk=16 * 1024)
+        upload.upload(stop_at=16 * 1024)
+        uid = Path(url_of(upload)).name
+        assert (intake.uploads / uid).stat().st_size == 16 * 1024
+        deadline = time.monotonic() + 30
+        while any(intake.uploads.glob(f"{uid}*")):
+            assert time.monotonic() < deadline, list(intake.uploads.iterdir())
+            time.sleep(0.2)
+        gone = httpx.head(url_of(upload), headers={"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"})
+        assert gone.status_code == 404
+        assert "dp3_intake_expired_total 1.0" in httpx.get(f"{intake.url}/metrics").text
+        assert intake.inbox_files() == []
+    finally:
+        intake.stop()

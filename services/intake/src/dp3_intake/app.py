@@ -255,13 +255,15 @@ def pre_create_dep(request: Request, device: Device) -> Callable[[dict[str, str]
         declared = rules.declared_upload(
             metadata, upload_info.get("size"), device.owner, intake.settings.intake_max_bytes
         )
-        existing = intake.unfinished(device, declared.sha256)
-        if existing is not None:
-            raise ResumeExisting(existing)
+        # Archived first: a laptop that never got its receipt must hear "already have it",
+        # not be handed back the finished upload.
         if intake.receipt(declared.owner, declared.sha256).archived:
             raise IntakeError(
                 409, "already_have_it", "this photo is archived in every store", {"DP3-Receipt": "archived"}
             )
+        existing = intake.unfinished(device, declared.sha256)
+        if existing is not None:
+            raise ResumeExisting(existing)
 
     return check
 
@@ -473,7 +475,9 @@ def _error_handlers(app: FastAPI) -> None:
         where = ".".join(str(part) for part in first.get("loc", ())) or "request"
         metrics.REFUSED.labels("bad_request").inc()
         detail = f"{where}: {first.get('msg', 'invalid')}"
-        return JSONResponse({"error": "bad_request", "detail": detail}, status_code=400, headers={"Tus-Resumable": "1.0.0"})
+        return JSONResponse(
+            {"error": "bad_request", "detail": detail}, status_code=400, headers={"Tus-Resumable": "1.0.0"}
+        )
 
     @app.exception_handler(ResumeExisting)
     async def resume(request: Request, exc: ResumeExisting) -> Response:

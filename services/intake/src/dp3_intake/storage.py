@@ -145,8 +145,8 @@ class DurableStorage(LocalFileStorage):
     def _write(self, uid: str, data: bytes, sync: bool) -> None:
         fd = self._files.get(uid)
         if fd is None:
-            if not data and not sync:
-                return
+            if not data:
+                return  # nothing written in this request: nothing to sync (and no file to re-create)
             fd = os.open(self._path(uid), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             self._files[uid] = fd
         view = memoryview(data)
@@ -180,6 +180,12 @@ class DurableStorage(LocalFileStorage):
     @contextlib.asynccontextmanager
     async def lock(self, uid: str) -> AsyncIterator[None]:  # type: ignore[override] # the base declares the same thing loosely
         async with super().lock(uid):
+            # Whatever an earlier request on this upload left in memory (one refused mid-body
+            # leaves its buffer and file open) was never acknowledged: it must not be appended.
+            self._pending.pop(uid, None)
+            fd = self._files.pop(uid, None)
+            if fd is not None:
+                os.close(fd)
             await asyncio.to_thread(self._trim, uid)
             yield
 
