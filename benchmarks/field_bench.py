@@ -30,14 +30,18 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -78,14 +82,27 @@ print(json.dumps(arrived))
 """
 
 
+CAMERA_SIZE = (6000, 4000)
+"""24 megapixels: what a dig-site camera writes (5-8 MB a JPEG); the corpus's largest photos are 1-3 MB."""
+
+
 def camera_day(folder: Path, count: int) -> int:
+    """``count`` camera-sized JPEGs: the corpus's large photos at 24 MP (EXIF kept), each with distinct bytes."""
     sources = sorted(path for path in CORPUS.rglob("*.jpg") if path.stat().st_size > 1_000_000)
+    bases: list[tuple[str, bytes]] = []
+    for source in sources:
+        with Image.open(source) as image:
+            exif = image.info.get("exif", b"")
+            camera = ImageOps.exif_transpose(image).convert("RGB").resize(CAMERA_SIZE, Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        camera.save(out, "JPEG", quality=90, exif=exif)
+        bases.append((source.stem, out.getvalue()))
     total = 0
     for number in range(count):
-        source = sources[number % len(sources)]
-        target = folder / f"{source.stem}-{number:03d}.jpg"
-        target.write_bytes(source.read_bytes() + number.to_bytes(4, "big"))  # after EOI: another photo, same image
-        total += target.stat().st_size
+        stem, data = bases[number % len(bases)]
+        target = folder / f"{stem}-{number:03d}.jpg"
+        target.write_bytes(data + number.to_bytes(4, "big"))  # after the end marker: another photo, same image
+        total += len(data) + 4
     return total
 
 
@@ -104,6 +121,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("field_bench: run as root (it makes a network namespace and shapes it with tc)", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below cleans up after a kill
     work = Path(tempfile.mkdtemp(prefix="dp3-field-bench-"))
     space = Namespace()
     space.create()
