@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.intake.conftest import intake, mongo_url
+from tests.integration.intake.conftest import intake
 
-__all__ = ["camera_photos", "intake", "mongo_url"]
+__all__ = ["camera_photos", "intake"]  # mongo_url: tests/integration/conftest.py
 
 
 @pytest.fixture(scope="session")
