@@ -118,6 +118,7 @@ def bench_latency(drops: int, stable_seconds: float) -> None:
             ScannerSettings, home=root / "home", inbox=root / "inbox", amqp_url=url, stable_seconds=stable_seconds
         )
         app = ScannerApp(settings)
+        app.start()
         thread = threading.Thread(target=app.run, args=(stop,), daemon=True)
         thread.start()
         while app.scanner.rescans < 1:

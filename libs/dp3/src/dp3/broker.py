@@ -151,7 +151,9 @@ class Publisher:
         self._closed = threading.Event()
         self.republished = 0
         """Publishes sent again after a lost connection (each may reach consumers twice)."""
-        threading.Thread(target=self._keep_alive, name="dp3-publisher-heartbeat", daemon=True).start()
+        # Started with the first connection, not here: constructing a publisher (inside an
+        # App's constructor) does no I/O and starts no thread (dp3.app).
+        self._heartbeat: threading.Thread | None = None
 
     def publish(self, entry: JournalEntry) -> None:
         """Publish one event; returns once RabbitMQ confirmed it, or raises."""
@@ -219,6 +221,9 @@ class Publisher:
             log.warning("publisher reconnected to RabbitMQ")
         self._connected_once = True
         self._connection, self._channel = connection, channel
+        if self._heartbeat is None:
+            self._heartbeat = threading.Thread(target=self._keep_alive, name="dp3-publisher-heartbeat", daemon=True)
+            self._heartbeat.start()
         return channel
 
     def _drop_connection(self) -> None:
