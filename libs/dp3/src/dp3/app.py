@@ -23,9 +23,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
-from dp3.broker import Handler, HandlerResult, Message
+from dp3.broker import BrokerOptions, Consumer, Handler, HandlerResult, Message, Publisher
 from dp3.errors import ConfigError
 from dp3.events import Status
 from dp3.topology import QueueSpec
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 HandlerTable = Mapping[Status, Handler]
 """What a consumer does with each status its queue is bound to."""
+
+PartsT = TypeVar("PartsT")
 
 
 class HandlerTableMismatch(ConfigError):
@@ -117,3 +119,62 @@ def dispatch(spec: QueueSpec, table: HandlerTable) -> Handler:
         return handler(message)
 
     return handle
+
+
+def consumers(
+    tables: Mapping[QueueSpec, HandlerTable],
+    amqp_url: str,
+    *,
+    publisher: Publisher,
+    prefetch: int,
+    workers: int = 4,
+    options: BrokerOptions | None = None,
+) -> list[Consumer]:
+    """One consumer per queue of ``tables``, each dispatching by status (tables checked first)."""
+    return [
+        Consumer(
+            amqp_url,
+            queue,
+            dispatch(queue, table),
+            publisher=publisher,
+            prefetch=prefetch,
+            workers=workers,
+            options=options,
+        )
+        for queue, table in tables.items()
+    ]
+
+
+class Started(Generic[PartsT]):
+    """What an App's ``start`` brought up (``PartsT``, a dataclass of the service's own), held for ``stop``.
+
+    Before ``start`` there is nothing: :attr:`parts` raises, :attr:`ready` is
+    False (health says "starting"). :meth:`take_for_stop` hands the parts over
+    once, so a second ``stop`` (or one after a failed ``start``) does nothing;
+    the parts stay readable afterwards (tests look at an index after a stop).
+    """
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+        self._parts: PartsT | None = None
+        self._stopped = False
+
+    @property
+    def ready(self) -> bool:
+        return self._parts is not None
+
+    @property
+    def parts(self) -> PartsT:
+        if self._parts is None:
+            raise RuntimeError(f"the {self._service} is not started")
+        return self._parts
+
+    def set(self, parts: PartsT) -> PartsT:
+        self._parts = parts
+        return parts
+
+    def take_for_stop(self) -> PartsT | None:
+        if self._parts is None or self._stopped:
+            return None
+        self._stopped = True
+        return self._parts

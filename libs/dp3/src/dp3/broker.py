@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import pika
 import pika.exceptions
@@ -127,6 +127,17 @@ def declare_topology(channel: BlockingChannel, queues: Iterable[QueueSpec], opti
                     "x-dead-letter-routing-key": spec.name,
                 },
             )
+
+
+class EventPublisher(Protocol):
+    """What a stage needs to emit events: the narrow interface of :class:`Publisher`.
+
+    :class:`dp3.testing.FakePublisher` implements it in memory for unit tests.
+    """
+
+    def publish(self, entry: JournalEntry) -> None:
+        """Returns once the broker confirmed ``entry``, or raises."""
+        ...
 
 
 class Publisher:

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dp3.app import HandlerTable, dispatch
+from dp3.app import HandlerTable, Started, consumers
 from dp3.broker import BrokerOptions, Consumer, HandlerResult, Message, Publisher
 from dp3.events import Status
 from dp3.topology import ARCHIVER, COLLECTOR, QueueSpec
@@ -32,7 +32,7 @@ STORE_WATCH_SECONDS = 15.0
 
 
 @dataclass
-class _Started:
+class _Parts:
     """What :meth:`ArchiverApp.start` brought up."""
 
     stores: list[Store]
@@ -50,8 +50,7 @@ class ArchiverApp:
 
     def __init__(self, settings: ArchiverSettings) -> None:
         self.settings = settings
-        self._started: _Started | None = None
-        self._stopped = False
+        self._started: Started[_Parts] = Started("archiver")
 
     def handlers(self) -> Mapping[QueueSpec, HandlerTable]:
         return {
@@ -64,21 +63,15 @@ class ArchiverApp:
         }
 
     def _archive(self, message: Message) -> HandlerResult:
-        return self._parts.archiver.handle(message)
+        return self._started.parts.archiver.handle(message)
 
     def _collect(self, message: Message) -> HandlerResult:
-        return self._parts.collector.handle(message)
-
-    @property
-    def _parts(self) -> _Started:
-        if self._started is None:
-            raise RuntimeError("the archiver is not started")
-        return self._started
+        return self._started.parts.collector.handle(message)
 
     def health(self) -> tuple[bool, str]:
-        started = self._started
-        if started is None:
+        if not self._started.ready:
             return False, "starting"
+        started = self._started.parts
         down = [store.label for store in started.stores if not store.is_marked()]
         aliased = [store.label for store in started.stores if store.aliased]
         if not started.consumers or not all(consumer.connected.is_set() for consumer in started.consumers):
@@ -103,20 +96,18 @@ class ArchiverApp:
         collector = Collector(
             stores, inbox=settings.inbox_dir, staging=settings.staging_dir, zone=settings.zone, publisher=publisher
         )
-        started = self._started = _Started(stores, publisher, archiver, collector)
+        started = self._started.set(_Parts(stores, publisher, archiver, collector))
         workers = settings.archive_workers
-        for queue, table in self.handlers().items():
-            started.consumers.append(
-                Consumer(
-                    settings.amqp_url,
-                    queue,
-                    dispatch(queue, table),
-                    publisher=publisher,
-                    workers=workers,
-                    prefetch=workers * 2,
-                    options=options,
-                )
+        started.consumers.extend(
+            consumers(
+                self.handlers(),
+                settings.amqp_url,
+                publisher=publisher,
+                prefetch=workers * 2,
+                workers=workers,
+                options=options,
             )
+        )
         started.threads.extend(
             threading.Thread(target=consumer.run, name=f"consume-{i}") for i, consumer in enumerate(started.consumers)
         )
@@ -132,10 +123,9 @@ class ArchiverApp:
         stop.wait()
 
     def stop(self) -> None:
-        started = self._started
-        if started is None or self._stopped:
+        started = self._started.take_for_stop()
+        if started is None:
             return
-        self._stopped = True
         started.stop.set()
         for consumer in started.consumers:
             consumer.stop()

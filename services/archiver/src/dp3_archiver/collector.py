@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dp3 import layout, store_places
-from dp3.broker import Message, Publisher
+from dp3.broker import EventPublisher, Message
 from dp3.errors import Retryable
 from dp3.events import JournalEntry, Status
 from dp3_archiver import metrics, sidecar
@@ -43,7 +43,7 @@ class Collector:
         inbox: Path,
         staging: Path,
         zone: zoneinfo.ZoneInfo,
-        publisher: Publisher,
+        publisher: EventPublisher,
     ) -> None:
         self.stores = tuple(stores)
         self.inbox = Path(os.path.abspath(inbox))

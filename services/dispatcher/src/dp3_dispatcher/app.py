@@ -17,7 +17,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dp3.app import HandlerTable, dispatch
+from dp3.app import HandlerTable, Started, consumers
 from dp3.broker import Consumer, HandlerResult, Message, Publisher
 from dp3.events import Status
 from dp3.files import ensure_secret_file
@@ -38,7 +38,7 @@ DEMAND_FILE = "work-queue-demand.json"
 
 
 @dataclass
-class _Started:
+class _Parts:
     """What :meth:`DispatcherApp.start` brought up; :meth:`DispatcherApp.stop` takes it down."""
 
     staging: Staging
@@ -57,20 +57,13 @@ class DispatcherApp:
 
     def __init__(self, settings: DispatcherSettings) -> None:
         self.settings = settings
-        self._started: _Started | None = None
-        self._stopped = False
+        self._started: Started[_Parts] = Started("dispatcher")
 
     def handlers(self) -> Mapping[QueueSpec, HandlerTable]:
         return {DISPATCHER: {Status.DETECTED: self._on_detected}}
 
     def _on_detected(self, message: Message) -> HandlerResult:
-        return self._parts.dispatcher.handle(message)
-
-    @property
-    def _parts(self) -> _Started:
-        if self._started is None:
-            raise RuntimeError("the dispatcher is not started")
-        return self._started
+        return self._started.parts.dispatcher.handle(message)
 
     def start(self) -> None:
         """Clear what a previous run left, open the manager's port, start the loop, the factory and the consumer."""
@@ -95,17 +88,10 @@ class DispatcherApp:
         demand_file = DemandFile(settings.home / DEMAND_FILE) if factory is None else None
         dispatcher = Dispatcher(settings, runner, staging)
         publisher = Publisher(settings.amqp_url)
-        (queue, table), *_ = self.handlers().items()  # one queue
-        consumer = Consumer(
-            settings.amqp_url,
-            queue,
-            dispatch(queue, table),
-            publisher=publisher,
-            prefetch=settings.prefetch,
-        )
+        (consumer,) = consumers(self.handlers(), settings.amqp_url, publisher=publisher, prefetch=settings.prefetch)
         consumer_thread = threading.Thread(target=consumer.run, name="dp3-consume", daemon=True)
-        self._started = _Started(
-            staging, manager, runner, factory, demand_file, dispatcher, publisher, consumer, consumer_thread
+        self._started.set(
+            _Parts(staging, manager, runner, factory, demand_file, dispatcher, publisher, consumer, consumer_thread)
         )
         runner.start()
         if factory is not None and settings.workers_min > 0:
@@ -131,17 +117,18 @@ class DispatcherApp:
         return WorkerFactory(config)
 
     def health(self) -> tuple[bool, str]:
-        if self._started is None:
+        if not self._started.ready:
             return False, "starting"
-        if not self._started.runner.alive.is_set():
+        parts = self._started.parts
+        if not parts.runner.alive.is_set():
             return False, "the Work Queue loop is not running"
-        if not self._started.consumer.connected.is_set():
+        if not parts.consumer.connected.is_set():
             return False, "not consuming from RabbitMQ"
-        return True, f"ok, {self._started.runner.stats.workers_connected} workers on port {self._started.manager.port}"
+        return True, f"ok, {parts.runner.stats.workers_connected} workers on port {parts.manager.port}"
 
     def run(self, stop: threading.Event) -> None:
         """Refresh the gauges and keep the factory alive until ``stop`` is set."""
-        parts = self._parts
+        parts = self._started.parts
         while not stop.wait(METRICS_PERIOD):
             stats = parts.runner.stats
             metrics.WORKERS_CONNECTED.set(stats.workers_connected)
@@ -170,10 +157,9 @@ class DispatcherApp:
 
     def stop(self) -> None:
         """In the order of the module docstring; nothing if :meth:`start` never got as far as starting anything."""
-        parts = self._started
-        if parts is None or self._stopped:
+        parts = self._started.take_for_stop()
+        if parts is None:
             return
-        self._stopped = True
         parts.consumer.stop()
         if parts.consumer_thread.is_alive():
             parts.consumer_thread.join(30)

@@ -54,7 +54,7 @@ from dp3.log import photo_logger
 from dp3_dispatcher import metrics
 from dp3_dispatcher.batch_results import PhotoOutcome, Rendered, outcome_names, read_results
 from dp3_dispatcher.batching import batch_sizes
-from dp3_dispatcher.runner import TaskRunner
+from dp3_dispatcher.runner import Runner
 from dp3_dispatcher.settings import DispatcherSettings
 from dp3_dispatcher.staging import Staging, out_of_space
 from dp3_dispatcher.task_files import TaskFiles
@@ -78,8 +78,6 @@ from dp3_dispatcher.workqueue import (
     Result,
     Task,
     TaskResult,
-    hostname_of,
-    query_workers,
     result_text,
 )
 
@@ -162,7 +160,7 @@ class Dispatcher:
     def __init__(
         self,
         settings: DispatcherSettings,
-        runner: TaskRunner,
+        runner: Runner,
         staging: Staging,
         *,
         render_script: Path = RENDER_SCRIPT,
@@ -532,7 +530,7 @@ class Dispatcher:
         elif host not in self._blocked_hosts:
             self._blocked_hosts.add(host)
             metrics.WORKERS_BLOCKED.set(len(self._blocked_hosts))
-            self._runner.call(lambda manager: manager.block_host(host))
+            self._runner.block_host(host)
             plog.error("worker host %s (%s) cannot render: %s; blocked it", host, result.worker_address, message)
 
     def _set_aside(self, result: TaskResult) -> None:
@@ -546,13 +544,13 @@ class Dispatcher:
         if host is None or host in self._blocked_hosts:
             return
         try:
-            others = {w.hostname for w in query_workers(self._runner.port, password=self._runner.password)} - {host}
+            others = self._runner.worker_hosts() - {host}
         except (OSError, ValueError):
             return
         if not others:
             return
         seconds = self._settings.bad_worker_block_seconds
-        self._runner.call(lambda manager: manager.block_host(host, seconds))
+        self._runner.block_host(host, seconds)
         log.warning("set worker host %s aside for %ds after invalid artifacts", host, seconds)
 
     def _hostname_by_address(self, address: str | None) -> str | None:
@@ -560,7 +558,7 @@ class Dispatcher:
         if address is None:
             return None
         try:
-            name = hostname_of(self._runner.port, address, password=self._runner.password)
+            name = self._runner.hostname_of(address)
         except (OSError, ValueError) as exc:
             log.warning("could not ask the manager about worker %s: %s", address, exc)
             return None

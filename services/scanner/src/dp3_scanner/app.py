@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dp3.app import HandlerTable, dispatch
+from dp3.app import HandlerTable, Started, consumers
 from dp3.broker import BrokerOptions, Consumer, HandlerResult, Message, Publisher
 from dp3.events import Status
 from dp3.topology import SCANNER, QueueSpec
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class _Started:
+class _Parts:
     """What :meth:`ScannerApp.start` opened, in the order :meth:`ScannerApp.stop` closes it backwards."""
 
     index: Index
@@ -48,45 +48,39 @@ class ScannerApp:
     def __init__(self, settings: ScannerSettings, *, options: BrokerOptions | None = None) -> None:
         self.settings = settings
         self._options = options
-        self._started: _Started | None = None
-        self._stopped = False
+        self._started: Started[_Parts] = Started("scanner")
 
     def handlers(self) -> Mapping[QueueSpec, HandlerTable]:
         return {SCANNER: {Status.ARCHIVED: self._on_archived, Status.COLLECTED: self._on_collected}}
 
     def _on_archived(self, message: Message) -> HandlerResult:
-        return self._parts.learner.archived(message)
+        return self._started.parts.learner.archived(message)
 
     def _on_collected(self, message: Message) -> HandlerResult:
-        return self._parts.learner.collected(message)
-
-    @property
-    def _parts(self) -> _Started:
-        if self._started is None:
-            raise RuntimeError("the scanner is not started")
-        return self._started
+        return self._started.parts.learner.collected(message)
 
     @property
     def index(self) -> Index:
-        return self._parts.index
+        return self._started.parts.index
 
     @property
     def scanner(self) -> Scanner:
-        return self._parts.scanner
+        return self._started.parts.scanner
 
     @property
     def consumer(self) -> Consumer:
-        return self._parts.consumer
+        return self._started.parts.consumer
 
     def health(self) -> tuple[bool, str]:
         """Healthy while the loop turns and the consumer is connected."""
-        if self._started is None:
+        if not self._started.ready:
             return False, "starting"
-        scanner = self._started.scanner
+        parts = self._started.parts
+        scanner = parts.scanner
         stalled = time.monotonic() - scanner.last_step
         if stalled > max(3 * self.settings.rescan_seconds, 60.0):
             return False, f"scanner loop stalled for {stalled:.0f}s"
-        if not self._started.consumer.connected.is_set():
+        if not parts.consumer.connected.is_set():
             return False, "not consuming scanner.archived"
         return True, f"ok: {scanner.rescans} rescans, {len(scanner.pending)} uploads in progress"
 
@@ -96,20 +90,14 @@ class ScannerApp:
         index = Index(settings.index_path)
         publisher = Publisher(settings.amqp_url, options=self._options)
         scanner = Scanner(settings, index, publisher.publish)
-        (queue, table), *_ = self.handlers().items()  # one queue
-        consumer = Consumer(
-            settings.amqp_url,
-            queue,
-            dispatch(queue, table),
-            publisher=publisher,
-            prefetch=16,
-            workers=1,  # keeps an Archived before its Collected
-            options=self._options,
+        # One worker thread keeps an Archived before its Collected.
+        (consumer,) = consumers(
+            self.handlers(), settings.amqp_url, publisher=publisher, prefetch=16, workers=1, options=self._options
         )
         thread = threading.Thread(target=consumer.run, name="dp3-scanner-archived", daemon=True)
         watcher = InboxWatcher(scanner.inbox, scanner.hint)
-        self._started = _Started(
-            index, publisher, scanner, ArchiveLearner(index, scanner.forget_later), consumer, thread, watcher
+        self._started.set(
+            _Parts(index, publisher, scanner, ArchiveLearner(index, scanner.forget_later), consumer, thread, watcher)
         )
         thread.start()
         if settings.watch:
@@ -123,13 +111,12 @@ class ScannerApp:
 
     def run(self, stop: threading.Event) -> None:
         """The scanner loop, on this thread, until ``stop`` is set."""
-        self._parts.scanner.run(stop)
+        self._started.parts.scanner.run(stop)
 
     def stop(self) -> None:
-        started = self._started
-        if started is None or self._stopped:
+        started = self._started.take_for_stop()
+        if started is None:
             return
-        self._stopped = True  # the parts stay readable (tests look at the index after a stop)
         started.watcher.stop()
         started.consumer.stop()
         started.consumer_thread.join(10)
