@@ -36,6 +36,7 @@ import contextlib
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -44,7 +45,7 @@ from typing import Any, Protocol
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
-from prometheus_client import Counter
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from dp3.broker_policy import Action, DeadLetter, Failure, on_failure
 from dp3.errors import BrokerUnavailable, PublishNotConfirmed
@@ -53,9 +54,51 @@ from dp3.topology import ALL_QUEUES, DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, Qu
 
 log = logging.getLogger(__name__)
 
-PUBLISHED = Counter("dp3_broker_published_total", "Events published and confirmed", ["routing_key"])
-SETTLED = Counter("dp3_broker_messages_total", "Messages settled by a consumer, by outcome", ["queue", "outcome"])
-RECONNECTS = Counter("dp3_broker_reconnects_total", "Connections re-established after a loss", ["role"])
+
+@dataclass(frozen=True)
+class BrokerMetrics:
+    """The broker's counters in one registry; made by :func:`broker_metrics`, not at import.
+
+    A test passes a fresh :class:`~prometheus_client.CollectorRegistry` and
+    reads it, in this interpreter; a service uses the process's default
+    registry (served on ``/metrics``), whose counters every publisher and
+    consumer of the process share.
+    """
+
+    published: Counter
+    settled: Counter
+    reconnects: Counter
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry) -> BrokerMetrics:
+        return cls(
+            published=Counter(
+                "dp3_broker_published_total", "Events published and confirmed", ["routing_key"], registry=registry
+            ),
+            settled=Counter(
+                "dp3_broker_messages_total",
+                "Messages settled by a consumer, by outcome",
+                ["queue", "outcome"],
+                registry=registry,
+            ),
+            reconnects=Counter(
+                "dp3_broker_reconnects_total", "Connections re-established after a loss", ["role"], registry=registry
+            ),
+        )
+
+
+_registered: weakref.WeakKeyDictionary[CollectorRegistry, BrokerMetrics] = weakref.WeakKeyDictionary()
+_registered_lock = threading.Lock()
+
+
+def broker_metrics(registry: CollectorRegistry = REGISTRY) -> BrokerMetrics:
+    """The broker's counters in ``registry``, registered there on first use (a registry refuses them twice)."""
+    with _registered_lock:
+        metrics = _registered.get(registry)
+        if metrics is None:
+            metrics = _registered[registry] = BrokerMetrics.register(registry)
+        return metrics
+
 
 ATTEMPTS_HEADER = "x-dp3-attempts"
 RETRIES_HEADER = "x-dp3-retries"
@@ -149,12 +192,14 @@ class Publisher:
         *,
         queues: Sequence[QueueSpec] = ALL_QUEUES,
         options: BrokerOptions | None = None,
+        metrics: BrokerMetrics | None = None,
     ) -> None:
         self._url = url
         self._queues = tuple(queues)
         self._options = options or BrokerOptions()
+        self._metrics = metrics or broker_metrics()
         for status in Status:  # every series from 0: rate() cannot see a counter's first event
-            PUBLISHED.labels(status.routing_key)
+            self._metrics.published.labels(status.routing_key)
         self._lock = threading.RLock()
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
@@ -169,7 +214,7 @@ class Publisher:
     def publish(self, entry: JournalEntry) -> None:
         """Publish one event; returns once RabbitMQ confirmed it, or raises."""
         self.publish_raw(EXCHANGE, entry.routing_key, entry.to_json(), message_id=entry.event_id)
-        PUBLISHED.labels(entry.routing_key).inc()
+        self._metrics.published.labels(entry.routing_key).inc()
 
     def publish_raw(
         self,
@@ -228,7 +273,7 @@ class Publisher:
         channel.confirm_delivery()
         declare_topology(channel, self._queues, self._options)
         if self._connected_once:
-            RECONNECTS.labels("publisher").inc()
+            self._metrics.reconnects.labels("publisher").inc()
             log.warning("publisher reconnected to RabbitMQ")
         self._connected_once = True
         self._connection, self._channel = connection, channel
@@ -298,9 +343,11 @@ class Consumer:
         workers: int = 4,
         options: BrokerOptions | None = None,
         queues: Sequence[QueueSpec] = ALL_QUEUES,
+        metrics: BrokerMetrics | None = None,
     ) -> None:
         self._url = url
         self._queue = queue
+        self._metrics = metrics or broker_metrics()
         self._handler = handler
         self._publisher = publisher
         self._prefetch = prefetch
@@ -331,7 +378,7 @@ class Consumer:
                 log.warning("consumer of %s lost RabbitMQ (%r); reconnecting in %.1fs", self._queue.name, exc, delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, self._options.reconnect_max_delay)
-                RECONNECTS.labels("consumer").inc()
+                self._metrics.reconnects.labels("consumer").inc()
         self.connected.clear()
         self._executor.shutdown(wait=True, cancel_futures=False)
         self._close_connection()
@@ -500,13 +547,13 @@ class Consumer:
         if delivery.generation != self._generation or self._channel is None:
             return  # its channel is gone; the broker has redelivered it
         self._channel.basic_ack(delivery.tag)
-        SETTLED.labels(self._queue.name, outcome).inc()
+        self._metrics.settled.labels(self._queue.name, outcome).inc()
 
     def _requeue(self, delivery: _Delivery) -> None:
         if delivery.generation != self._generation or self._channel is None:
             return
         self._channel.basic_nack(delivery.tag, requeue=True)
-        SETTLED.labels(self._queue.name, "requeued").inc()
+        self._metrics.settled.labels(self._queue.name, "requeued").inc()
 
 
 def header_count(headers: dict[str, Any], name: str) -> int:
