@@ -52,7 +52,7 @@ from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status
 from dp3.files import OutsideRoot, atomic_copy, event_path_under, path_under
 from dp3.log import photo_logger
 from dp3_dispatcher import metrics
-from dp3_dispatcher.batch_results import PhotoOutcome, Rendered, outcome_names, read_results
+from dp3_dispatcher.batch_results import PhotoOutcome, Rendered, describe_outcomes, read_results
 from dp3_dispatcher.batching import batch_sizes
 from dp3_dispatcher.runner import Runner
 from dp3_dispatcher.settings import DispatcherSettings
@@ -361,13 +361,13 @@ class Dispatcher:
         metrics.TASKS_SUBMITTED.inc()
         metrics.PHOTOS_PER_TASK.observe(len(jobs))
         future = self._runner.submit(task)
-        future.add_done_callback(lambda done: self._hand_over(batch, done))
+        future.add_done_callback(lambda done: self._read_on_pool(batch, done))
 
     def _task_back(self) -> None:
         with self._lock:
             self._tasks_out -= 1
 
-    def _hand_over(self, batch: _Batch, done: concurrent.futures.Future[TaskResult]) -> None:
+    def _read_on_pool(self, batch: _Batch, done: concurrent.futures.Future[TaskResult]) -> None:
         # On the Work Queue loop thread: reading and verifying is slow, it runs on the pool.
         if self._closed:
             return
@@ -378,7 +378,7 @@ class Dispatcher:
 
     def _on_task_done(self, batch: _Batch, done: concurrent.futures.Future[TaskResult]) -> None:
         try:
-            self._conclude(batch, done.result())
+            self._carry_out_verdict(batch, done.result())
         except Exception as exc:  # noqa: BLE001 - every outcome settles each photo's future
             for job in batch.jobs:
                 self._settle_exception(job, exc)
@@ -387,7 +387,7 @@ class Dispatcher:
             self._task_back()
             self._submit_waiting()  # a worker is free: what waits (retries first) goes now
 
-    def _conclude(self, batch: _Batch, result: TaskResult) -> None:
+    def _carry_out_verdict(self, batch: _Batch, result: TaskResult) -> None:
         """Read what the task left, ask :func:`verdict.verdict` what it means, and carry that out."""
         metrics.TASK_SECONDS.observe(max(0.0, result.done_at - result.submitted_at))
         if result.result is not Result.SUCCESS and self._staging.full():
@@ -407,7 +407,10 @@ class Dispatcher:
             else:
                 if len(batch.jobs) > 1:
                     log.info(
-                        "batch of %d back from %s: %s", len(batch.jobs), result.worker_address, outcome_names(outcomes)
+                        "batch of %d back from %s: %s",
+                        len(batch.jobs),
+                        result.worker_address,
+                        describe_outcomes(outcomes),
                     )
         missed = result.result is Result.INPUT_MISSING
         states = [
@@ -441,7 +444,7 @@ class Dispatcher:
                     else:
                         self._settle_exception(job, exc)
         if set_aside:
-            self._set_aside(result)
+            self._keep_next_attempt_off_host(result)
         self._requeue(retries)
 
     def _carry_out(self, job: _Job, action: Action, result: TaskResult, retries: list[_Job]) -> None:
@@ -533,7 +536,7 @@ class Dispatcher:
             self._runner.block_host(host)
             plog.error("worker host %s (%s) cannot render: %s; blocked it", host, result.worker_address, message)
 
-    def _set_aside(self, result: TaskResult) -> None:
+    def _keep_next_attempt_off_host(self, result: TaskResult) -> None:
         """Keep the next attempt off a host that returned invalid artifacts, if another host can take it.
 
         Work Queue cannot exclude a worker per task; a short block of the host

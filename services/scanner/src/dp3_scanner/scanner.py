@@ -41,7 +41,7 @@ from dp3.files import sha256_stream
 from dp3_scanner import decision, metrics
 from dp3_scanner.capture_time import capture_time
 from dp3_scanner.filetype import SNIFF_BYTES, TAIL_BYTES, lacks_end_marker, sniff_format
-from dp3_scanner.index import FileKey, FileRecord, Index, Outcome
+from dp3_scanner.index import FileKey, Index, ScanOutcome, SeenFile
 from dp3_scanner.names import IgnoreReason, name_ignore_reason, owner_of, relative_parts
 from dp3_scanner.outcome import SERVICE, Upload, photo_id, unreadable
 from dp3_scanner.settings import ScannerSettings
@@ -54,7 +54,7 @@ Publish = Callable[[JournalEntry], None]
 """Publishes one event and returns once the broker confirmed it (raises BrokerError otherwise)."""
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-_REDRIVEN_OUTCOMES = (Outcome.DETECTED, Outcome.DUPLICATE)
+_REDRIVEN_OUTCOMES = (ScanOutcome.DETECTED, ScanOutcome.DUPLICATE)
 _Settled = decision.ConsiderAgain | decision.Ignore | decision.Hold | decision.RefreshKey
 """A decision on a finished file that publishes nothing."""
 
@@ -177,17 +177,17 @@ class Scanner:
     def _set_aside(self, path: str, key: FileKey | None, reason: str) -> None:
         """Remember the failure, so the file is retried after a growing interval rather than on every step."""
         previous = self._index.get(path)
-        attempt = previous.attempt + 1 if previous is not None and previous.outcome == Outcome.FAILED else 0
+        attempt = previous.attempt + 1 if previous is not None and previous.outcome == ScanOutcome.FAILED else 0
         if key is None:
             try:
                 key = _key(os.lstat(path))
             except OSError:
                 return
         self._index.put(
-            FileRecord(
+            SeenFile(
                 path=path,
                 key=key,
-                outcome=Outcome.FAILED,
+                outcome=ScanOutcome.FAILED,
                 reason=f"error:{reason}",
                 attempt=attempt,
                 next_redrive_at=self._wall() + self._redrive_interval(attempt),
@@ -203,7 +203,7 @@ class Scanner:
         now, wall = self._clock(), self._wall()
         known = self._index.files
         pending = self.pending
-        due: list[FileRecord] = []
+        due: list[SeenFile] = []
         for path, key in walked.files.items():
             record = known.get(path)
             if record is not None and record.key == key:
@@ -429,11 +429,11 @@ class Scanner:
             return False
         wall = self._wall()
         redriven = entry.status in (Status.DETECTED, Status.DUPLICATE)
-        outcome = {Status.DETECTED: Outcome.DETECTED, Status.DUPLICATE: Outcome.DUPLICATE}.get(
-            entry.status, Outcome.FAILED
+        outcome = {Status.DETECTED: ScanOutcome.DETECTED, Status.DUPLICATE: ScanOutcome.DUPLICATE}.get(
+            entry.status, ScanOutcome.FAILED
         )
         self._index.put(
-            FileRecord(
+            SeenFile(
                 path=path,
                 key=key,
                 outcome=outcome,
@@ -449,7 +449,7 @@ class Scanner:
         log.info("%s %s", entry.status, entry.path, extra={"photo_id": entry.id})
         return True
 
-    def _redrive_due(self, record: FileRecord, now: float, wall: float) -> bool:
+    def _redrive_due(self, record: SeenFile, now: float, wall: float) -> bool:
         """True when ``record`` is due for a re-drive, by the monotonic clock ``now``."""
         due = self._redrive_at.get(record.path)
         if due is None:  # first seen since start: from the index's wall-clock deadline, bounded
@@ -469,8 +469,8 @@ class Scanner:
         base, cap = self._settings.redrive_seconds, self._settings.redrive_max_seconds
         return float(min(base * 2 ** min(attempt, 40), cap))
 
-    def _redrive(self, record: FileRecord) -> None:
-        if record.outcome == Outcome.FAILED:
+    def _redrive(self, record: SeenFile) -> None:
+        if record.outcome == ScanOutcome.FAILED:
             # An unreadable file, or one whose handling raised: try it again (permissions fixed, bug fixed).
             record.next_redrive_at = None
             self._schedule_redrive(record.path, None)
@@ -492,7 +492,7 @@ class Scanner:
     def _unreadable(self, path: str, name: str, owner: str | None, key: FileKey, exc: OSError) -> None:
         previous = self._index.get(path)
         wall = self._wall()
-        if previous is not None and previous.outcome == Outcome.FAILED and previous.reason == "unreadable":
+        if previous is not None and previous.outcome == ScanOutcome.FAILED and previous.reason == "unreadable":
             attempt = previous.attempt + 1
             previous.key, previous.attempt = key, attempt
             previous.next_redrive_at = wall + self._redrive_interval(attempt)
@@ -514,11 +514,11 @@ class Scanner:
     def _ignore(self, path: str, reason: IgnoreReason, key: FileKey | None) -> None:
         """Count and log an ignored entry once per path and reason."""
         record = self._index.get(path)
-        if record is not None and record.outcome == Outcome.IGNORED and record.reason == reason.value:
+        if record is not None and record.outcome == ScanOutcome.IGNORED and record.reason == reason.value:
             if key is not None and record.key != key:
                 record.key = key
                 self._index.put(record)
             return
         metrics.IGNORED.labels(reason.value).inc()
         log.info("ignoring %s (%s)", escape_os(path), reason.value)
-        self._index.put(FileRecord(path=path, key=key or (0, 0, 0, 0), outcome=Outcome.IGNORED, reason=reason.value))
+        self._index.put(SeenFile(path=path, key=key or (0, 0, 0, 0), outcome=ScanOutcome.IGNORED, reason=reason.value))
