@@ -27,3 +27,17 @@ def test_the_factory_registers_once_per_registry_and_the_process_shares_its_coun
     consumer = Consumer(NOWHERE, DISPATCHER, lambda _message: [], publisher=publisher)
     assert publisher._metrics is consumer._metrics is broker_metrics(REGISTRY)
     assert "dp3_broker_published_total" in generate_latest(REGISTRY).decode()
+
+
+def test_each_services_metrics_come_from_a_factory_into_the_registry_it_is_given() -> None:
+    from dp3_dispatcher.metrics import dispatcher_metrics
+    from dp3_scanner.metrics import scanner_metrics
+
+    for factory, name in (
+        (scanner_metrics, "dp3_scanner_inbox_files"),
+        (dispatcher_metrics, "dp3_dispatcher_workers_connected"),
+    ):
+        registry = CollectorRegistry()
+        made = factory(registry)
+        assert factory(registry) is made  # registered once; a second register would raise
+        assert name in generate_latest(registry).decode(), name

@@ -36,7 +36,6 @@ import contextlib
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -45,11 +44,12 @@ from typing import Any, Protocol
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
-from prometheus_client import REGISTRY, CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter
 
 from dp3.broker_policy import Action, DeadLetter, Failure, on_failure
 from dp3.errors import BrokerUnavailable, PublishNotConfirmed
 from dp3.events import EXCHANGE, InvalidEvent, JournalEntry, Status
+from dp3.metrics import per_registry
 from dp3.topology import ALL_QUEUES, DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, QueueSpec
 
 log = logging.getLogger(__name__)
@@ -87,17 +87,8 @@ class BrokerMetrics:
         )
 
 
-_registered: weakref.WeakKeyDictionary[CollectorRegistry, BrokerMetrics] = weakref.WeakKeyDictionary()
-_registered_lock = threading.Lock()
-
-
-def broker_metrics(registry: CollectorRegistry = REGISTRY) -> BrokerMetrics:
-    """The broker's counters in ``registry``, registered there on first use (a registry refuses them twice)."""
-    with _registered_lock:
-        metrics = _registered.get(registry)
-        if metrics is None:
-            metrics = _registered[registry] = BrokerMetrics.register(registry)
-        return metrics
+broker_metrics = per_registry(BrokerMetrics.register)
+"""The broker's counters in a registry (default: the process's), registered there on first use."""
 
 
 ATTEMPTS_HEADER = "x-dp3-attempts"

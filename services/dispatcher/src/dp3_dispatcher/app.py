@@ -22,8 +22,8 @@ from dp3.broker import Consumer, HandlerResult, Message, Publisher
 from dp3.events import Status
 from dp3.files import ensure_secret_file
 from dp3.topology import DISPATCHER, QueueSpec
-from dp3_dispatcher import metrics
 from dp3_dispatcher.dispatcher import Dispatcher
+from dp3_dispatcher.metrics import dispatcher_metrics
 from dp3_dispatcher.orphans import reap_orphaned_factories
 from dp3_dispatcher.runner import TaskRunner
 from dp3_dispatcher.settings import DispatcherSettings
@@ -129,12 +129,13 @@ class DispatcherApp:
     def run(self, stop: threading.Event) -> None:
         """Refresh the gauges and keep the factory alive until ``stop`` is set."""
         parts = self._started.parts
+        gauges = dispatcher_metrics()
         while not stop.wait(METRICS_PERIOD):
             stats = parts.runner.stats
-            metrics.WORKERS_CONNECTED.set(stats.workers_connected)
-            metrics.TASKS_WAITING.set(stats.tasks_waiting)
-            metrics.TASKS_RUNNING.set(stats.tasks_running)
-            metrics.STAGING_FULL.set(int(parts.staging.full()))
+            gauges.workers_connected.set(stats.workers_connected)
+            gauges.tasks_waiting.set(stats.tasks_waiting)
+            gauges.tasks_running.set(stats.tasks_running)
+            gauges.staging_full.set(int(parts.staging.full()))
             # The factory starts on first demand, a second after the first task is
             # queued, so that its first cycle sees the burst (it looks every 30 s);
             # once started it is kept running (restarted if it dies).

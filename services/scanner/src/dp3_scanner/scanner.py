@@ -38,10 +38,11 @@ from dp3.errors import BrokerError
 from dp3.events import JournalEntry, Status
 from dp3.filenames import escape_os
 from dp3.files import sha256_stream
-from dp3_scanner import decision, metrics
+from dp3_scanner import decision
 from dp3_scanner.capture_time import capture_time
 from dp3_scanner.filetype import SNIFF_BYTES, TAIL_BYTES, lacks_end_marker, sniff_format
 from dp3_scanner.index import FileKey, Index, ScanOutcome, SeenFile
+from dp3_scanner.metrics import ScannerMetrics, scanner_metrics
 from dp3_scanner.names import IgnoreReason, name_ignore_reason, owner_of, relative_parts
 from dp3_scanner.outcome import SERVICE, Upload, photo_id, unreadable
 from dp3_scanner.settings import ScannerSettings
@@ -95,8 +96,10 @@ class Scanner:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        metrics: ScannerMetrics | None = None,
     ) -> None:
         self.inbox = os.path.abspath(settings.inbox_dir)
+        self._metrics = metrics or scanner_metrics()
         self._settings = settings
         self._zone = settings.zone
         self._hold_limits = decision.HoldLimits(settings.stable_seconds, settings.incomplete_seconds)
@@ -166,7 +169,7 @@ class Scanner:
             yield
         except Exception as exc:  # noqa: BLE001 - one file must never stop the scanner
             reason = type(exc).__name__
-            metrics.FILE_ERRORS.labels(reason).inc()
+            self._metrics.file_errors.labels(reason).inc()
             log.error("could not handle %s (%s: %s); trying it again later", escape_os(path), reason, exc)
             self.pending.pop(path, None)
             try:
@@ -231,10 +234,10 @@ class Scanner:
                 self._redrive(record)
         self._next_rescan = self._clock() + self._settings.rescan_seconds
         self.rescans += 1
-        metrics.INBOX_FILES.set(len(walked.files))
-        metrics.INBOX_BYTES.set(walked.total_bytes)
+        self._metrics.inbox_files.set(len(walked.files))
+        self._metrics.inbox_bytes.set(walked.total_bytes)
         elapsed = time.perf_counter() - started
-        metrics.SCAN_SECONDS.observe(elapsed)
+        self._metrics.scan_seconds.observe(elapsed)
         log.debug("rescan: %d files, %d pending, %.3fs", len(walked.files), len(pending), elapsed)
 
     # --- hints -----------------------------------------------------------------
@@ -388,14 +391,14 @@ class Scanner:
         entry = concluded.entry
         if not self._emit(entry, path, key):
             return
-        metrics.DETECT_LATENCY.observe(max(0.0, self._wall() - stable_since_wall))
+        self._metrics.detect_latency.observe(max(0.0, self._wall() - stable_since_wall))
         if entry.status == Status.DETECTED:
-            metrics.DETECTED.labels(entry.owner or "").inc()
+            self._metrics.detected.labels(entry.owner or "").inc()
         elif entry.status == Status.DUPLICATE:
-            metrics.DUPLICATES.labels(entry.owner or "").inc()
+            self._metrics.duplicates.labels(entry.owner or "").inc()
             log.info("re-upload of archived %s", entry.duplicate_of, extra={"photo_id": entry.id})
         elif entry.error is not None:
-            metrics.FAILED.labels(entry.error.kind.value).inc()
+            self._metrics.failed.labels(entry.error.kind.value).inc()
             log.warning("%s: %s", entry.error.kind.value, entry.path, extra={"photo_id": entry.id})
 
     def _carry_out(self, path: str, key: FileKey, watched: Watched, action: _Settled) -> None:
@@ -406,7 +409,7 @@ class Scanner:
             self._ignore(path, action.reason, key)
         elif isinstance(action, decision.Hold):
             self.pending[path] = Watched(watched.state, watched.since, action.seconds)
-            metrics.HELD_INCOMPLETE.inc()
+            self._metrics.held_incomplete.inc()
             log.info(
                 "%s looks cut off (no end marker): waiting up to %.0fs in all for the rest of it",
                 escape_os(path),
@@ -423,7 +426,7 @@ class Scanner:
         try:
             self._publish(entry)
         except BrokerError as exc:
-            metrics.PUBLISH_ERRORS.inc()
+            self._metrics.publish_errors.inc()
             log.error("could not publish %s (%s); will retry", entry.status, exc, extra={"photo_id": entry.id})
             self.pending[path] = observe(None, _state(key), self._clock())
             return False
@@ -486,7 +489,7 @@ class Scanner:
             return
         entry = last.next(last.status, service=SERVICE, attempt=record.attempt + 1)
         if self._emit(entry, record.path, record.key):
-            metrics.REDRIVEN.labels(entry.status.value).inc()
+            self._metrics.redriven.labels(entry.status.value).inc()
             log.info("re-drove %s (attempt %d)", entry.status, entry.attempt, extra={"photo_id": entry.id})
 
     def _unreadable(self, path: str, name: str, owner: str | None, key: FileKey, exc: OSError) -> None:
@@ -501,7 +504,7 @@ class Scanner:
             return
         entry = unreadable(path, name, owner, key[1], exc.strerror or type(exc).__name__)
         if self._emit(entry, path, key):
-            metrics.FAILED.labels("unreadable").inc()
+            self._metrics.failed.labels("unreadable").inc()
             log.warning("cannot read %s: %s", entry.path, exc, extra={"photo_id": entry.id})
             record = self._index.get(path)
             if record is not None:
@@ -519,6 +522,6 @@ class Scanner:
                 record.key = key
                 self._index.put(record)
             return
-        metrics.IGNORED.labels(reason.value).inc()
+        self._metrics.ignored.labels(reason.value).inc()
         log.info("ignoring %s (%s)", escape_os(path), reason.value)
         self._index.put(SeenFile(path=path, key=key or (0, 0, 0, 0), outcome=ScanOutcome.IGNORED, reason=reason.value))
