@@ -32,7 +32,7 @@ from pathlib import Path
 
 from dp3 import layout
 from dp3.broker import Message
-from dp3.errors import Retryable
+from dp3.errors import DP3Error, Retryable
 from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status
 from dp3.files import OutsideRoot, event_path_under, sha256_file
 from dp3.log import PhotoLogger, photo_logger
@@ -71,7 +71,7 @@ class _Plan:
     replace_if: dict[str, bool] | None  # None: ours everywhere (artifacts); else per store (the original's claim)
 
 
-class ForeignArtifacts(Exception):
+class ForeignArtifacts(DP3Error):
     """``staging/<id>/`` holds a render of other bytes than the event's: never archived with this photo."""
 
 

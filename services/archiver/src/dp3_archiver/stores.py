@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dp3 import layout, store_places
-from dp3.errors import Retryable
+from dp3.errors import DP3Error, Retryable
 from dp3.events import ErrorKind
 from dp3.files import CHUNK, atomic_writer, fsync_dir, temp_path_for
 from dp3_archiver import metrics
@@ -78,7 +78,7 @@ class StoresNotDistinct(StoreUnavailable):
         self.aliases = tuple(found)
 
 
-class NameRefused(Exception):
+class NameRefused(DP3Error):
     """A store refused a file's *name* (ENAMETOOLONG, EILSEQ): the photo's fault; the store is not down."""
 
     def __init__(self, store: str, detail: str) -> None:
@@ -86,7 +86,7 @@ class NameRefused(Exception):
         self.store = store
 
 
-class SourceMismatch(Exception):
+class SourceMismatch(DP3Error):
     """No source offered for a copy was readable with the expected sha256."""
 
 

@@ -32,7 +32,11 @@ IDLE_BLOCK_SECONDS = 0.25
 
 
 class RunnerStopped(RuntimeError):
-    """The runner was stopped before the task came back; the work must be redone."""
+    """The runner was stopped before the task came back; the work must be redone.
+
+    A ``RuntimeError`` like the binding's own, not a :class:`dp3.errors.DP3Error`:
+    it settles a photo's future at shutdown, when its message is redelivered anyway.
+    """
 
 
 @dataclass
