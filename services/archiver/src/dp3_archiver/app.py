@@ -23,6 +23,7 @@ from dp3.topology import ARCHIVER, COLLECTOR, QueueSpec
 from dp3_archiver.archive import Archiver
 from dp3_archiver.collector import Collector
 from dp3_archiver.fixity import WRITE_SETTLE_SECONDS, audit
+from dp3_archiver.metrics import archiver_metrics
 from dp3_archiver.settings import ArchiverSettings
 from dp3_archiver.stores import Store, StoreUnavailable, check_distinctness
 
@@ -83,6 +84,7 @@ class ArchiverApp:
 
     def start(self) -> None:
         settings = self.settings
+        archiver_metrics()  # registered now, so /metrics shows every unlabelled series from 0
         stores = [Store(root, reserve_bytes=settings.store_reserve_bytes) for root in settings.stores]
         for store in stores:
             if not store.is_marked():
