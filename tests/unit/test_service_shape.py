@@ -46,7 +46,7 @@ def test_constructing_every_app_writes_nothing_and_starts_no_thread(tmp_path: Pa
     threads = set(threading.enumerate())
     apps = build_apps(home)
     assert not home.exists(), sorted(str(path) for path in home.rglob("*"))
-    assert set(threading.enumerate()) == threads
+    assert not set(threading.enumerate()) - threads  # none started (others may have ended meanwhile)
     for name, app in apps.items():
         assert app.health() == (False, "starting"), name
 
