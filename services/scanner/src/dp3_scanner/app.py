@@ -119,6 +119,7 @@ class ScannerApp:
             return
         started.watcher.stop()
         started.consumer.stop()
-        started.consumer_thread.join(10)
+        if started.consumer_thread.is_alive():
+            started.consumer_thread.join(10)
         started.publisher.close()
         started.index.close()
