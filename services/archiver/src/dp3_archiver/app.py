@@ -51,6 +51,8 @@ class ArchiverApp:
 
     def __init__(self, settings: ArchiverSettings) -> None:
         self.settings = settings
+        # In memory only, and now: /metrics shows every series from its first scrape, before start.
+        archiver_metrics()
         self._started: Started[_Parts] = Started("archiver")
 
     def handlers(self) -> Mapping[QueueSpec, HandlerTable]:
@@ -84,7 +86,6 @@ class ArchiverApp:
 
     def start(self) -> None:
         settings = self.settings
-        archiver_metrics()  # registered now, so /metrics shows every unlabelled series from 0
         stores = [Store(root, reserve_bytes=settings.store_reserve_bytes) for root in settings.stores]
         for store in stores:
             if not store.is_marked():

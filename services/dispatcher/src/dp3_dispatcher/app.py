@@ -57,6 +57,8 @@ class DispatcherApp:
 
     def __init__(self, settings: DispatcherSettings) -> None:
         self.settings = settings
+        # In memory only, and now: /metrics shows every series from its first scrape, before start.
+        self.metrics = dispatcher_metrics()
         self._started: Started[_Parts] = Started("dispatcher")
 
     def handlers(self) -> Mapping[QueueSpec, HandlerTable]:
@@ -86,7 +88,7 @@ class DispatcherApp:
         factory = self._factory(manager.port)
         # Workers from elsewhere: a factory outside (compose's condor profile) reads the demand from here.
         demand_file = DemandFile(settings.home / DEMAND_FILE) if factory is None else None
-        dispatcher = Dispatcher(settings, runner, staging)
+        dispatcher = Dispatcher(settings, runner, staging, metrics=self.metrics)
         publisher = Publisher(settings.amqp_url)
         (consumer,) = consumers(self.handlers(), settings.amqp_url, publisher=publisher, prefetch=settings.prefetch)
         consumer_thread = threading.Thread(target=consumer.run, name="dp3-consume", daemon=True)
@@ -129,7 +131,7 @@ class DispatcherApp:
     def run(self, stop: threading.Event) -> None:
         """Refresh the gauges and keep the factory alive until ``stop`` is set."""
         parts = self._started.parts
-        gauges = dispatcher_metrics()
+        gauges = self.metrics
         while not stop.wait(METRICS_PERIOD):
             stats = parts.runner.stats
             gauges.workers_connected.set(stats.workers_connected)

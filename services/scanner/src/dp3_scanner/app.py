@@ -22,6 +22,7 @@ from dp3.events import Status
 from dp3.topology import SCANNER, QueueSpec
 from dp3_scanner.archived import ArchiveLearner
 from dp3_scanner.index import Index
+from dp3_scanner.metrics import scanner_metrics
 from dp3_scanner.scanner import Scanner
 from dp3_scanner.settings import ScannerSettings
 from dp3_scanner.watch import InboxWatcher
@@ -48,6 +49,8 @@ class ScannerApp:
     def __init__(self, settings: ScannerSettings, *, options: BrokerOptions | None = None) -> None:
         self.settings = settings
         self._options = options
+        # In memory only, and now: /metrics shows every series from its first scrape, before start.
+        self.metrics = scanner_metrics()
         self._started: Started[_Parts] = Started("scanner")
 
     def handlers(self) -> Mapping[QueueSpec, HandlerTable]:
@@ -89,7 +92,7 @@ class ScannerApp:
         settings.inbox_dir.mkdir(parents=True, exist_ok=True)  # the root only; nothing is written inside
         index = Index(settings.index_path)
         publisher = Publisher(settings.amqp_url, options=self._options)
-        scanner = Scanner(settings, index, publisher.publish)
+        scanner = Scanner(settings, index, publisher.publish, metrics=self.metrics)
         # One worker thread keeps an Archived before its Collected.
         (consumer,) = consumers(
             self.handlers(), settings.amqp_url, publisher=publisher, prefetch=16, workers=1, options=self._options
