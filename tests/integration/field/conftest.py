@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.intake.conftest import intake
+from tests.integration.intake.conftest import intake, module_amqp_url, stores
 
-__all__ = ["camera_photos", "intake"]  # mongo_url: tests/integration/conftest.py
+# The intake fixture and what it takes (mongo_url is tests/integration/conftest.py's).
+__all__ = ["camera_photos", "intake", "module_amqp_url", "stores"]
 
 
 @pytest.fixture(scope="session")

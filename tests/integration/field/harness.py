@@ -58,7 +58,7 @@ class AgentProcess:
 
     def pair(self) -> None:
         subprocess.run(
-            self.command("pair", self.url, self.token, "--owner", self.owner, "--no-browser"),
+            self.command("pair", self.url, self.token, "--no-browser"),
             env=self.env(),
             check=True,
             capture_output=True,

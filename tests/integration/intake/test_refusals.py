@@ -91,3 +91,15 @@ def test_another_owners_upload_cannot_be_read_written_or_deleted(
         httpx.get(f"{intake.url}/api/receipts/{wrong}", headers={"Authorization": f"Bearer {bob}"}).json()["state"]
         == "unknown"
     )
+
+
+def test_a_token_learns_its_own_folder_and_a_revoked_one_learns_nothing(intake: IntakeProcess, owner: str) -> None:
+    """`dp3-field pair <url> <token>` has only the token: GET /api/device names the folder it writes to."""
+    device, token = intake.device(owner, "Ann's laptop")
+    answer = httpx.get(f"{intake.url}/api/device", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"id": device.id, "owner": owner, "label": "Ann's laptop"}
+    intake.revoke(device.id)
+    refused = httpx.get(f"{intake.url}/api/device", headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 401 and refused.json()["error"] == "revoked_token", refused.text
+    assert httpx.get(f"{intake.url}/api/device").status_code == 401

@@ -20,6 +20,7 @@ from tests.rabbit import REPO_ROOT
 
 PACKAGES = {
     "dp3": REPO_ROOT / "libs" / "dp3",
+    "dp3-field": REPO_ROOT / "field",
     **{f"dp3-{path.name}": path for path in sorted((REPO_ROOT / "services").iterdir()) if path.is_dir()},
 }
 
@@ -29,8 +30,15 @@ def normalized(name: str) -> str:
 
 
 def declared(project: Path) -> set[str]:
-    """The distributions a package may import: its own dependencies, and dp3's when it depends on dp3."""
-    dependencies = tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"]
+    """The distributions a package may import: its own dependencies and extras, and dp3's when it depends on dp3.
+
+    An extra (``dp3[render]``) is what a module of the package needs beyond the base install; whoever
+    imports that module installs the extra (the field agent declares Pillow itself).
+    """
+    project_table = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    dependencies = list(project_table["dependencies"])
+    for extra in project_table.get("optional-dependencies", {}).values():
+        dependencies += extra
     names = {normalized(re.split(r"[\s<>=!~;\[]", spec, maxsplit=1)[0]) for spec in dependencies}
     if "dp3" in names:
         names |= declared(PACKAGES["dp3"])

@@ -378,6 +378,12 @@ def _routes(app: FastAPI) -> None:
     async def prometheus() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/api/device")
+    async def get_device(device: Device) -> JSONResponse:
+        # The pairing line the portal shows carries only the token: the agent learns here
+        # which photographer's folder it writes to, and names it in every upload.
+        return JSONResponse({"id": device.id, "owner": device.owner, "label": device.label})
+
     @app.get("/api/receipts/{sha256}")
     async def get_receipt(sha256: str, request: Request, device: Device) -> JSONResponse:
         rules.check_preview_sha256(sha256)
