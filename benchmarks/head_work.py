@@ -5,6 +5,7 @@ from the repository root (no broker needed)::
 
     .venv/bin/python benchmarks/head_work.py archiver [--photos 10]
     .venv/bin/python benchmarks/head_work.py scanner [--photos 10] [--profile]
+    .venv/bin/python benchmarks/head_work.py watch [--photos 10]
 
 ``archiver``: real corpus photos in a temporary inbox, staged artifacts beside
 them, two real stores; each photo goes through ``Archiver.archive`` and then
@@ -20,6 +21,15 @@ publish itself is the broker's cost, measured elsewhere); per photo it reports
 the bytes read, ``read`` system calls, SQLite commits, and with ``--profile``
 the functions with the most calls per photo (cProfile call counts, which do
 not depend on the machine's load).
+
+``watch``: the inotify events the scanner's watch receives over each photo's
+life in the inbox (written in 64 KiB chunks as a sync client does, closed,
+read whole three times: the scanner's hash, the dispatcher's send to a
+worker, the archiver's copy; opened once more by the collector; deleted),
+with watchdog's default event mask (the scanner before issue 17) and with the
+scanner's :data:`~dp3_scanner.watch.WATCHED`. (The kernel merges an event
+identical to the last one still unread, so the counts of repeated writes
+vary a little with the reader's speed.)
 
 For system-call counts by kind, run either under ``strace -f -c -e
 trace=openat,read,pread64,write,fsync,fdatasync``.
@@ -233,14 +243,63 @@ def report_scanner(count: int, profile: bool) -> None:
             print(f"    {calls / count:8.1f}  {function}  {Path(file).name}:{line}")
 
 
+def report_watch(count: int) -> None:
+    import time
+
+    from watchdog.events import FileSystemEvent, FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    from dp3_scanner.watch import WATCHED
+
+    class Counting(FileSystemEventHandler):
+        def __init__(self) -> None:
+            self.events: Counter[str] = Counter()
+
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            self.events[event.event_type] += 1
+
+    photos = corpus_photos(count)
+    for label, event_filter in (("watchdog's default mask", None), ("the scanner's WATCHED", WATCHED)):
+        with tempfile.TemporaryDirectory(prefix="dp3-head-work-") as work:
+            inbox = Path(work)
+            (inbox / OWNER).mkdir()
+            handler = Counting()
+            observer = Observer()
+            observer.schedule(handler, str(inbox), recursive=True, event_filter=event_filter)
+            observer.start()
+            for index, source in enumerate(photos):
+                _inbox_life(inbox / OWNER / f"IMG_{index:04d}.JPG", source.read_bytes())
+            time.sleep(1.0)  # let the emitter drain the queue
+            observer.stop()
+            observer.join()
+        total = sum(handler.events.values())
+        kinds = ", ".join(f"{kind} {n / count:.1f}" for kind, n in sorted(handler.events.items()))
+        print(f"watch with {label}: {total / count:.1f} events per photo ({kinds})")
+
+
+def _inbox_life(path: Path, data: bytes) -> None:
+    """What happens to a photo in the inbox, as system calls: written, read by three stages, deleted."""
+    with open(path, "wb", buffering=0) as stream:
+        for start in range(0, len(data), 64 * 1024):
+            stream.write(data[start : start + 64 * 1024])
+    for _reader in range(3):
+        with open(path, "rb") as stream:
+            while stream.read(1 << 20):
+                pass
+    os.close(os.open(path, os.O_RDONLY))
+    path.unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=("archiver", "scanner"))
+    parser.add_argument("stage", choices=("archiver", "scanner", "watch"))
     parser.add_argument("--photos", type=int, default=10)
     parser.add_argument("--profile", action="store_true", help="scanner: cProfile call counts per photo")
     args = parser.parse_args()
     if args.stage == "archiver":
         report_archiver(args.photos)
+    elif args.stage == "watch":
+        report_watch(args.photos)
     else:
         report_scanner(args.photos, args.profile)
 
