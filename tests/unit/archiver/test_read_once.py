@@ -54,6 +54,12 @@ def photo(corpus: Path) -> bytes:
     return largest.read_bytes()
 
 
+def rested(entry: JournalEntry) -> JournalEntry:
+    """The photo as the archiver gets it: the scanner waited for it to rest (seconds; here two clock ticks)."""
+    time.sleep(2 * proof.SETTLE_NS / 1e9)
+    return entry
+
+
 def handlers(site: Site, stores: list[Store] | None = None) -> tuple[Archiver, Collector]:
     stores = site.stores() if stores is None else stores
     archiver = Archiver(stores, inbox=site.inbox, staging=site.staging, zone=UTC)
@@ -79,7 +85,7 @@ class Archived:
 def done(tmp_path: Path, photo: bytes) -> Archived:
     site = Site.create(tmp_path)
     archiver, collector = handlers(site)
-    entry = site.photo(data=photo)
+    entry = rested(site.photo(data=photo))
     [archived] = archiver.archive(entry)
     return Archived(site, collector, entry, archived)
 
@@ -93,7 +99,7 @@ def test_one_read_of_the_original_and_one_read_back_per_copy_and_nothing_at_coll
 ) -> None:
     site = Site.create(tmp_path)
     archiver, collector = handlers(site)
-    entry = site.photo(data=photo)
+    entry = rested(site.photo(data=photo))
     [archived], archive_read = bytes_read(lambda: archiver.archive(entry))
     collected, collect_read = bytes_read(lambda: collector.collect(archived))
     assert collected is not None and not os.path.lexists(entry.fs_path)
@@ -110,7 +116,7 @@ def test_a_replica_that_did_not_verify_the_copies_reads_them_and_the_inbox_file_
     site = Site.create(tmp_path)
     archiver, _ = handlers(site)
     _, other_replica = handlers(site, site.stores())  # its own Store objects: no proofs of its own
-    entry = site.photo(data=photo)
+    entry = rested(site.photo(data=photo))
     [archived] = archiver.archive(entry)
     collected, collect_read = bytes_read(lambda: other_replica.collect(archived))
     assert collected is not None and not os.path.lexists(entry.fs_path)
