@@ -237,6 +237,7 @@ def report_scanner(count: int, profile: bool) -> None:
     print(f"  index statements per photo: {sum(statements.values()) / count:.1f}")
     if profile:
         stats = pstats.Stats(profiler)
+        print(f"  Python calls per photo (cProfile): {stats.total_calls / count:.0f}")  # type: ignore[attr-defined]
         rows = sorted(stats.stats.items(), key=lambda item: -item[1][1])  # type: ignore[attr-defined]
         print("  most-called functions (calls per photo):")
         for (file, line, function), (_cc, calls, _tt, _ct, _callers) in rows[:15]:
