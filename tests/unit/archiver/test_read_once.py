@@ -22,6 +22,7 @@ from dp3.events import JournalEntry
 from dp3_archiver import proof
 from dp3_archiver.archive import Archiver
 from dp3_archiver.collector import Collector, CopiesNotVerified
+from dp3_archiver.fixity import audit
 from dp3_archiver.naming import StoredFiles
 from dp3_archiver.stores import Store
 from tests.unit.archiver.site import DATE, Site
@@ -164,6 +165,26 @@ def test_an_inbox_file_replaced_by_the_same_bytes_is_hashed_again_then_collected
     collected, collect_read = bytes_read(lambda: done.collector.collect(done.archived))
     assert collected is not None and not os.path.lexists(done.original)
     assert len(photo) <= collect_read <= len(photo) + SLACK
+
+
+def test_a_copy_the_audit_finds_decayed_under_an_unchanged_identity_is_read_again_at_collection(
+    tmp_path: Path, photo: bytes
+) -> None:
+    site = Site.create(tmp_path)
+    stores = site.stores()
+    archiver, collector = handlers(site, stores)
+    entry = rested(site.photo(data=photo))
+    [archived] = archiver.archive(entry)
+    copy = copy_path(site, 0, entry)
+    rewrite_keeping_mtime(copy, bytes(256) + photo[256:])
+    # Decay below the file system leaves the identity as it was: stand in for it by a proof of the new identity.
+    rotten = proof.ReadProof(os.fspath(copy), archived.sha256 or "", proof.identity_of(os.stat(copy)), time.monotonic())
+    stores[0].proofs.record(proof.CopyProof(rotten, None))
+    report = audit(stores, repair=False)
+    assert [finding.problem for finding in report.findings] == ["corrupt"]
+    with pytest.raises(CopiesNotVerified):
+        collector.collect(archived)
+    assert Path(entry.fs_path).read_bytes() == photo
 
 
 def test_a_proof_expires() -> None:

@@ -374,15 +374,26 @@ class Store:
         return None if read is None else (read.sha256, read.size)
 
     def read_copy(self, path: Path, *, settle: bool = False) -> CopyRead | None:
-        """A copy read back from the storage, with the file's identity; None if there is no such file."""
+        """A copy read back from the storage, with the file's identity; None if there is no such file.
+
+        A read that finds other bytes than a proof of this path says (decay under
+        an unchanged identity, found by the fixity audit or any other read-back)
+        drops that proof, so the next collection reads the copy again.
+        """
         try:
-            return read_uncached(path, settle=settle)
+            read = read_uncached(path, settle=settle)
         except (FileNotFoundError, NotADirectoryError):
+            self.proofs.forget(os.fspath(path))
             return None
         except OSError as exc:
+            self.proofs.forget(os.fspath(path))
             if exc.errno == errno.ELOOP:
                 return None  # a symlink is not a copy
             raise self._failure(problem_of(exc, naming=True), f"reading {path}: {exc.strerror}") from exc
+        recorded = self.proofs.get(os.fspath(path))
+        if recorded is not None and recorded.copy.sha256 != read.sha256:
+            self.proofs.forget(os.fspath(path))
+        return read
 
     def verified_copy(self, path: Path, sha256: str) -> tuple[CopyRead | None, ReadProof | None]:
         """The copy at ``path`` as a deletion needs it, and the proof of the source it was copied from, if any.
