@@ -1,9 +1,9 @@
 # DP3. A newcomer needs two commands: `make up` (run the system) and `make test`.
 # Both install what this machine lacks (Debian packages, the .venv) first.
-.PHONY: up down add demo test install system-run system-test rabbitmq docker lint unit bench
+.PHONY: up down add demo test install system-run system-test rabbitmq docker prebuild lint unit bench
 
 PY := .venv/bin
-SRC := libs/dp3/src services/scanner/src services/dispatcher/src services/archiver/src services/portal/src
+SRC := libs/dp3/src services/scanner/src services/dispatcher/src services/archiver/src services/portal/src services/intake/src
 
 up: system-run rabbitmq install  ## the whole system on this machine, in the foreground
 	$(PY)/python deploy/local/stack.py up
@@ -17,7 +17,7 @@ add: install  ## one more instance of a stage beside a running stack: make add S
 demo: install  ## drop a sample of the shared corpus into two photographers' folders
 	$(PY)/python deploy/local/stack.py demo
 
-test: system-test rabbitmq docker install lint  ## everything CI runs
+test: system-test rabbitmq docker install prebuild lint  ## everything CI runs
 	$(PY)/pytest
 
 install:  ## .venv from the pinned versions in constraints.txt
@@ -35,6 +35,12 @@ rabbitmq:
 docker:  ## a Docker engine for tests/compose (DP3_SKIP_DOCKER=1 leaves those tests out, said out loud)
 	@if [ "$${DP3_SKIP_DOCKER:-0}" = 1 ]; then echo "DP3_SKIP_DOCKER=1: the compose stack is not tested"; \
 	else scripts/ensure-docker.sh; fi
+
+prebuild: docker install  ## the compose tests' images, built in the background while the other tests run (they run last)
+	@if [ "$${DP3_SKIP_DOCKER:-0}" != 1 ]; then \
+	  echo "building the compose tests' images in the background (log: /tmp/dp3-compose-prebuild.log)"; \
+	  nohup $(PY)/python -m tests.compose.prebuild >/dev/null 2>&1 & \
+	fi
 
 lint: install
 	$(PY)/ruff check .

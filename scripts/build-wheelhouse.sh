@@ -22,7 +22,7 @@ rm -f "$stamp"
 # The services' own dependencies, resolved from their pyproject files; the
 # build backend of each DP3 package; the catalog stand-in's server.
 "$pip" download -q --only-binary :all: -c constraints.txt -d "$wheels" --find-links "$wheels" \
-  ./libs/dp3 ./services/scanner ./services/dispatcher ./services/archiver ./services/portal \
+  ./libs/dp3 ./services/scanner ./services/dispatcher ./services/archiver ./services/portal ./services/intake \
   -r deploy/docker/local/mongodb.requirements \
   "setuptools>=68" wheel "cffi>=1.15" pycparser
 touch "$stamp"

@@ -15,5 +15,5 @@ if [ -f "$stamp" ] && [ -z "$(find "${inputs[@]}" -newer "$stamp" 2>/dev/null)" 
 fi
 .venv/bin/pip install -q --upgrade pip setuptools wheel
 .venv/bin/pip install -q -c constraints.txt -r requirements-dev.txt \
-  -e libs/dp3 -e services/scanner -e services/dispatcher -e services/archiver -e services/portal
+  -e libs/dp3 -e services/scanner -e services/dispatcher -e services/archiver -e services/portal -e services/intake
 touch "$stamp"

@@ -18,6 +18,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT))
+    # The compose tests last: their images build in the background meanwhile (tests/compose/prebuild.py).
+    compose = REPO / "tests" / "compose"
+    items.sort(key=lambda item: item.path.is_relative_to(compose))
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import secrets
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from dp3.broker import Publisher
+from dp3.events import JournalEntry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,3 +50,13 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval:
     if condition():  # a slow condition (an HTTP call) gets its last chance after the sleep
         return
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def publish(amqp_url: str, entries: Iterable[JournalEntry]) -> None:
+    """Publish ``entries`` in order, each confirmed, as the services do."""
+    publisher = Publisher(amqp_url)
+    try:
+        for entry in entries:
+            publisher.publish(entry)
+    finally:
+        publisher.close()

@@ -26,6 +26,7 @@ from dp3.ports import free_port
 from tests.rabbit import REPO_ROOT, create_vhost, delete_vhost, wait_for
 
 SERVICES = ("scanner", "dispatcher", "archiver", "portal")
+"""The photo pipeline's services, which the chaos schedule kills; the stack also runs the intake (``intake_port``)."""
 
 
 class Stack:
@@ -36,6 +37,7 @@ class Stack:
         self.inbox = home / "inbox"
         self.stores = (home / "archive-a", home / "archive-b")
         self.portal_port = free_port()
+        self.intake_port = free_port()
         self.metrics_ports = {name: free_port() for name in ("scanner", "dispatcher", "archiver")}
         self.password = "e2e-admin-password"
         env = {key: value for key, value in os.environ.items() if not key.startswith("DP3_")}
@@ -43,6 +45,7 @@ class Stack:
             DP3_HOME=str(home),
             DP3_AMQP_URL=amqp_url,
             DP3_PORTAL_PORT=str(self.portal_port),
+            DP3_INTAKE_PORT=str(self.intake_port),
             DP3_ADMIN_PASSWORD=self.password,
             DP3_EMBEDDED_MONGO_PORT=str(free_port()),
             DP3_WORK_QUEUE_PORT=str(free_port()),
@@ -77,6 +80,7 @@ class Stack:
             raise AssertionError(f"the stack exited: {self.tail_logs()}")
         urls = [f"http://127.0.0.1:{port}/healthz" for port in self.metrics_ports.values()]
         urls.append(f"http://127.0.0.1:{self.portal_port}/healthz")
+        urls.append(f"http://127.0.0.1:{self.intake_port}/healthz")
         try:
             return all(httpx.get(url, timeout=2).status_code == 200 for url in urls)
         except httpx.HTTPError:

@@ -1,5 +1,5 @@
 # The TLS front of the gallery (compose profile "tls"): Debian's Caddy, as a
-# non-root user, with deploy/caddy/Caddyfile.compose.
+# non-root user, with deploy/caddy/Caddyfile (the one the head node runs by hand).
 #   docker build -f deploy/docker/caddy.Dockerfile -t dp3-caddy .
 # BASE: a machine without a registry passes a local bookworm (scripts/build-base-image.sh).
 ARG BASE=debian:bookworm-20251117-slim
@@ -14,7 +14,9 @@ RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbi
     && install -d -o 10001 -g 10001 /data /config
 # Certificates and Caddy's own CA live in /data (a volume): kept across restarts.
 ENV XDG_DATA_HOME=/data XDG_CONFIG_HOME=/config
-COPY deploy/caddy/Caddyfile.compose /etc/caddy/Caddyfile
+# Unprivileged ports inside the container; compose publishes them as 443 and 80.
+ENV DP3_CADDY_HTTP_PORT=8080 DP3_CADDY_HTTPS_PORT=8443 DP3_PORTAL_UPSTREAM=portal:8000
+COPY deploy/caddy/Caddyfile /etc/caddy/Caddyfile
 USER 10001
 EXPOSE 8080 8443
 CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]

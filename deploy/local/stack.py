@@ -3,7 +3,7 @@
 ``up`` checks the settings (one line on a bad value), prepares ``$DP3_HOME``
 (inbox, staging, stores with their markers, logs), writes a supervisord
 configuration there and runs supervisord in the foreground: it starts the
-embedded MongoDB-wire server (unless ``DP3_MONGO_URL`` is set) and the four
+embedded MongoDB-wire server (unless ``DP3_MONGO_URL`` is set) and the five
 services, restarts any that crash, and on Ctrl-C or SIGTERM stops them all,
 each with its process group (the dispatcher's Work Queue workers included).
 ``down`` asks a stack started in the background to do the same and waits.
@@ -36,7 +36,7 @@ from dp3.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-SERVICES = ("scanner", "dispatcher", "archiver", "portal")
+SERVICES = ("scanner", "dispatcher", "archiver", "portal", "intake")
 
 
 def metrics_port(service: str) -> int:
@@ -198,6 +198,8 @@ def up(settings: Settings) -> int:
         f"  gallery:  http://127.0.0.1:{port}/   user: admin   password: {password}"
         " (the first one; `dp3 users add admin` changes it)\n"
         f"  inbox:    {settings.inbox_dir.resolve()}  (one sub-folder per photographer, FIRST-LAST)\n"
+        f"  intake:   http://127.0.0.1:{os.environ.get('DP3_INTAKE_PORT', str(ports.INTAKE))}/files"
+        " (field uploads; devices are added in the portal)\n"
         f"  logs:     {home / 'logs'}\n"
         f"  metrics:  http://127.0.0.1:{os.environ.get('DP3_PROMETHEUS_PORT', '9090')}/ (Prometheus, if installed)\n"
         f"  stop:     Ctrl-C here, or `make down`",
@@ -235,6 +237,9 @@ def add(settings: Settings, service: str) -> int:
     if service == "portal":
         env["DP3_PORTAL_PORT"] = os.environ.get("DP3_ADD_PORT", str(ports.free_port()))
         print(f"dp3: another portal on http://127.0.0.1:{env['DP3_PORTAL_PORT']}/", flush=True)
+    elif service == "intake":
+        env["DP3_INTAKE_PORT"] = os.environ.get("DP3_ADD_PORT", str(ports.free_port()))
+        print(f"dp3: another intake on http://127.0.0.1:{env['DP3_INTAKE_PORT']}/files", flush=True)
     else:
         print(f"dp3: another {service}, metrics on port {env['DP3_METRICS_PORT']}", flush=True)
     entry = VENV_BIN / f"dp3-{service}"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.compose.prebuild import LOG, wait_for_prebuild
 from tests.compose.stack import ComposeStack, run
 from tests.rabbit import REPO_ROOT
 
@@ -36,6 +37,9 @@ def docker_engine() -> None:
         run([str(SCRIPTS / "ensure-docker.sh")], timeout=120)
     except AssertionError as error:
         pytest.fail(f"no Docker engine (set DP3_SKIP_DOCKER=1 to leave the compose tests out):\n{error}")
+    waited = wait_for_prebuild()
+    if waited > 1:
+        print(f"compose test: waited {waited:.0f}s for the background image build ({LOG})")
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from dp3.ports import free_port
 from tests.rabbit import REPO_ROOT, wait_for
 
 COMPOSE_FILES = (REPO_ROOT / "docker-compose.yml", REPO_ROOT / "deploy" / "docker" / "compose.local.yml")
-DP3_SERVICES = ("scanner", "dispatcher", "archiver", "portal")
+DP3_SERVICES = ("scanner", "dispatcher", "archiver", "portal", "intake")
 # Everything the runtime test starts: the shipped file minus Grafana (no image here) and the profiles.
 RUNTIME_SERVICES = (*DP3_SERVICES, "rabbitmq", "mongodb", "prometheus", "worker")
 SECRETS = {

@@ -106,3 +106,23 @@ def test_id_rule() -> None:
     for owner, name in (("", "x.jpg"), ("a/b", "x.jpg"), ("A-B", "d/x.jpg"), ("A-B", "..")):
         with pytest.raises(ValueError):
             make_photo_id(owner, 1, name)
+
+
+def test_the_field_upload_statuses_are_announcements_not_pipeline_stages() -> None:
+    from dp3.events import PIPELINE_STATUSES, preview_id
+    from dp3.topology import ALL_QUEUES, PORTAL
+
+    assert Status.PREVIEWED.routing_key == "photo.previewed"
+    assert Status.UPLOADING.routing_key == "photo.uploading"
+    assert not Status.PREVIEWED.is_pipeline and not Status.UPLOADING.is_pipeline
+    assert [status.value for status in PIPELINE_STATUSES] == [
+        "Detected",
+        "Processed",
+        "Archived",
+        "Collected",
+        "Failed",
+        "Duplicate",
+    ]
+    stage_bindings = {key for spec in ALL_QUEUES if spec is not PORTAL for key in spec.bindings}
+    assert not stage_bindings & {"photo.previewed", "photo.uploading", "photo.#", "photo.*"}
+    assert preview_id("ab" * 32) == "preview:" + "ab" * 32

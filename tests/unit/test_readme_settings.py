@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings
 
 from dp3_archiver.settings import ArchiverSettings
 from dp3_dispatcher.settings import DispatcherSettings
+from dp3_intake.settings import IntakeSettings
 from dp3_portal.settings import PortalSettings
 from dp3_scanner.settings import ScannerSettings
 from tests.conftest import REPO
@@ -19,7 +20,9 @@ def documented() -> set[str]:
     return {name for row in rows for name in re.findall(r"`(DP3_[A-Z0-9_]+)`", row.split("|")[1])}
 
 
-@pytest.mark.parametrize("settings", [ScannerSettings, DispatcherSettings, ArchiverSettings, PortalSettings])
+@pytest.mark.parametrize(
+    "settings", [ScannerSettings, DispatcherSettings, ArchiverSettings, PortalSettings, IntakeSettings]
+)
 def test_every_setting_is_in_the_readme_table(settings: type[BaseSettings]) -> None:
     read = {f"DP3_{name.upper()}" for name in settings.model_fields}
     missing = sorted(read - documented())

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pika
 
-from dp3.broker import Publisher
 from dp3.events import EXCHANGE, JournalEntry, Status, make_photo_id, path_fields
 from dp3.filenames import escape_os
 from dp3.files import sha256_file
+from tests.rabbit import publish as publish  # re-exported: the dispatcher tests publish through the harness
 from tests.rabbit import wait_for
 
 DISPATCHER = Path(sys.executable).with_name("dp3-dispatcher")
@@ -97,15 +97,6 @@ class Outcomes:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
-
-
-def publish(amqp_url: str, entries: list[JournalEntry]) -> None:
-    publisher = Publisher(amqp_url)
-    try:
-        for entry in entries:
-            publisher.publish(entry)
-    finally:
-        publisher.close()
 
 
 class DispatcherProcess:

@@ -8,6 +8,8 @@ with real thumbnails in a tmp store. The gallery screenshot is kept in
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +20,9 @@ from playwright.sync_api import Browser, expect
 from dp3.broker import Publisher
 from tests.browser import ARTIFACTS, chromium
 from tests.integration.portal.conftest import PASSWORD
+from tests.integration.portal.field import lifecycle_of, preview_events, write_preview
 from tests.integration.portal.running import RunningPortal
-from tests.rabbit import wait_for
+from tests.rabbit import publish, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -109,4 +112,69 @@ def test_a_researcher_logs_in_browses_filters_opens_downloads_and_logs_out(
     expect(page).to_have_url(portal.url + "/login")
     page.goto(portal.url + "/")
     expect(page).to_have_url(portal.url + "/login?next=%2F")
+    context.close()
+
+
+def test_the_admin_adds_a_device_sees_its_token_once_and_a_preview_tile_becomes_the_photos_one_tile(
+    browser: Browser, portal: RunningPortal, site, amqp_url: str, corpus: Path, dp3_home: Path
+) -> None:
+    canon = "jpg/gps/DSCN0010.jpg"  # 640x480: its preview is as wide as a preview gets, the thumbnail 120
+    detected = lifecycle_of(site, canon)[0]
+    assert detected.sha256 and detected.size
+    preview = write_preview(corpus, canon, dp3_home / "previews", detected.sha256)  # DP3_PREVIEWS' default
+    publish(amqp_url, preview_events(site, canon, preview, at=time.time(), offsets=(detected.size * 2 // 5,)))
+    wait_for(
+        lambda: len(httpx.get(portal.url + "/api/photos", auth=("admin", PASSWORD)).json()["items"]) == 1,
+        30,
+        "the preview",
+    )
+
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.goto(portal.url + "/login")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.click("header a[href='/devices']")
+    page.fill("#add-device input[name=owner]", "JAEGER-NICHOLAS")
+    page.fill("#add-device input[name=label]", "Nicholas's laptop")
+    page.click("#add-device button[type=submit]")
+    token = page.locator("#device-token")
+    expect(token).to_have_text(re.compile(r"^dp3d_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$"))
+    shown = token.inner_text()
+    expect(page.locator("#pairing-command")).to_have_text(f"dp3-field pair {portal.url}/ {shown}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "portal-device-added.png"), full_page=True)
+    page.goto(portal.url + "/devices")  # shown once: the list never shows it again
+    expect(page.locator("#devices tr[data-device-id]")).to_have_count(1)
+    expect(page.locator("#devices")).to_contain_text("Nicholas's laptop")
+    assert shown not in page.content()
+    expect(page.locator("#device-token")).to_have_count(0)
+
+    page.goto(portal.url + "/")
+    tile = page.locator(f'#gallery a.tile[data-sha256="{detected.sha256}"]')
+    expect(tile).to_have_count(1)
+    expect(tile).to_have_class(re.compile("preview-tile"))
+    # 40 % of the bytes, rounded down to whole percent.
+    expect(tile.locator(".on-its-way")).to_have_text(re.compile(r"^original on its way · (39|40) % arrived$"))
+    image = tile.locator("img")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    assert image.evaluate("img => img.naturalWidth") == 640  # the preview itself, web-size
+    page.screenshot(path=str(ARTIFACTS / "portal-preview-tile.png"), full_page=True)
+
+    publish(amqp_url, lifecycle_of(site, canon))
+
+    def became_the_photo() -> bool:
+        page.reload()
+        joined = page.locator(f'#gallery a.tile[data-photo-id="{detected.id}"]')
+        return joined.count() == 1 and "Collected" in joined.inner_text()
+
+    wait_for(became_the_photo, 30, "the preview tile to become the photo's tile", interval=0.5)
+    expect(page.locator("#gallery a.tile")).to_have_count(1)  # no tile twice
+    expect(tile).to_have_count(1)
+    expect(tile.locator(".on-its-way")).to_have_count(0)
+    image = tile.locator("img")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    assert image.evaluate("img => img.naturalWidth") <= 120  # the render's thumbnail now
+    page.screenshot(path=str(ARTIFACTS / "portal-preview-joined.png"), full_page=True)
     context.close()

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, DeleteOne
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -213,6 +213,17 @@ def test_the_embedded_server_answers_the_subset_the_catalog_relies_on(db: Databa
         db.t.insert_one({"k": "001"})
     assert raised.value.code == 11000
     assert recorder_module.DUPLICATE_KEY == 11000
+
+    # Previews first (join.py): a preview finds its original by sha256 equality, stale previews are a range
+    # above "" (the other records hold ""), and a joined preview record is deleted only at the version read.
+    db.p.insert_many(
+        [{"_id": i, "sha": "ab" if i < 2 else "cd", "w": "" if i % 2 else f"{i:017.6f}"} for i in range(6)]
+    )
+    assert sorted(d["_id"] for d in db.p.find({"sha": "ab"})) == [0, 1]
+    assert [d["_id"] for d in db.p.find({"w": {"$gt": "", "$lt": f"{4:017.6f}"}}).sort("w", 1)] == [0, 2]
+    db.p.update_many({}, {"$set": {"version": 1}})
+    deleted = db.p.bulk_write([DeleteOne({"_id": 0, "version": 0}), DeleteOne({"_id": 2, "version": 1})])
+    assert deleted.deleted_count == 1 and sorted(d["_id"] for d in db.p.find({})) == [0, 1, 3, 4, 5]
 
 
 def test_a_wall_clock_stepped_backwards_does_not_reorder_a_photos_history(

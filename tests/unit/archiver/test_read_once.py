@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import pytest
 
+from dp3 import copies
 from dp3.events import JournalEntry
 from dp3_archiver import proof
 from dp3_archiver.archive import Archiver
@@ -57,7 +58,7 @@ def photo(corpus: Path) -> bytes:
 
 def rested(entry: JournalEntry) -> JournalEntry:
     """The photo as the archiver gets it: the scanner waited for it to rest (seconds; here two clock ticks)."""
-    time.sleep(2 * proof.SETTLE_NS / 1e9)
+    time.sleep(2 * copies.SETTLE_NS / 1e9)
     return entry
 
 
@@ -127,7 +128,7 @@ def test_a_replica_that_did_not_verify_the_copies_reads_them_and_the_inbox_file_
 def rewrite_keeping_mtime(path: Path, data: bytes) -> None:
     """Write ``data`` into ``path`` in place and put its old mtime back: only the ctime says it changed."""
     info = path.stat()
-    time.sleep(2 * proof.SETTLE_NS / 1e9)  # a later clock tick, as any real writer's would be
+    time.sleep(2 * copies.SETTLE_NS / 1e9)  # a later clock tick, as any real writer's would be
     with open(path, "r+b") as stream:
         stream.write(data)
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
@@ -178,7 +179,8 @@ def test_a_copy_the_audit_finds_decayed_under_an_unchanged_identity_is_read_agai
     copy = copy_path(site, 0, entry)
     rewrite_keeping_mtime(copy, bytes(256) + photo[256:])
     # Decay below the file system leaves the identity as it was: stand in for it by a proof of the new identity.
-    rotten = proof.ReadProof(os.fspath(copy), archived.sha256 or "", proof.identity_of(os.stat(copy)), time.monotonic())
+    identity = copies.identity_of(os.stat(copy))
+    rotten = copies.ReadProof(os.fspath(copy), archived.sha256 or "", identity, time.monotonic())
     stores[0].proofs.record(proof.CopyProof(rotten, None))
     report = audit(stores, repair=False)
     assert [finding.problem for finding in report.findings] == ["corrupt"]
@@ -188,8 +190,8 @@ def test_a_copy_the_audit_finds_decayed_under_an_unchanged_identity_is_read_agai
 
 
 def test_a_proof_expires() -> None:
-    identity = proof.Identity(1, 2, 3, 4, 5)
-    read = proof.ReadProof("/x", "a" * 64, identity, read_at=100.0)
+    identity = copies.Identity(1, 2, 3, 4, 5)
+    read = copies.ReadProof("/x", "a" * 64, identity, read_at=100.0)
     assert proof.still_proven(read, "a" * 64, identity, 100.0 + proof.PROOF_SECONDS)
     assert not proof.still_proven(read, "a" * 64, identity, 100.0 + proof.PROOF_SECONDS + 1)
     assert not proof.still_proven(read, "b" * 64, identity, 101.0)
@@ -198,16 +200,16 @@ def test_a_proof_expires() -> None:
 
 
 def test_a_read_too_close_to_the_last_change_proves_nothing() -> None:
-    changed = proof.Identity(1, 2, 3, 4, ctime_ns=10**18)
-    assert not proof.settled(changed, 10**18 + proof.SETTLE_NS - 1)
-    assert proof.settled(changed, 10**18 + proof.SETTLE_NS)
-    assert proof.settle_wait(changed, 10**18) == proof.SETTLE_NS / 1e9
-    assert proof.settle_wait(changed, 10**18 + proof.SETTLE_NS) == 0.0
-    assert proof.settle_wait(changed, 10**18 - 2 * proof.SETTLE_NS) is None  # a clock far behind the file's
+    changed = copies.Identity(1, 2, 3, 4, ctime_ns=10**18)
+    assert not copies.settled(changed, 10**18 + copies.SETTLE_NS - 1)
+    assert copies.settled(changed, 10**18 + copies.SETTLE_NS)
+    assert copies.settle_wait(changed, 10**18) == copies.SETTLE_NS / 1e9
+    assert copies.settle_wait(changed, 10**18 + copies.SETTLE_NS) == 0.0
+    assert copies.settle_wait(changed, 10**18 - 2 * copies.SETTLE_NS) is None  # a clock far behind the file's
 
 
 def test_the_ledger_keeps_the_latest_proofs_only() -> None:
     ledger = proof.Ledger(size=2)
     for name in ("a", "b", "c"):
-        ledger.record(proof.CopyProof(proof.ReadProof(name, "0" * 64, proof.Identity(0, 0, 0, 0, 0), 0.0), None))
+        ledger.record(proof.CopyProof(copies.ReadProof(name, "0" * 64, copies.Identity(0, 0, 0, 0, 0), 0.0), None))
     assert ledger.get("a") is None and ledger.get("b") is not None and ledger.get("c") is not None

@@ -21,7 +21,7 @@ DOCKERFILES = sorted(
     ]
 )
 ENV_EXAMPLE = REPO_ROOT / "deploy" / "env.example"
-SERVICES = ("scanner", "dispatcher", "archiver", "portal")
+SERVICES = ("scanner", "dispatcher", "archiver", "portal", "intake")
 
 
 def compose(*args: str, env_file: Path | None) -> subprocess.CompletedProcess[str]:
@@ -118,8 +118,13 @@ def test_compose_command_is_the_local_entry_point(service: str, filled_env: Path
     assert isinstance(services, dict)
     command = services[service]["command"]
     assert command == [f"dp3-{service}"]
-    dockerfile = (REPO_ROOT / "services" / service / "Dockerfile").read_text()
-    assert f'CMD ["dp3-{service}"]' in dockerfile
+    build = services[service]["build"]
+    if service == "dispatcher":  # the one image with a compiler stage
+        assert build["dockerfile"] == "services/dispatcher/Dockerfile"
+        assert 'CMD ["dp3-dispatcher"]' in (REPO_ROOT / "services" / "dispatcher" / "Dockerfile").read_text()
+    else:  # one Dockerfile for the others: the SERVICE argument picks the package and the command
+        assert build["dockerfile"] == "deploy/docker/service.Dockerfile" and build["args"]["SERVICE"] == service
+        assert (REPO_ROOT / "services" / service / "pyproject.toml").is_file()
     entry = Path(sys.executable).parent / command[0]
     assert entry.exists(), f"{entry} is not installed"
     # A bad setting makes the entry point explain itself in one line and exit 2:

@@ -7,7 +7,7 @@ import yaml
 from dp3 import ports
 from tests.rabbit import REPO_ROOT
 
-SERVED = {**ports.METRICS, "portal": ports.PORTAL}
+SERVED = {**ports.METRICS, "portal": ports.PORTAL, "intake": ports.INTAKE}
 
 
 def test_compose_checks_each_service_on_its_default_port() -> None:

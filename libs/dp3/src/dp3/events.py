@@ -28,6 +28,23 @@ the scanner gives a second file (other bytes) whose id is taken the id
 ``<stem>~<first 12 hex of its sha256><extension>`` (:func:`disambiguated_id`).
 The same bytes at two paths may share an id: they are one photo, and the
 second is recorded as its duplicate.
+
+Field uploads (docs/field-uploads.md) extend the brief's contract with two
+statuses the intake publishes *before* a photo enters the pipeline:
+
+* ``Previewed`` (``photo.previewed``): a field device sent a photo's preview
+  ahead of its original. ``id`` is ``preview:<sha256>`` (:func:`preview_id`),
+  never a pipeline id; ``sha256``, ``size``, ``owner``, ``path`` (the name the
+  original will have) and ``datetime`` are what the device declared, and
+  ``meta`` is ``{"preview": "<path under DP3_PREVIEWS>"}``.
+* ``Uploading`` (``photo.uploading``): how much of that original has arrived,
+  ``meta`` ``{"offset": int, "length": int}``; throttled by the intake.
+
+Neither is a pipeline stage: no stage queue binds them (only the portal's
+``photo.#`` sees them), and a photo in either state never counts as detected,
+archived or collected anywhere (:attr:`Status.is_pipeline` is False). The
+portal joins them to the photo's pipeline record by ``sha256``: once the
+scanner's ``Detected`` for those bytes arrives, that is the photo's one record.
 """
 
 from __future__ import annotations
@@ -49,7 +66,12 @@ EXCHANGE = "dp3.journal"
 
 
 class Status(enum.StrEnum):
-    """Where a photo stands. The order is the pipeline's order."""
+    """Where a photo stands. The pipeline's statuses come first, in its order.
+
+    ``Previewed`` and ``Uploading`` come last: they are announcements of a field
+    upload before the original reaches the inbox, not stages (see the module
+    docstring), and were added after the first six, which keep their places.
+    """
 
     DETECTED = "Detected"
     PROCESSED = "Processed"
@@ -57,11 +79,31 @@ class Status(enum.StrEnum):
     COLLECTED = "Collected"
     FAILED = "Failed"
     DUPLICATE = "Duplicate"
+    PREVIEWED = "Previewed"
+    UPLOADING = "Uploading"
 
     @property
     def routing_key(self) -> str:
         """``photo.<status>`` in lower case, as bound on the topic exchange."""
         return f"photo.{self.value.lower()}"
+
+    @property
+    def is_pipeline(self) -> bool:
+        """Whether this status is a pipeline stage's outcome (False for the field-upload announcements)."""
+        return self not in FIELD_UPLOAD_STATUSES
+
+
+FIELD_UPLOAD_STATUSES = frozenset({Status.PREVIEWED, Status.UPLOADING})
+"""The intake's announcements: never a stage's input, never counted as a photo in the pipeline."""
+PIPELINE_STATUSES = tuple(status for status in Status if status.is_pipeline)
+"""The six statuses of the brief, in the pipeline's order: what counts, folds and metrics of photos iterate."""
+
+PREVIEW_ID_PREFIX = "preview:"
+
+
+def preview_id(sha256: str) -> str:
+    """The journal id of a photo known only by its preview: ``preview:<sha256>``."""
+    return f"{PREVIEW_ID_PREFIX}{sha256}"
 
 
 class ErrorKind(enum.StrEnum):

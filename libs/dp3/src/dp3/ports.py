@@ -14,6 +14,8 @@ DISPATCHER_METRICS = 9102
 ARCHIVER_METRICS = 9103
 PORTAL = 8000
 """The portal's web port; its /metrics are served there too."""
+INTAKE = 8010
+"""The intake's HTTP port (tus uploads, previews, receipts); its /metrics are served there too."""
 WORK_QUEUE = 9123
 """The dispatcher's Work Queue manager, which workers connect to."""
 EMBEDDED_MONGO = 27017

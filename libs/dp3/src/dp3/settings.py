@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     home: Path = Path("./var")
     inbox: Path | None = None
     staging: Path | None = None
+    previews: Path | None = None
+    """Previews field devices send ahead of the originals (docs/field-uploads.md): intake writes, portal reads."""
     # NoDecode: a comma-separated list, not JSON, so an operator can write
     # DP3_STORES=/mnt/a,/mnt/b as in any shell profile.
     stores: Annotated[tuple[Path, ...], NoDecode] = ()
@@ -109,6 +111,11 @@ class Settings(BaseSettings):
     def staging_dir(self) -> Path:
         assert self.staging is not None  # filled in by _derive_paths
         return self.staging
+
+    @property
+    def previews_dir(self) -> Path:
+        """``DP3_PREVIEWS``, else ``$DP3_HOME/previews``."""
+        return self.previews or self.home / "previews"
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:

@@ -2,8 +2,10 @@
 
 An inbox original is deleted only if
 
-* every configured store returned, read back just now, a copy whose sha256
-  equals the archived sha256, and
+* every configured store returned, read back just now (or provably unchanged
+  since this process read it back), a copy whose sha256 equals the archived
+  sha256 (:func:`dp3.copies.all_verified`, the rule the intake's receipts
+  apply to their own read-backs), and
 * the inbox file has that sha256 at deletion time: hashed now, or it is
   provably the file this process hashed with that sha256 while copying it
   into the stores (``hashed``: same device, inode, size, mtime and ctime, see
@@ -26,8 +28,9 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from dp3.copies import ReadProof, all_verified, identity_of
 from dp3.files import OutsideRoot, event_path_under, fsync_dir, sha256_stream
-from dp3_archiver.proof import ReadProof, identity_of, still_proven
+from dp3_archiver.proof import still_proven
 
 
 class Outcome(enum.Enum):
@@ -57,7 +60,7 @@ def collect_original(
     ``hashed``: this process's earlier whole read of the inbox file, which
     stands for hashing it again if the file is provably unchanged since.
     """
-    if not stores or any(read_back.get(store) != archived_sha256 for store in stores):
+    if not all_verified(read_back, stores, archived_sha256):
         return Outcome.NOT_VERIFIED
     try:
         path = event_path_under(inbox, path)

@@ -22,13 +22,14 @@ from pathlib import Path
 
 from dp3 import layout, store_places
 from dp3.broker import Message, Publisher
+from dp3.copies import CopyRead, store_folder
 from dp3.errors import Retryable
 from dp3.events import JournalEntry, Status
 from dp3_archiver import metrics, sidecar
 from dp3_archiver.archive import SERVICE
 from dp3_archiver.collect import Outcome, collect_original
 from dp3_archiver.naming import StoredFiles
-from dp3_archiver.stores import CopyRead, Store, StoresNotDistinct, ensure_all_usable, ensure_distinct
+from dp3_archiver.stores import Store, StoresNotDistinct, ensure_all_usable, ensure_distinct
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +107,7 @@ class Collector:
         return self._journal(collected, files, folders)
 
     def _folder(self, store: Store, entry: JournalEntry) -> Path:
-        for folder in entry.archives:
-            if Path(folder).parent == store.root:
-                return Path(folder)
-        return store.root / layout.date_folder(entry.datetime, self.zone)
+        return store_folder(store.root, entry.archives, entry.datetime, self.zone)
 
     def _journal(self, collected: JournalEntry, files: StoredFiles, folders: dict[str, Path]) -> JournalEntry:
         """Add Collected to every store's sidecar; on a replay, re-emit the journaled event instead."""

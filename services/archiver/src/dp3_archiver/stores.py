@@ -43,11 +43,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dp3 import layout, store_places
+from dp3.copies import CopyRead, ReadProof, identity_of, proof_of_read, read_uncached
 from dp3.errors import Retryable
 from dp3.events import ErrorKind
 from dp3.files import CHUNK, atomic_writer, fsync_dir, temp_path_for
 from dp3_archiver import metrics
-from dp3_archiver.proof import CopyProof, Ledger, ReadProof, identity_of, settle_wait, settled, still_proven
+from dp3_archiver.proof import CopyProof, Ledger, still_proven
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +92,6 @@ class SourceMismatch(Exception):
     """No source offered for a copy was readable with the expected sha256."""
 
 
-@dataclass(frozen=True)
-class CopyRead:
-    """A copy as read back from the storage: its bytes' sha256 and size, which file it is, and a proof if any."""
-
-    sha256: str
-    size: int
-    device: int
-    inode: int
-    proof: ReadProof | None = None  # set when the read can stand in for a later one (dp3_archiver.proof)
-
-
 class CopyOutcome(enum.Enum):
     PRESENT = "present"  # already there, verified: nothing written
     WRITTEN = "written"  # written now, verified
@@ -125,36 +115,6 @@ def hash_uncached(path: Path) -> tuple[str, int]:
     """sha256 and size of ``path`` read from the storage, not from the page cache (no symlinks)."""
     read = read_uncached(path)
     return read.sha256, read.size
-
-
-def read_uncached(path: Path, *, settle: bool = False) -> CopyRead:
-    """:func:`hash_uncached`, the device and inode of the file that was read, and a proof if the read gives one.
-
-    ``settle``: if the file changed within the last clock ticks, wait those few
-    milliseconds before reading, so that the read can prove the file (see
-    :func:`dp3_archiver.proof.settled`); a fresh copy always has.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    try:
-        before = identity_of(os.fstat(fd))
-        if settle and (wait := settle_wait(before, time.time_ns())):
-            time.sleep(wait)
-        started = time.time_ns()
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        digest = hashlib.sha256()
-        size = 0
-        while chunk := os.read(fd, CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        after = identity_of(os.fstat(fd))
-        sha256 = digest.hexdigest()
-        proof = None
-        if before == after and settled(before, started):
-            proof = ReadProof(os.fspath(path), sha256, before, time.monotonic())
-        return CopyRead(sha256, size, before.device, before.inode, proof)
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -263,9 +223,8 @@ def _tee_one(
                 failed[staged.store.label] = exc
                 _discard(staged)
     sha256 = digest.hexdigest()
-    if before != identity_of(os.fstat(src_fd)) or not settled(before, read_started):
-        return sha256, None  # changed while read, or too recently to rule out a change in the same tick
-    return sha256, ReadProof(os.fspath(source), sha256, before, time.monotonic())
+    # None if it changed while read, or too recently to rule out a change in the same tick.
+    return sha256, proof_of_read(source, sha256, before, identity_of(os.fstat(src_fd)), read_started)
 
 
 def _discard(staged: StagedCopy) -> None:

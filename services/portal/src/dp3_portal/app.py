@@ -26,6 +26,7 @@ from dp3_portal import metrics
 from dp3_portal.auth import BasicCache, LoginThrottle, Sessions, SessionTable, Users, load_secret_key
 from dp3_portal.catalog import Catalog
 from dp3_portal.consuming import RecorderThread
+from dp3_portal.device_registry import DeviceRegistry
 from dp3_portal.settings import PortalSettings
 from dp3_portal.store_schema import ensure_indexes_async
 from dp3_portal.stores import StoresProbe
@@ -53,6 +54,7 @@ class Portal:
     stores: StoresProbe = field(default_factory=lambda: StoresProbe(None))
     basic_cache: BasicCache = field(default_factory=BasicCache)
     recorder: RecorderThread | None = None
+    devices: DeviceRegistry | None = None
 
 
 def create_app(
@@ -91,6 +93,7 @@ def create_app(
             publisher=publisher,
             throttle=LoginThrottle(settings.login_free_attempts, settings.login_delay_seconds),
             stores=StoresProbe(settings.archiver_metrics_url),
+            devices=DeviceRegistry(mongo_url, settings.mongo_database),
         )
         if record:
             portal.recorder = await asyncio.to_thread(
@@ -111,9 +114,11 @@ def create_app(
             if portal.recorder is not None:
                 await asyncio.to_thread(portal.recorder.stop)
             await asyncio.to_thread(publisher.close)
+            if portal.devices is not None:
+                portal.devices.close()
             await client.close()
 
-    from dp3_portal.routes import api, login, ops, pages
+    from dp3_portal.routes import api, devices, login, ops, pages
 
     app = FastAPI(
         title="DP3 portal",
@@ -126,7 +131,7 @@ def create_app(
     )
     app.middleware("http")(metrics.measure)
     login.install(app)
-    for module in (ops, login, pages, api):
+    for module in (ops, login, pages, devices, api):
         app.include_router(module.router)
     return app
 

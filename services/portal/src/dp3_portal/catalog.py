@@ -4,9 +4,9 @@ The embedded MongoDB-wire server (``nx-27017`` 0.8.1 over neosqlite 1.17.2)
 answers some queries silently wrong. This module uses only:
 
 * equality on scalar fields that are never null (``status``, ``failed``,
-  ``kind``, ``_id``), and ``$in`` on ``_id``;
+  ``kind``, ``_id``, ``sha256``), and ``$in`` on ``_id``;
 * ``$gt``/``$gte``/``$lt`` ranges on scalar strings and numbers
-  (``sort_key``, ``k_*``, ``failed_recent``, ``minute``);
+  (``sort_key``, ``k_*``, ``failed_recent``, ``preview_waiting``, ``minute``);
 * string ``$regex`` (a plain string pattern, never a compiled ``re``) on
   ``name``, which is stored lower-cased so no options are needed;
 * ``sort`` / ``limit``, ``find_one``, and aggregations made of ``$match``
@@ -50,8 +50,17 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dp3.events import Status
-from dp3_portal.fold import FILTER_KEYS, KEY_END, KEY_SEPARATOR, SORT_WIDTH, Photo, time_prefix
+from dp3.events import PIPELINE_STATUSES, PREVIEW_ID_PREFIX, Status
+from dp3_portal.fold import (
+    FILTER_KEYS,
+    KEY_END,
+    KEY_SEPARATOR,
+    PREVIEW_STAGE,
+    SORT_WIDTH,
+    Photo,
+    time_prefix,
+)
+from dp3_portal.join import pick_original
 from dp3_portal.store_schema import FACETS, JOURNAL, PHOTOS, THROUGHPUT
 
 DEFAULT_LIMIT = 60
@@ -159,6 +168,10 @@ class StatusReport:
     last_hour: dict[str, int]
     failures_by_kind: dict[str, int]
     recent_failures: list[Photo] = field(default_factory=list)
+    previews_waiting: int = 0
+    """Photos known only by a preview or an upload under way: not photos of the pipeline, counted apart."""
+    stale_previews: list[Photo] = field(default_factory=list)
+    """Preview records older than DP3_PREVIEW_STALE_HOURS whose original never arrived, oldest first."""
 
     @property
     def inbox_backlog(self) -> int:
@@ -186,6 +199,15 @@ class Catalog:
     async def photo(self, photo_id: str) -> Photo | None:
         return await self.db[PHOTOS].find_one({"_id": photo_id})
 
+    async def joined(self, photo_id: str) -> Photo | None:
+        """The record a preview record ``preview:<sha256>`` was joined into once its original arrived."""
+        sha256 = photo_id.removeprefix(PREVIEW_ID_PREFIX)
+        if sha256 == photo_id or not sha256:
+            return None
+        found = await self.db[PHOTOS].find({"sha256": sha256}).to_list()
+        original = pick_original(found)
+        return next((doc for doc in found if doc["_id"] == original), None)
+
     async def journal_entries(self, photo: Photo, status: Status) -> list[dict[str, Any]]:
         """The photo's journaled events with ``status`` (by the id they carry, and its bytes where known)."""
         query: dict[str, Any] = {"id": photo.get("journal_id") or photo["_id"], "status": status.value}
@@ -204,12 +226,24 @@ class Catalog:
         return {str(row["_id"]): int(row["n"]) for row in result}
 
     async def stats(self) -> dict[str, int]:
-        """Photos per status (one indexed count each: a ``$group`` over all photos scans them)."""
-        counts = {status.value: await self.count(PHOTOS, {"status": status.value}) for status in Status}
+        """Photos per pipeline status (one indexed count each: a ``$group`` over all photos scans them).
+
+        A preview is not a photo of the pipeline: it is never counted here (see :meth:`previews_waiting`).
+        """
+        counts = {status.value: await self.count(PHOTOS, {"status": status.value}) for status in PIPELINE_STATUSES}
         counts[FAILED] = await self.count(PHOTOS, {"failed": True})
         return counts
 
-    async def status_report(self, now: float | None = None) -> StatusReport:
+    async def previews_waiting(self) -> int:
+        """Photos known only from the field-upload side (a preview, an upload under way)."""
+        return sum([await self.count(PHOTOS, {"status": status.value}) for status in sorted(PREVIEW_STAGE)])
+
+    async def stale_previews(self, older_than: float, limit: int = 100) -> list[Photo]:
+        """Preview records whose first preview-stage event is older than ``older_than`` (Unix time), oldest first."""
+        query = {"preview_waiting": {"$gt": "", "$lt": f"{older_than:017.6f}"}}
+        return await self.db[PHOTOS].find(query).sort("preview_waiting", 1).limit(limit).to_list()
+
+    async def status_report(self, now: float | None = None, *, stale_after: float = 48 * 3600) -> StatusReport:
         now = time.time() if now is None else now
         counts = await self.stats()
         failed = counts.pop(FAILED)
@@ -221,6 +255,8 @@ class Catalog:
             last_hour=await self.last_hour(now),
             failures_by_kind=await self.group(PHOTOS, {"failed": True}, "error_kind"),
             recent_failures=recent,
+            previews_waiting=await self.previews_waiting(),
+            stale_previews=await self.stale_previews(now - stale_after),
         )
 
     async def last_hour(self, now: float) -> dict[str, int]:

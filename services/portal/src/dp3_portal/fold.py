@@ -31,6 +31,19 @@ the id out again; the archiver stored the second photo apart, under
 :func:`record_key`, so two photos never become one record, nor does one show
 the other's images.
 
+Previews first (field uploads, docs/field-uploads.md): ``Previewed`` and
+``Uploading`` are not pipeline stages. Folded into a photo they never change
+its status: they bring its ``preview`` (the web-size JPEG a field device sent
+ahead of the original) and ``upload`` (how much of the original has
+arrived, the newest report wins). Alone, they make a *preview record*
+(``preview:<sha256>``, status ``Previewed``, or ``Uploading`` while no
+preview has come), which the gallery shows as "original on its way". When the
+original's record exists, :func:`merge_preview` folds the preview record into
+it, so a photo is one record whichever arrived first (:mod:`dp3_portal.join`
+decides which record an event goes to). ``Uploading`` reports are not kept in
+the history (one every 5 s per upload, they are in the journal); idempotency
+for them is "an older or equal report changes nothing".
+
 Every field a query filters on is a scalar that is never null (``""`` or
 ``False`` instead), because the embedded server answers null tests wrongly.
 """
@@ -43,9 +56,17 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from dp3 import filenames, formats
-from dp3.events import JournalEntry, Status, disambiguated_id
+from dp3.events import FIELD_UPLOAD_STATUSES, JournalEntry, Status, disambiguated_id
+
+PREVIEW_RANK = -1
+"""Below every pipeline status: a preview record's rank, and a preview event's place in a history."""
+
+PREVIEW_STAGE = FIELD_UPLOAD_STATUSES
+"""Statuses of the field-upload side: facts about a photo on its way, never a pipeline state."""
 
 RANK = {
+    Status.PREVIEWED: PREVIEW_RANK,
+    Status.UPLOADING: PREVIEW_RANK,
     Status.DETECTED: 0,
     Status.PROCESSED: 1,
     Status.FAILED: 1,
@@ -158,6 +179,9 @@ def with_keys(photo: Photo) -> Photo:
     photo["k_failed"] = f"{int(bool(photo['failed']))}{KEY_SEPARATOR}{key}"
     # Failed photos by when they failed, for the status page; "" sorts below every failed one.
     photo["failed_recent"] = f"{photo['updated_ts']:017.6f}" if photo["failed"] else ""
+    # Preview records by when their first preview-stage event was emitted, for the stale list; "" for the rest.
+    waiting = is_preview_record(photo)
+    photo["preview_waiting"] = f"{at_seconds(str(photo.get('preview_since') or '')):017.6f}" if waiting else ""
     return photo
 
 
@@ -188,9 +212,127 @@ def new_photo(entry: JournalEntry) -> Photo:
             "error_kind": entry.error.kind.value if entry.error else "",
             "duplicate_of": entry.duplicate_of or "",
             "stored_name": entry.stored_name or "",
+            "preview": "",
+            "upload": None,
+            "preview_since": "",
             "history": [history_item(entry)],
         }
     )
+
+
+def is_preview_record(photo: Photo) -> bool:
+    """A record with no pipeline event yet: the gallery's "original on its way" tile."""
+    return int(photo.get("rank", 0)) == PREVIEW_RANK
+
+
+def preview_file(entry: JournalEntry) -> str:
+    """The preview's path (under DP3_PREVIEWS) a ``Previewed`` event names; "" when it names none."""
+    value = (entry.meta or {}).get("preview") if entry.status is Status.PREVIEWED else None
+    return value if isinstance(value, str) else ""
+
+
+def upload_report(entry: JournalEntry) -> dict[str, Any] | None:
+    """An ``Uploading`` event's ``{offset, length, at, event_id}``; None when its meta is not a report."""
+    meta = entry.meta or {}
+    offset, length = meta.get("offset"), meta.get("length")
+    if entry.status is not Status.UPLOADING or not isinstance(offset, int) or not isinstance(length, int):
+        return None
+    if isinstance(offset, bool) or isinstance(length, bool) or not 0 <= offset <= length:
+        return None
+    return {"offset": offset, "length": length, "at": entry.at, "event_id": entry.event_id}
+
+
+def _report_order(report: dict[str, Any]) -> tuple[float, int, str]:
+    return at_seconds(str(report["at"])), int(report["offset"]), str(report["event_id"])
+
+
+def newer_upload(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The later of two upload reports (emitted later, then further along): a restarted upload goes back to 0."""
+    if a is None or b is None:
+        return a or b
+    return max(a, b, key=_report_order)
+
+
+def upload_share(photo: Photo) -> float | None:
+    """How much of the original has arrived (0..1), from the newest ``Uploading`` report; None if none came."""
+    report = photo.get("upload")
+    if not report:
+        return None
+    length = int(report["length"])
+    return 1.0 if length == 0 else min(int(report["offset"]) / length, 1.0)
+
+
+def _preview_status(photo: Photo) -> str:
+    return Status.PREVIEWED.value if photo.get("preview") else Status.UPLOADING.value
+
+
+def new_preview_record(entry: JournalEntry) -> Photo:
+    """A photo known only by its preview or its upload: the record ``entry.id`` (``preview:<sha256>``)."""
+    photo = new_photo(entry.model_copy(update={"meta": None}))
+    photo.update(
+        rank=PREVIEW_RANK,
+        preview=preview_file(entry),
+        upload=upload_report(entry),
+        preview_since=entry.at,
+        history=[history_item(entry)] if entry.status is Status.PREVIEWED else [],
+    )
+    photo["status"] = _preview_status(photo)
+    return with_keys(photo)
+
+
+def apply_preview_stage(photo: Photo | None, entry: JournalEntry) -> Photo:
+    """``photo`` after a ``Previewed`` or ``Uploading`` event: its preview and upload facts, never its status."""
+    if photo is None:
+        return new_preview_record(entry)
+    updated = dict(photo)
+    changed = False
+    if entry.status is Status.PREVIEWED:
+        if any(item["event_id"] == entry.event_id for item in photo["history"]):
+            return photo
+        updated["history"] = with_history_item(list(photo["history"]), entry)
+        if preview_file(entry):
+            updated["preview"] = preview_file(entry)
+        changed = True
+    report = upload_report(entry)
+    if report is not None and newer_upload(photo.get("upload"), report) is report:
+        updated["upload"] = report
+        changed = True
+    if not changed:
+        return photo
+    if not updated.get("preview_since") or at_seconds(entry.at) < at_seconds(str(updated["preview_since"])):
+        updated["preview_since"] = entry.at
+    if is_preview_record(updated):
+        updated["status"] = _preview_status(updated)
+        for name, value in (("owner", entry.owner), ("sha256", entry.sha256), ("size", entry.size)):
+            if not updated.get(name) and value:
+                updated[name] = value
+    return with_keys(updated)
+
+
+def merge_preview(photo: Photo, preview: Photo) -> Photo:
+    """The pipeline record ``photo`` with the preview record ``preview`` folded in: one record per photo.
+
+    The preview's history items join the photo's (after everything it had), its
+    preview file fills in, and the newer upload report wins. Merging the same
+    preview again changes nothing.
+    """
+    updated = dict(photo)
+    known = {item["event_id"] for item in photo["history"]}
+    history = [item if "seq" in item else {**item, "seq": index} for index, item in enumerate(photo["history"])]
+    seq = max((int(item["seq"]) for item in history), default=-1) + 1
+    for item in sorted(preview["history"], key=history_order):
+        if item["event_id"] not in known:
+            history.append({**item, "seq": seq})
+            seq += 1
+    updated["history"] = sorted(history, key=history_order)
+    if not updated.get("preview") and preview.get("preview"):
+        updated["preview"] = preview["preview"]
+    updated["upload"] = newer_upload(photo.get("upload"), preview.get("upload"))
+    if not updated.get("preview_since") or (
+        preview.get("preview_since") and at_seconds(preview["preview_since"]) < at_seconds(updated["preview_since"])
+    ):
+        updated["preview_since"] = preview.get("preview_since") or ""
+    return with_keys(updated)
 
 
 def _wins(entry: JournalEntry, photo: Photo) -> bool:
@@ -202,6 +344,12 @@ def _wins(entry: JournalEntry, photo: Photo) -> bool:
 
 def apply(photo: Photo | None, entry: JournalEntry) -> Photo:
     """The photo after ``entry``; returns ``photo`` itself when the event is already in it."""
+    if entry.status in PREVIEW_STAGE:
+        return apply_preview_stage(photo, entry)
+    if photo is not None and is_preview_record(photo):
+        # The first pipeline event of a photo whose preview came first: the photo's facts are the
+        # pipeline's (its inbox path, capture time, name), the preview record's are folded into them.
+        return merge_preview(new_photo(entry.model_copy(update={"id": photo["_id"]})), photo)
     if photo is None:
         return new_photo(entry)
     if any(item["event_id"] == entry.event_id for item in photo["history"]):

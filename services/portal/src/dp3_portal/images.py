@@ -7,6 +7,9 @@ had to give a colliding photo a distinct name); staging files carry the id.
   the artifact, else ``staging/<id>/`` (the archiver has not run yet).
 * original: the first store copy whose sha256 equals the catalog's; a copy
   that does not verify is skipped (logged) and the next store is tried.
+* preview: the web-size JPEG a field device sent before the original
+  (``DP3_PREVIEWS``, docs/field-uploads.md). It stands in for the thumbnail
+  and the web version until the render's exist; it is never the original.
 
 Folders named in events are trusted only below a configured store: a folder
 outside every store is ignored, and :func:`dp3.files.event_path_under` (the rule
@@ -63,6 +66,19 @@ def artifact_path(photo: dict[str, Any], kind: str, stores: tuple[Path, ...], st
     try:
         candidate = path_under(staging, Path(photo_id) / ARTIFACTS[kind](photo_id))
     except (OutsideRoot, ValueError):
+        return None
+    return candidate if _plain_file(candidate) else None
+
+
+def preview_path(photo: dict[str, Any], previews: Path) -> Path | None:
+    """The photo's preview file below ``previews``; None when it has none, or it names a place outside."""
+    named = str(photo.get("preview") or "")
+    if not named:
+        return None
+    try:
+        candidate = event_path_under(previews, named) if Path(named).is_absolute() else path_under(previews, named)
+    except OutsideRoot:
+        log.warning("ignoring preview %s outside %s", named, previews, extra={"photo_id": photo.get("id")})
         return None
     return candidate if _plain_file(candidate) else None
 

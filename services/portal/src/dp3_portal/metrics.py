@@ -19,6 +19,10 @@ LATENCY = Histogram(
 PHOTOS = Gauge(
     "dp3_portal_photos", "Photos in the catalog by status (failed: any photo whose render failed)", ["status"]
 )
+PREVIEWS_WAITING = Gauge(
+    "dp3_portal_previews_waiting",
+    "Photos known only from a field device's preview or upload, original not yet in the pipeline (not photos)",
+)
 
 
 async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

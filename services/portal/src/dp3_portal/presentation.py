@@ -8,6 +8,7 @@ from typing import Any
 
 from dp3 import filenames, formats
 from dp3.events import ErrorKind
+from dp3_portal.fold import is_preview_record, upload_share
 
 ADVICE = {
     ErrorKind.CORRUPT_IMAGE.value: "The file is not a readable image (truncated or damaged). Export it again from "
@@ -77,6 +78,15 @@ def capture_text(seconds: int, zone: zoneinfo.ZoneInfo) -> str:
     return dt.datetime.fromtimestamp(seconds, zone).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
+def utc_text(moment: dt.datetime | None, empty: str = "") -> str:
+    """A registry time (UTC; pymongo answers it without a zone) as ``2026-12-02 01:33 UTC``."""
+    if moment is None:
+        return empty
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def capture_iso(seconds: int, zone: zoneinfo.ZoneInfo) -> str:
     return dt.datetime.fromtimestamp(seconds, zone).isoformat()
 
@@ -120,8 +130,23 @@ def flat_metadata(meta: dict[str, Any] | None, prefix: str = "") -> list[tuple[s
     return rows
 
 
+def on_its_way(photo: dict[str, Any]) -> bool:
+    """A photo shown from its preview: its original has not reached the pipeline yet."""
+    return is_preview_record(photo)
+
+
+def arrived_text(photo: dict[str, Any]) -> str:
+    """How much of the original has arrived, for a person: "40 % arrived", or "not started"."""
+    share = upload_share(photo)
+    if share is None:
+        return "not started"
+    return f"{int(share * 100)} % arrived"
+
+
 def api_item(photo: dict[str, Any], zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
     item = {name: photo.get(name) for name in API_FIELDS}
+    item["original_on_its_way"] = on_its_way(photo)
+    item["original_arrived"] = upload_share(photo) if on_its_way(photo) else None
     item["path_bytes"] = photo.get("path_bytes") or None  # "" in the catalog (no nulls there), null in the API
     item["capture_time"] = capture_iso(int(photo["datetime"]), zone)
     return item

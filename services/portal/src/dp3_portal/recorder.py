@@ -10,6 +10,10 @@ redelivered batch, or a crash between the two writes, changes nothing twice.
 Photos are replaced under optimistic concurrency (``version``): if another
 writer (a second portal, ``dp3 catalog rebuild``) changed a photo between
 read and write, the batch's photos are read and folded again.
+
+Which record each event goes to, previews joined to their original by
+sha256, and the writes that follow are decided by :mod:`dp3_portal.join`
+(pure); this module reads what it asks for and carries the writes out.
 """
 
 from __future__ import annotations
@@ -24,14 +28,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import Counter
-from pymongo import InsertOne, ReplaceOne, UpdateOne
+from pymongo import DeleteOne, InsertOne, ReplaceOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure
 
 from dp3.broker import Message
 from dp3.errors import Retryable
 from dp3.events import JournalEntry
-from dp3_portal import fold
+from dp3_portal import fold, join
 from dp3_portal.store_schema import FACETS, JOURNAL, PHOTOS, THROUGHPUT
 
 log = logging.getLogger(__name__)
@@ -101,27 +105,26 @@ class Recorder:
             )
         return len(entries) - len(duplicates)
 
-    def _keyed(self, entries: list[JournalEntry]) -> list[tuple[str, JournalEntry]]:
-        """Each entry with the record it folds into (:func:`dp3_portal.fold.record_key`)."""
-        candidates = {entry.id for entry in entries}
-        candidates |= {key for entry in entries if entry.sha256 for key in fold.record_keys(entry.id, entry.sha256)}
+    def _routes(self, entries: list[JournalEntry]) -> join.Routes:
+        """Each entry with the record it folds into, previews joined by sha256 (:mod:`dp3_portal.join`)."""
         held = {
             str(doc["_id"]): str(doc.get("sha256") or "")
-            for doc in self.db[PHOTOS].find({"_id": {"$in": sorted(candidates)}})
+            for doc in self.db[PHOTOS].find({"_id": {"$in": sorted(join.candidate_ids(entries))}})
         }
-        keyed = []
-        for entry in entries:
-            key = fold.record_key(entry.id, entry.sha256, held)
-            if entry.sha256 and not held.get(key):
-                held[key] = entry.sha256  # the first photo of the batch with this id claims it
-            keyed.append((key, entry))
-        return keyed
+        originals: dict[str, str] = {}
+        for sha256 in sorted(join.preview_shas(entries)):
+            # Equality on a scalar string (never null): answered right by both servers (see catalog.py).
+            found = join.pick_original(self.db[PHOTOS].find({"sha256": sha256}))
+            if found is not None:
+                originals[sha256] = found
+        return join.route(entries, held, originals)
 
     def _fold_photos(self, entries: list[JournalEntry]) -> None:
+        routes = self._routes(entries)
         by_photo: dict[str, list[JournalEntry]] = {}
         journal_ids: dict[str, str] = {}
-        for key, entry in self._keyed(entries):
-            if key != entry.id:
+        for key, entry in routes.keyed:
+            if key != entry.id and entry.status not in fold.PREVIEW_STAGE:
                 log.warning(
                     "id %s is held in the catalog by other bytes; recorded as %s",
                     entry.id,
@@ -129,28 +132,22 @@ class Recorder:
                     extra={"photo_id": key},
                 )
                 journal_ids[key] = entry.id
-                entry = entry.model_copy(update={"id": key})
             by_photo.setdefault(key, []).append(entry)
+        for photo_id, preview in routes.absorb.items():
+            log.info(
+                "the original of %s has arrived: its preview joins its record", preview, extra={"photo_id": photo_id}
+            )
         pending = set(by_photo)
         for _ in range(MAX_REFOLDS):
-            current = {doc["_id"]: doc for doc in self.db[PHOTOS].find({"_id": {"$in": sorted(pending)}})}
-            writes: list[InsertOne[Document] | ReplaceOne[Document]] = []
-            for photo_id in pending:
-                before = current.get(photo_id)
-                after = fold.fold(before, by_photo[photo_id])
-                if before is None:
-                    if photo_id in journal_ids:
-                        after["journal_id"] = journal_ids[photo_id]  # the id its events carry in the journal
-                    writes.append(InsertOne(after))
-                elif after is not before:
-                    after["version"] = int(before["version"]) + 1
-                    writes.append(ReplaceOne({"_id": photo_id, "version": before["version"]}, after))
+            wanted = pending | {routes.absorb[key] for key in pending if key in routes.absorb}
+            current = {doc["_id"]: doc for doc in self.db[PHOTOS].find({"_id": {"$in": sorted(wanted)}})}
+            writes = [self._write_op(change) for change in join.plan(by_photo, current, routes.absorb, journal_ids)]
             if not writes:
                 return
             expected = len(writes)
             try:
                 result = self.db[PHOTOS].bulk_write(writes, ordered=False)
-                done = result.inserted_count + result.matched_count
+                done = result.inserted_count + result.matched_count + result.deleted_count
             except BulkWriteError as exc:
                 if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
                     raise
@@ -161,6 +158,14 @@ class Recorder:
             # what is stored (events already folded are skipped).
             log.info("photos changed during a batch write; folding %d photos again", len(pending))
         raise RuntimeError(f"could not fold {len(pending)} photos after {MAX_REFOLDS} attempts")
+
+    @staticmethod
+    def _write_op(change: join.Put | join.Delete) -> InsertOne[Document] | ReplaceOne[Document] | DeleteOne:
+        if isinstance(change, join.Delete):
+            return DeleteOne({"_id": change.photo_id, "version": change.version})
+        if change.version is None:
+            return InsertOne(change.photo)
+        return ReplaceOne({"_id": change.photo["_id"], "version": change.version}, change.photo)
 
     def _record_facets(self, entries: list[JournalEntry]) -> None:
         """Owners and camera models for the gallery's filter lists (tiny collection)."""

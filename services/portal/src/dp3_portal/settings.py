@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from dp3 import ports
 from dp3.settings import Settings
@@ -32,6 +32,20 @@ class PortalSettings(Settings):
     """The first slowdown; it doubles with each further failure, up to 30 s."""
     recorder_prefetch: int = Field(default=2000, ge=1)
     recorder_batch: int = Field(default=500, ge=1)
+    preview_stale_hours: float = Field(default=48.0, gt=0)
+    """A preview whose original has not arrived after this long is listed on the status page."""
+    public_url: str | None = None
+    """The head node's address as field devices reach it, for the pairing command (unset: the page's own URL)."""
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = AnyHttpUrl(value.strip())
+        if url.query or url.fragment:
+            raise ValueError("expected an http:// or https:// address without a query or fragment")
+        return str(url).rstrip("/") + "/"
 
     @field_validator("trusted_proxies")
     @classmethod

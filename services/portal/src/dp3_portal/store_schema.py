@@ -42,6 +42,9 @@ PHOTO_INDEXES = [
     IndexModel([("failed_recent", DESCENDING)], name="failed_recent"),
     IndexModel([("status", ASCENDING)], name="status"),
     IndexModel([("failed", ASCENDING)], name="failed"),
+    # A preview finds the original's record by sha256 (docs/field-uploads.md); stale previews by when they came.
+    IndexModel([("sha256", ASCENDING)], name="sha256"),
+    IndexModel([("preview_waiting", ASCENDING)], name="preview_waiting"),
 ]
 
 INDEXES = {JOURNAL: JOURNAL_INDEXES, PHOTOS: PHOTO_INDEXES, THROUGHPUT: THROUGHPUT_INDEXES, SESSIONS: SESSION_INDEXES}

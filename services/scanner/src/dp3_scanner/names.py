@@ -1,5 +1,8 @@
 """Pure rules on names: which inbox entries are never photos, and whose a photo is.
 
+The per-name rule lives in :mod:`dp3.inbox_names` (the intake refuses the same
+names for uploads); this module applies it along inbox paths.
+
 Sync clients write partial downloads under temporary names and keep caches in
 hidden folders; none of those may ever be emitted, whatever their content.
 The rules look at every path component below the inbox, so a file inside a
@@ -22,46 +25,17 @@ Never emitted (case-insensitive), see docs/scanner.md:
 
 from __future__ import annotations
 
-import enum
+from dp3.inbox_names import CLUTTER_NAMES, TEMPORARY_SUFFIXES, IgnoreReason, name_ignore_reason
 
-TEMPORARY_SUFFIXES = (
-    ".partial",
-    ".part",
-    ".tmp",
-    ".temp",
-    ".crdownload",
-    ".download",
-    ".opdownload",
-    ".!sync",
-    ".!qb",
-    ".filepart",
-    ".dropbox",
-    ".icloud",
-)
-CLUTTER_NAMES = frozenset(
-    {"thumbs.db", "desktop.ini", "icon\r", "$recycle.bin", "system volume information", "@eadir", "lost+found"}
-)
-
-
-class IgnoreReason(enum.StrEnum):
-    """Why an inbox entry is not a photo; the label of ``dp3_scanner_ignored_total``."""
-
-    HIDDEN = "hidden"  # a dot name, or OS clutter
-    TEMPORARY = "temporary"  # a sync client's or browser's partial download
-    SYMLINK = "symlink"  # never followed
-    NOT_REGULAR = "not_regular"  # fifo, socket, device
-    UNSUPPORTED_TYPE = "unsupported_type"  # neither a photo extension nor a photo's content
-    UNREADABLE_FOLDER = "unreadable_folder"  # a folder the scanner may not list
-
-
-def name_ignore_reason(name: str) -> IgnoreReason | None:
-    """Why one path component is never a photo (or a folder of photos), or None."""
-    lowered = name.lower()
-    if lowered.startswith(".") or lowered in CLUTTER_NAMES:
-        return IgnoreReason.HIDDEN
-    if lowered.startswith("~") or lowered.endswith("~") or lowered.endswith(TEMPORARY_SUFFIXES):
-        return IgnoreReason.TEMPORARY
-    return None
+__all__ = [
+    "CLUTTER_NAMES",
+    "TEMPORARY_SUFFIXES",
+    "IgnoreReason",
+    "name_ignore_reason",
+    "owner_of",
+    "path_ignore_reason",
+    "relative_parts",
+]
 
 
 def relative_parts(inbox: str, path: str) -> tuple[str, ...] | None:

@@ -49,6 +49,10 @@ class PhotoOut(BaseModel):
     error: ErrorOut | None
     failed: bool
     model: str
+    original_on_its_way: bool = False
+    """Known from a field device's preview only: the original has not reached the pipeline yet."""
+    original_arrived: float | None = None
+    """For such a photo, the share of the original the intake has received (0 to 1), if it reported any."""
 
 
 class PhotoPage(BaseModel):
@@ -128,8 +132,13 @@ async def get_image(portal: PortalDep, user: UserDep, photo_id: PhotoId, kind: I
         original = await portal.catalog.photo(str(photo["duplicate_of"]))
         if original is not None and original.get("sha256") == photo.get("sha256"):
             found = await _locate(portal, original, kind)
+    if found is None and kind is not ImageKind.original:
+        # Sent ahead by a field device, the preview stands in until the render's artifacts exist.
+        found = images.preview_path(photo, portal.settings.previews_dir)
     if found is None:
         what = "no verified copy of the original in any store" if kind is ImageKind.original else f"no {kind.value}"
+        if kind is ImageKind.original and presentation.on_its_way(photo):
+            what = "the original has not arrived yet"
         raise HTTPException(404, what)
     if kind is ImageKind.original:
         filename = PurePosixPath(str(photo["path"])).name or str(photo["_id"])

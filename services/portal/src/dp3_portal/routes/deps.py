@@ -16,6 +16,7 @@ from fastapi import Depends, Form, HTTPException, Request
 
 from dp3_portal.app import Portal
 from dp3_portal.auth import (
+    ADMIN,
     CSRF_COOKIE,
     CSRF_FIELD,
     SESSION_COOKIE,
@@ -97,10 +98,20 @@ async def current_user(request: Request, portal: PortalDep) -> str:
 UserDep = Annotated[str, Depends(current_user)]
 
 
+async def current_admin(user: UserDep) -> str:
+    """The logged-in user, if it is the administrator (``admin``): field devices are the administrator's."""
+    if user != ADMIN:
+        raise HTTPException(status_code=403, detail="only the administrator (admin) manages field devices")
+    return user
+
+
+AdminDep = Annotated[str, Depends(current_admin)]
+
+
 async def check_csrf(request: Request, csrf_token: Annotated[str, Form()] = "") -> None:
     if not csrf_ok(request.cookies.get(CSRF_COOKIE), csrf_token):
         raise HTTPException(status_code=403, detail="the form expired or came from another site; reload and retry")
 
 
 CsrfDep = Depends(check_csrf)
-__all__ = ["CSRF_FIELD", "CsrfDep", "NotAuthenticated", "PortalDep", "UserDep", "get_portal"]
+__all__ = ["CSRF_FIELD", "AdminDep", "CsrfDep", "NotAuthenticated", "PortalDep", "UserDep", "get_portal"]

@@ -14,7 +14,7 @@ from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.errors import PyMongoError
 
-from dp3_portal.metrics import PHOTOS
+from dp3_portal.metrics import PHOTOS, PREVIEWS_WAITING
 from dp3_portal.routes.deps import PortalDep
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ async def prometheus_metrics(portal: PortalDep) -> Response:
     try:
         for status, count in (await portal.catalog.stats()).items():
             PHOTOS.labels(status).set(count)
+        PREVIEWS_WAITING.set(await portal.catalog.previews_waiting())
     except PyMongoError:
         pass  # the gauges keep their last values; /healthz reports the outage
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from dp3 import store_places
-from dp3.events import Status
+from dp3.events import PIPELINE_STATUSES, Status
 from dp3_portal import presentation
 from dp3_portal.catalog import BadQuery, Page
 from dp3_portal.retry import request_retry
@@ -55,6 +55,10 @@ async def gallery(request: Request, portal: PortalDep, user: UserDep, params: Fi
 async def photo_page(request: Request, portal: PortalDep, user: UserDep, photo_id: PhotoId) -> Response:
     photo = await portal.catalog.photo(photo_id)
     if photo is None:
+        # A preview's page outlives its record: once the original arrived, that is the photo's page.
+        joined = await portal.catalog.joined(photo_id)
+        if joined is not None:
+            return RedirectResponse(f"/photos/{quote(str(joined['_id']), safe='')}", status_code=303)
         raise HTTPException(404, "no such photo")
     position = presentation.gps(photo.get("meta"))
     context = {
@@ -80,8 +84,9 @@ async def retry(portal: PortalDep, user: UserDep, photo_id: PhotoId) -> Response
 
 @router.get("/status")
 async def status_page(request: Request, portal: PortalDep, user: UserDep) -> Response:
+    stale_after = portal.settings.preview_stale_hours * 3600
     report, workers, stores, own_aliases = await asyncio.gather(
-        portal.catalog.status_report(),
+        portal.catalog.status_report(stale_after=stale_after),
         portal.workers.workers_connected(),
         portal.stores.stores(),
         asyncio.to_thread(store_places.check_distinct, portal.settings.stores),
@@ -95,7 +100,8 @@ async def status_page(request: Request, portal: PortalDep, user: UserDep) -> Res
         "stores": stores,
         "stores_known": portal.stores.url is not None,
         "now": time.time(),
-        "statuses": [status.value for status in Status],
+        "statuses": [status.value for status in PIPELINE_STATUSES],
+        "stale_hours": portal.settings.preview_stale_hours,
         "zone": portal.settings.zone,
         "p": presentation,
         "quote": quote,

@@ -1,0 +1,185 @@
+"""Receipts: is a photo archived, with a verified copy in every store? (docs/field-uploads.md)
+
+The intake keeps its own small index of the pipeline's outcomes per
+``(owner, sha256)``, fed by a queue of its own (``intake.receipts``) on the
+journal, because a receipt is asked by sha256 and the stores are laid out by
+date and id. The index only says where to look: the answer is always a fresh
+read-back of every configured store's copy, judged by the collector's rule
+(:func:`dp3.copies.all_verified`), so "archived" here means exactly "the
+archiver may delete the original".
+"""
+
+from __future__ import annotations
+
+import logging
+import zoneinfo
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pymongo.collection import Collection
+
+from dp3 import layout, store_places
+from dp3.broker import Message
+from dp3.copies import all_verified, read_uncached, store_folder
+from dp3.events import JournalEntry, Status
+from dp3.topology import QueueSpec
+
+log = logging.getLogger(__name__)
+
+COLLECTION = "intake_receipts"
+QUEUE = QueueSpec(
+    "intake.receipts",
+    tuple(
+        status.routing_key
+        for status in (
+            Status.DETECTED,
+            Status.PROCESSED,
+            Status.FAILED,
+            Status.DUPLICATE,
+            Status.ARCHIVED,
+            Status.COLLECTED,
+        )
+    ),
+)
+"""The intake's own queue. Not in :data:`dp3.topology.ALL_QUEUES`: only the intake declares it,
+so an installation without an intake never accumulates its messages."""
+
+RANK = {
+    Status.DETECTED: 0,
+    Status.PROCESSED: 1,
+    Status.FAILED: 1,
+    Status.DUPLICATE: 1,
+    Status.ARCHIVED: 2,
+    Status.COLLECTED: 3,
+}
+
+
+def record_key(owner: str, sha256: str) -> str:
+    return f"{owner}/{sha256}"
+
+
+def supersedes(new: Status, current: str | None) -> bool:
+    """Whether an event with status ``new`` replaces the indexed one (redeliveries arrive out of order)."""
+    return current is None or RANK[new] >= RANK[Status(current)]
+
+
+def index_document(entry: JournalEntry) -> dict[str, Any] | None:
+    """The index's document for a pipeline event, or None when it cannot be indexed (no owner or sha256)."""
+    if entry.owner is None or entry.sha256 is None or not entry.status.is_pipeline:
+        return None
+    return {
+        "_id": record_key(entry.owner, entry.sha256),
+        "owner": entry.owner,
+        "sha256": entry.sha256,
+        "id": entry.id,
+        "status": entry.status.value,
+        "archives": list(entry.archives),
+        "stored_name": entry.stored_name,
+        "datetime": entry.datetime,
+        "duplicate_of": entry.duplicate_of,
+    }
+
+
+class ReceiptIndex:
+    """The ``intake_receipts`` collection: written by the journal handler, read by receipts."""
+
+    def __init__(self, collection: Collection[dict[str, Any]]) -> None:
+        self.collection = collection
+
+    def handle(self, message: Message) -> list[JournalEntry]:
+        document = index_document(message.entry)
+        if document is not None:
+            current = self.collection.find_one({"_id": document["_id"]}, {"status": 1})
+            if supersedes(message.entry.status, None if current is None else current["status"]):
+                self.collection.replace_one({"_id": document["_id"]}, document, upsert=True)
+        return []
+
+    def find(self, owner: str, sha256: str) -> dict[str, Any] | None:
+        return self.collection.find_one({"_id": record_key(owner, sha256)})
+
+    def archived_copy(self, sha256: str) -> dict[str, Any] | None:
+        """Any owner's archived record of these bytes (a Duplicate's bytes are stored under the first one)."""
+        return self.collection.find_one({"sha256": sha256, "status": {"$in": ["Archived", "Collected"]}})
+
+
+@dataclass
+class Receipt:
+    sha256: str
+    archived: bool = False
+    stores: list[str] = field(default_factory=list)
+    verified: list[str] = field(default_factory=list)
+    state: str = "unknown"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sha256": self.sha256,
+            "archived": self.archived,
+            "stores": self.stores,
+            "verified": self.verified,
+            "state": self.state,
+        }
+
+
+def verified_stores(document: dict[str, Any], stores: Sequence[Path], zone: zoneinfo.ZoneInfo) -> list[str]:
+    """The stores whose copy of the indexed photo reads back now with its sha256 (marker present)."""
+    name = document.get("stored_name") or document["id"]
+    verified = []
+    for root in stores:
+        if not (root / layout.STORE_MARKER).is_file():
+            continue  # a store that is down proves nothing, as for the collector
+        folder = store_folder(root, document.get("archives") or [], int(document["datetime"]), zone)
+        try:
+            copy = read_uncached(folder / name)
+        except OSError:
+            continue
+        if copy.sha256 == document["sha256"]:
+            verified.append(str(root))
+    return verified
+
+
+def state_of(status: str | None, archived: bool, *, uploading: bool, previewed: bool) -> str:
+    """The receipt's ``state``: where the photo stands, as a device may show it."""
+    if archived:
+        return "collected" if status == Status.COLLECTED.value else "archived"
+    if status in (Status.DETECTED.value, Status.PROCESSED.value, Status.ARCHIVED.value, Status.COLLECTED.value):
+        return "processing"
+    if status == Status.DUPLICATE.value:
+        return "processing"
+    if status == Status.FAILED.value:
+        return "failed"
+    if uploading:
+        return "uploading"
+    return "preview" if previewed else "unknown"
+
+
+def receipt(
+    index: ReceiptIndex,
+    owner: str,
+    sha256: str,
+    stores: Sequence[Path],
+    zone: zoneinfo.ZoneInfo,
+    *,
+    uploading: bool,
+    previewed: bool,
+) -> Receipt:
+    """The receipt for ``owner``'s photo with ``sha256``: a fresh read-back of every store."""
+    labels = [str(root) for root in stores]
+    document = index.find(owner, sha256)
+    status = None if document is None else str(document["status"])
+    verified: list[str] = []
+    if document is not None and status in (Status.ARCHIVED.value, Status.COLLECTED.value, Status.DUPLICATE.value):
+        copy = document if status != Status.DUPLICATE.value else index.archived_copy(sha256)
+        if copy is not None:
+            verified = verified_stores(copy, stores, zone)
+    # Two configured stores that are one place never count as two copies (invariant 9).
+    distinct = not store_places.check_distinct(list(stores))
+    archived = distinct and all_verified(dict.fromkeys(verified, sha256), labels, sha256)
+    return Receipt(
+        sha256=sha256,
+        archived=archived,
+        stores=labels,
+        verified=verified,
+        state=state_of(status, archived, uploading=uploading, previewed=previewed),
+    )
