@@ -3,7 +3,7 @@
 .PHONY: up down add demo test install system-run system-test rabbitmq docker prebuild lint unit bench
 
 PY := .venv/bin
-SRC := libs/dp3/src services/scanner/src services/dispatcher/src services/archiver/src services/portal/src services/intake/src
+SRC := libs/dp3/src services/scanner/src services/dispatcher/src services/archiver/src services/portal/src services/intake/src field/src
 
 up: system-run rabbitmq install  ## the whole system on this machine, in the foreground
 	$(PY)/python deploy/local/stack.py up

@@ -60,12 +60,12 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks import split_cores  # noqa: E402
 from benchmarks.split_cores import CpuPair  # noqa: E402
+from dp3 import render_task  # noqa: E402
 from dp3.files import sha256_file  # noqa: E402
 from dp3_archiver import sidecar  # noqa: E402
 from dp3_archiver.collect import Outcome, collect_original  # noqa: E402
 from dp3_archiver.naming import StoredFiles  # noqa: E402
 from dp3_archiver.stores import Store  # noqa: E402
-from dp3_dispatcher import render_task  # noqa: E402
 from dp3_dispatcher.staging import Staging  # noqa: E402
 from dp3_dispatcher.verify import verify_render  # noqa: E402
 from dp3_dispatcher.workers import local_worker_environment  # noqa: E402

@@ -35,7 +35,7 @@ import PIL
 import pyvips
 from PIL import Image, ImageChops, ImageOps
 
-from dp3_dispatcher import render_task
+from dp3 import render_task
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus" / "exif-samples"

@@ -20,6 +20,7 @@ test_packages=(
   debootstrap                                    # the HTCondor test pool's chroot; the images' local base
   caddy                                          # the portal over HTTPS (deploy/caddy), tested with a real proxy
   ntfs-3g                                        # a real NTFS store that refuses Windows-reserved names (EINVAL)
+  iproute2 iptables                              # the field agent's slow-link test: ip netns, tc, cut links
 )
 
 case "${1:-test}" in

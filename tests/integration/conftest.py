@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from dp3_portal.embedded import EmbeddedMongo
 from tests.rabbit import create_vhost, delete_vhost
 
 
@@ -15,3 +16,14 @@ def amqp_url() -> Iterator[str]:
         yield url
     finally:
         delete_vhost(vhost)
+
+
+@pytest.fixture(scope="session")
+def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One embedded MongoDB-wire server for the session; each test takes its own database."""
+    server = EmbeddedMongo(None, run_dir=tmp_path_factory.mktemp("nx-27017"))
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()

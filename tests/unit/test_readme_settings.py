@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings
 
 from dp3_archiver.settings import ArchiverSettings
 from dp3_dispatcher.settings import DispatcherSettings
+from dp3_field.settings import FieldSettings
 from dp3_intake.settings import IntakeSettings
 from dp3_portal.settings import PortalSettings
 from dp3_scanner.settings import ScannerSettings
@@ -21,9 +22,11 @@ def documented() -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "settings", [ScannerSettings, DispatcherSettings, ArchiverSettings, PortalSettings, IntakeSettings]
+    "settings",
+    [ScannerSettings, DispatcherSettings, ArchiverSettings, PortalSettings, IntakeSettings, FieldSettings],
 )
 def test_every_setting_is_in_the_readme_table(settings: type[BaseSettings]) -> None:
-    read = {f"DP3_{name.upper()}" for name in settings.model_fields}
+    prefix = settings.model_config.get("env_prefix") or "DP3_"
+    read = {f"{prefix}{name.upper()}" for name in settings.model_fields}
     missing = sorted(read - documented())
     assert not missing, f"{settings.__name__} reads settings the README's table does not list: {missing}"

@@ -12,19 +12,8 @@ from pathlib import Path
 import pytest
 
 from dp3 import layout
-from dp3_portal.embedded import EmbeddedMongo
 from tests.integration.intake.harness import IntakeProcess
 from tests.rabbit import create_vhost, delete_vhost
-
-
-@pytest.fixture(scope="session")
-def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = EmbeddedMongo(None, run_dir=tmp_path_factory.mktemp("nx-27017"))
-    url = server.start()
-    try:
-        yield url
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

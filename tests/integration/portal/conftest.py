@@ -11,18 +11,6 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from dp3_portal.embedded import EmbeddedMongo
-
-
-@pytest.fixture(scope="session")
-def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = EmbeddedMongo(None, run_dir=tmp_path_factory.mktemp("nx-27017"))
-    url = server.start()
-    try:
-        yield url
-    finally:
-        server.stop()
-
 
 @pytest.fixture
 def db_name() -> str:

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from dp3_dispatcher import artifact_meta, render_task
+from dp3 import render_task
+from dp3_dispatcher import artifact_meta
 from dp3_dispatcher.verify import verify_render
 
 PHOTOS = ["jpg/gps/DSCN0010.jpg", "jpg/orientation/portrait_6.jpg", "jpg/Canon_40D.jpg"]

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from dp3 import layout
+from dp3 import layout, render_task
 from dp3.errors import ConfigError
 from dp3.files import TEMP_PREFIX, sha256_file
 from dp3.settings import load_settings
-from dp3_dispatcher import render_task
 from dp3_dispatcher.dispatcher import render_command
 from dp3_dispatcher.processes import descendants
 from dp3_dispatcher.settings import DispatcherSettings

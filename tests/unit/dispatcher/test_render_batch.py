@@ -9,7 +9,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from dp3_dispatcher import render_task
+from dp3 import render_task
 from dp3_dispatcher.verify import verify_render
 from tests.unit.dispatcher.worker_files import worker_copy
 

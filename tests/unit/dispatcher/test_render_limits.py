@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from dp3_dispatcher import render_task
+from dp3 import render_task
 from dp3_dispatcher.processes import descendants
 from dp3_dispatcher.verify import verify_render
 from tests.unit.dispatcher import heavy_images

@@ -23,8 +23,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops
 
-from dp3 import formats
-from dp3_dispatcher import render_task
+from dp3 import formats, render_task
 from dp3_dispatcher.verify import verify_render
 from dp3_portal.fold import camera_model
 from dp3_portal.presentation import gps

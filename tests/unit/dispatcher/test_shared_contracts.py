@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from dp3 import formats
+from dp3 import formats, render_task
 from dp3.events import ErrorKind
-from dp3_dispatcher import render_task, verify
+from dp3_dispatcher import verify
 from dp3_dispatcher.dispatcher import FORMATS_REMOTE, TASK_FILES
 from dp3_scanner import capture_time, filetype
 from tests.unit.dispatcher.worker_files import worker_copy

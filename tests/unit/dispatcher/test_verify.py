@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from dp3 import render_task
 from dp3.events import ErrorKind
-from dp3_dispatcher import render_task
 from dp3_dispatcher.verify import Verification, classify_exit, permanent, verify_render
 
 PHOTO = "jpg/orientation/portrait_6.jpg"  # stored 600x450, upright 450x600

@@ -11,6 +11,7 @@ Modules, one idea each:
 - :mod:`dp3.files`     streaming sha256, atomic writes, paths kept under a root
 - :mod:`dp3.serve`     ``/metrics`` and ``/healthz`` for services without a web app
 - :mod:`dp3.log`       logfmt logs carrying the photo id
+- :mod:`dp3.stability` the "file has finished arriving" rule (scanner and field agent)
 - :mod:`dp3.service`   a service process's start-up (settings, logs, signals, metrics)
 - :mod:`dp3.cli`       the ``dp3`` operator command
 """

@@ -98,6 +98,18 @@ FIELD_UPLOAD_STATUSES = frozenset({Status.PREVIEWED, Status.UPLOADING})
 PIPELINE_STATUSES = tuple(status for status in Status if status.is_pipeline)
 """The six statuses of the brief, in the pipeline's order: what counts, folds and metrics of photos iterate."""
 
+PIPELINE_RANK = {
+    Status.DETECTED: 0,
+    Status.PROCESSED: 1,
+    Status.FAILED: 1,
+    Status.DUPLICATE: 1,
+    Status.ARCHIVED: 2,
+    Status.COLLECTED: 3,
+}
+"""How far along each pipeline status puts a photo: a later event of a lower rank (a redelivered
+``Detected`` after ``Archived``) never moves a record back. ``Failed`` and ``Duplicate`` end where
+``Processed`` stands: each is the dispatcher's or the scanner's last word on the photo."""
+
 PREVIEW_ID_PREFIX = "preview:"
 
 

@@ -9,6 +9,7 @@ and once the call returns the new name survives a power cut.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import secrets
@@ -33,9 +34,15 @@ def sha256_stream(stream: BinaryIO) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+"""Absent on Windows, where the field agent runs too: there a symlink is refused by ``lstat`` first."""
+
+
 def sha256_file(path: Path, *, follow_symlinks: bool = False) -> tuple[str, int]:
     """Hex sha256 and size of a file, read in chunks; refuses symlinks unless asked."""
-    flags = os.O_RDONLY | (0 if follow_symlinks else os.O_NOFOLLOW)
+    if not follow_symlinks and not _NOFOLLOW and os.path.islink(path):
+        raise OSError(errno.ELOOP, "a symlink is not followed", str(path))
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | (0 if follow_symlinks else _NOFOLLOW)
     fd = os.open(path, flags)
     with os.fdopen(fd, "rb") as stream:
         return sha256_stream(stream)
@@ -43,6 +50,8 @@ def sha256_file(path: Path, *, follow_symlinks: bool = False) -> tuple[str, int]
 
 def fsync_dir(directory: Path) -> None:
     """Make a rename or a new name in ``directory`` durable."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return  # Windows (the field agent's laptops): a folder cannot be opened to fsync; NTFS journals renames
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -22,7 +22,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dp3.errors import ConfigError
 
-SettingsT = TypeVar("SettingsT", bound="Settings")
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+"""Any ``DP3_*`` settings model: a service's (a :class:`Settings`) or the field agent's, which runs without one."""
 
 
 class Settings(BaseSettings):
@@ -147,7 +148,7 @@ def overlapping_places(inbox: Path, staging: Path, stores: tuple[Path, ...]) -> 
 def load_settings(cls: None = None, **overrides: Any) -> Settings: ...
 @overload
 def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT: ...
-def load_settings(cls: type[Settings] | None = None, **overrides: Any) -> Settings:
+def load_settings(cls: type[BaseSettings] | None = None, **overrides: Any) -> BaseSettings:
     """Build settings from the environment, or raise ConfigError with one line.
 
     ``overrides`` are for tests and command-line flags; they win over the
@@ -160,11 +161,12 @@ def load_settings(cls: type[Settings] | None = None, **overrides: Any) -> Settin
         raise ConfigError(_describe(model, exc)) from None
 
 
-def _describe(cls: type[Settings], exc: ValidationError) -> str:
+def _describe(cls: type[BaseSettings], exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "settings"
-        name = f"DP3_{field.upper()}" if field in cls.model_fields else field
+        prefix = str(cls.model_config.get("env_prefix") or "DP3_")
+        name = f"{prefix}{field.upper()}" if field in cls.model_fields else field
         message = str(error["msg"]).removeprefix("Value error, ")
         value = error.get("input")
         shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""

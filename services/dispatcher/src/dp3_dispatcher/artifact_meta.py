@@ -24,8 +24,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from dp3 import formats
-from dp3_dispatcher import render_task
+from dp3 import formats, render_task
 
 META_BYTES_LIMIT = 64 * 1024
 """A real meta.json is under 2 KiB; the schema's string limits keep a valid one far below this."""

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dp3_dispatcher import render_task
+from dp3 import render_task
 
 log = logging.getLogger(__name__)
 

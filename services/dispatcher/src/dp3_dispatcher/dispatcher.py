@@ -46,7 +46,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dp3 import formats, layout
+from dp3 import formats, layout, render_task
 from dp3.broker import Message
 from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status
 from dp3.files import OutsideRoot, atomic_copy, event_path_under, path_under
@@ -89,7 +89,7 @@ SERVICE = "dispatcher"
 SCRIPT_REMOTE = "render_task.py"
 FORMATS_REMOTE = "dp3_formats.py"
 RESULTS_REMOTE = "results.tar"
-RENDER_SCRIPT = Path(__file__).with_name("render_task.py")
+RENDER_SCRIPT = Path(render_task.__file__)
 FORMATS_MODULE = Path(formats.__file__)
 TASK_FILES = ((RENDER_SCRIPT, SCRIPT_REMOTE), (FORMATS_MODULE, FORMATS_REMOTE))
 """What a worker needs beside the photos: the render task, and the contracts it shares (this very file).

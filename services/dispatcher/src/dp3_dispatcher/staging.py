@@ -26,7 +26,7 @@ from typing import Any
 
 from dp3 import layout
 from dp3.files import TEMP_PREFIX, fsync_dir
-from dp3_dispatcher.render_task import DEFAULT_MAX_PIXELS
+from dp3.render_task import DEFAULT_MAX_PIXELS
 from dp3_dispatcher.verify import verify_render
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from typing import Any
 
 from PIL import Image
 
-from dp3 import formats
+from dp3 import formats, render_task
 from dp3.events import ErrorKind
-from dp3_dispatcher import artifact_meta, render_task
+from dp3_dispatcher import artifact_meta
 
 # The render task's own table (dp3.formats, shipped to the workers with it), as ErrorKinds. Exit 1 is
 # left to the generic rule below: it is also how python3 itself ends on an uncaught traceback.

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import uvicorn
 from pymongo import MongoClient
-from pymongo.errors import PyMongoError
 
 from dp3 import devices
 from dp3.broker import Consumer, Publisher
 from dp3.errors import ConfigError
 from dp3.log import configure_logging
+from dp3.mongo import ping
 from dp3.service import load_or_exit
 from dp3_intake.app import SERVICE, Intake, create_app
 from dp3_intake.receipts import COLLECTION, QUEUE, ReceiptIndex
@@ -24,17 +24,6 @@ from dp3_intake.settings import IntakeSettings
 log = logging.getLogger(__name__)
 
 EMBEDDED_WAIT_SECONDS = 30.0
-
-
-def _answers(url: str) -> bool:
-    client: MongoClient[dict[str, object]] = MongoClient(url, serverSelectionTimeoutMS=1000)
-    try:
-        client.admin.command("ping")
-        return True
-    except PyMongoError:
-        return False
-    finally:
-        client.close()
 
 
 def mongo_url(settings: IntakeSettings, wait: float = EMBEDDED_WAIT_SECONDS) -> str:
@@ -52,7 +41,7 @@ def mongo_url(settings: IntakeSettings, wait: float = EMBEDDED_WAIT_SECONDS) -> 
             url = url_file.read_text().strip()
         except OSError:
             url = ""
-        if url and _answers(url):
+        if url and ping(url):
             return url
         if time.monotonic() > deadline:
             raise ConfigError(

@@ -23,7 +23,7 @@ from pymongo.collection import Collection
 from dp3 import layout, store_places
 from dp3.broker import Message
 from dp3.copies import all_verified, read_uncached, store_folder
-from dp3.events import JournalEntry, Status
+from dp3.events import PIPELINE_RANK, JournalEntry, Status
 from dp3.topology import QueueSpec
 
 log = logging.getLogger(__name__)
@@ -46,15 +46,6 @@ QUEUE = QueueSpec(
 """The intake's own queue. Not in :data:`dp3.topology.ALL_QUEUES`: only the intake declares it,
 so an installation without an intake never accumulates its messages."""
 
-RANK = {
-    Status.DETECTED: 0,
-    Status.PROCESSED: 1,
-    Status.FAILED: 1,
-    Status.DUPLICATE: 1,
-    Status.ARCHIVED: 2,
-    Status.COLLECTED: 3,
-}
-
 
 def record_key(owner: str, sha256: str) -> str:
     return f"{owner}/{sha256}"
@@ -62,7 +53,7 @@ def record_key(owner: str, sha256: str) -> str:
 
 def supersedes(new: Status, current: str | None) -> bool:
     """Whether an event with status ``new`` replaces the indexed one (redeliveries arrive out of order)."""
-    return current is None or RANK[new] >= RANK[Status(current)]
+    return current is None or PIPELINE_RANK[new] >= PIPELINE_RANK[Status(current)]
 
 
 def index_document(entry: JournalEntry) -> dict[str, Any] | None:

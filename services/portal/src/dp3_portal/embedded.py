@@ -19,10 +19,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from pymongo import MongoClient
-from pymongo.errors import PyMongoError
-
 from dp3.errors import ConfigError
+from dp3.mongo import ping
 from dp3.ports import free_port
 
 PR_SET_PDEATHSIG = 1
@@ -39,17 +37,6 @@ def _die_with_parent() -> None:
 
 def url_for(port: int) -> str:
     return f"mongodb://127.0.0.1:{port}/?directConnection=true"
-
-
-def ping(url: str, timeout: float = 1.0) -> bool:
-    client: MongoClient[dict[str, object]] = MongoClient(url, serverSelectionTimeoutMS=int(timeout * 1000))
-    try:
-        client.admin.command("ping")
-        return True
-    except PyMongoError:
-        return False
-    finally:
-        client.close()
 
 
 def _executable() -> str:

@@ -56,7 +56,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from dp3 import filenames, formats
-from dp3.events import FIELD_UPLOAD_STATUSES, JournalEntry, Status, disambiguated_id
+from dp3.events import FIELD_UPLOAD_STATUSES, PIPELINE_RANK, JournalEntry, Status, disambiguated_id
 
 PREVIEW_RANK = -1
 """Below every pipeline status: a preview record's rank, and a preview event's place in a history."""
@@ -64,16 +64,7 @@ PREVIEW_RANK = -1
 PREVIEW_STAGE = FIELD_UPLOAD_STATUSES
 """Statuses of the field-upload side: facts about a photo on its way, never a pipeline state."""
 
-RANK = {
-    Status.PREVIEWED: PREVIEW_RANK,
-    Status.UPLOADING: PREVIEW_RANK,
-    Status.DETECTED: 0,
-    Status.PROCESSED: 1,
-    Status.FAILED: 1,
-    Status.DUPLICATE: 1,
-    Status.ARCHIVED: 2,
-    Status.COLLECTED: 3,
-}
+RANK = {Status.PREVIEWED: PREVIEW_RANK, Status.UPLOADING: PREVIEW_RANK, **PIPELINE_RANK}
 
 SORT_WIDTH = 12
 """Digits of the capture time in ``sort_key``: fixed width, so strings sort as numbers."""

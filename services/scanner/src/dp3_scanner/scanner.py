@@ -7,7 +7,7 @@ that arrived while the scanner was down). Either way a file is compared with
 the index first: an unchanged file already handled costs one dict lookup.
 
 A changed or new file waits in ``pending`` until its state has rested for
-``DP3_STABLE_SECONDS`` (:mod:`dp3_scanner.stability`); then it is opened once
+``DP3_STABLE_SECONDS`` (:mod:`dp3.stability`); then it is opened once
 (without following symlinks), hashed, dated, turned into an event
 (:mod:`dp3_scanner.decision` decides, :mod:`dp3_scanner.outcome` words it), published with a confirm, and only then
 recorded in the index. A crash in between re-emits it (at-least-once); a
@@ -38,6 +38,7 @@ from dp3.errors import BrokerError
 from dp3.events import JournalEntry, Status
 from dp3.filenames import escape_os
 from dp3.files import sha256_stream
+from dp3.stability import FileState, Watched, is_stable, observe, stable_at
 from dp3_scanner import decision, metrics
 from dp3_scanner.capture_time import capture_time
 from dp3_scanner.filetype import SNIFF_BYTES, TAIL_BYTES, lacks_end_marker, sniff_format
@@ -45,7 +46,6 @@ from dp3_scanner.index import FileKey, FileRecord, Index, Outcome
 from dp3_scanner.names import IgnoreReason, name_ignore_reason, owner_of, relative_parts
 from dp3_scanner.outcome import SERVICE, Upload, photo_id, unreadable
 from dp3_scanner.settings import ScannerSettings
-from dp3_scanner.stability import FileState, Watched, is_stable, observe, stable_at
 from dp3_scanner.walk import walk_inbox
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
 """The render task: one photo in; a thumbnail, a web version and meta.json out.
 
+Two use it, hence its place in ``libs/``: the dispatcher ships this file to
+Work Queue workers, and the field agent (``dp3-field``) imports :func:`render`
+to make a photo's preview on the photographer's laptop, so the preview a
+gallery shows first is the same web version a worker makes later.
+
 This file is shipped to Work Queue workers as a cached input file, with
 ``dp3_formats.py`` (:mod:`dp3.formats`, the exit statuses and format rules it
 shares with the dispatcher and the scanner) beside it, and run there as

@@ -1,9 +1,13 @@
-"""Pure rule for "the upload has finished": size and mtime unchanged for a while.
+"""Pure rule for "the file has finished arriving": size and mtime unchanged for a while.
 
 A sync client over a slow link writes a file in pieces for minutes; every
 piece changes the size and the mtime. A file is judged finished once the
-scanner has seen the same ``(size, mtime_ns, inode)`` for ``stable_seconds``
-of its own clock. The clock starts at the first observation of a state, not
+watcher has seen the same ``(size, mtime_ns, inode)`` for ``stable_seconds``
+of its own clock.
+
+Two watchers use this one rule: the scanner on the head node's inbox, and the
+field agent (``dp3-field``) on the folder a camera card is imported into, so
+a photo counts as finished by the same test in both places. The clock starts at the first observation of a state, not
 at the file's mtime, so a client that preserves an old mtime while writing
 is still waited for. A file that looks cut off (a JPEG without its end
 marker) is held for longer: ``hold_seconds`` replaces the window when larger.

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dp3_scanner.stability import FileState, is_stable, observe, stable_at
+from dp3.stability import FileState, is_stable, observe, stable_at
 
 A = FileState(size=10, mtime_ns=1, inode=7)
 GROWN = FileState(size=20, mtime_ns=2, inode=7)
