@@ -134,7 +134,7 @@ def archiver_work(root: Path, photos: list[Path]) -> list[ArchiverWork]:
             pass
 
     archiver = Archiver(stores, inbox=inbox, staging=staging, zone=UTC)
-    collector = Collector(stores, inbox=inbox, staging=staging, zone=UTC, publisher=Published())  # type: ignore[arg-type]
+    collector = Collector(stores, inbox=inbox, staging=staging, zone=UTC, publisher=Published())
     results = []
     for index, source in enumerate(photos):
         name = f"IMG_{index:04d}.JPG"

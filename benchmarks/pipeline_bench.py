@@ -63,7 +63,7 @@ from benchmarks.split_cores import CpuPair  # noqa: E402
 from dp3 import render_task  # noqa: E402
 from dp3.files import sha256_file  # noqa: E402
 from dp3_archiver import sidecar  # noqa: E402
-from dp3_archiver.collect import Outcome, collect_original  # noqa: E402
+from dp3_archiver.deletion_rule import Deletion, collect_original  # noqa: E402
 from dp3_archiver.naming import StoredFiles  # noqa: E402
 from dp3_archiver.stores import Store  # noqa: E402
 from dp3_dispatcher.staging import Staging  # noqa: E402
@@ -193,7 +193,7 @@ def _render_and_archive_one(inbox_photo: str, home: str) -> dict[str, float]:
         found = store.read_hash(store.root / FLOOR_DATE / files.original)
         read_back[store.label] = found[0] if found else None
     labels = [store.label for store in stores]
-    if collect_original(root / "inbox", photo, sha256, read_back, labels) is not Outcome.DELETED:
+    if collect_original(root / "inbox", photo, sha256, read_back, labels) is not Deletion.DELETED:
         raise RuntimeError(f"{photo.name} was not collected")
     staging.discard(staged)
     clock.done("collect")

@@ -35,7 +35,7 @@ from dp3.events import JournalEntry, Status
 from dp3.settings import load_settings
 from dp3.topology import ALL_QUEUES, PORTAL
 from dp3_scanner.app import ScannerApp
-from dp3_scanner.index import FileRecord, Index, Outcome
+from dp3_scanner.index import Index, ScanOutcome, SeenFile
 from dp3_scanner.scanner import Scanner
 from dp3_scanner.settings import ScannerSettings
 from dp3_scanner.walk import walk_inbox
@@ -68,10 +68,10 @@ def bench_rescan(files: int, repeats: int) -> None:
         event = JournalEntry(id="OWNER-00_0_IMG.JPG", status=Status.DETECTED, datetime=0, path="/x", service="scanner")
         later = time.time() + 3600
         index.put_many(
-            FileRecord(
+            SeenFile(
                 path,
                 key,
-                Outcome.DETECTED,
+                ScanOutcome.DETECTED,
                 sha256="0" * 64,
                 event=event.to_json().decode(),
                 emitted_at=0.0,
@@ -118,6 +118,7 @@ def bench_latency(drops: int, stable_seconds: float) -> None:
             ScannerSettings, home=root / "home", inbox=root / "inbox", amqp_url=url, stable_seconds=stable_seconds
         )
         app = ScannerApp(settings)
+        app.start()
         thread = threading.Thread(target=app.run, args=(stop,), daemon=True)
         thread.start()
         while app.scanner.rescans < 1:

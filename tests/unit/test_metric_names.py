@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from prometheus_client import REGISTRY, generate_latest
 
 from dp3 import metric_names
-from dp3_archiver import metrics as archiver_metrics
-from dp3_dispatcher import metrics as dispatcher_metrics
+from dp3_archiver.metrics import archiver_metrics
+from dp3_dispatcher.metrics import dispatcher_metrics
 from dp3_portal.stores import parse_stores
 from dp3_portal.workers import parse_workers
 
@@ -28,23 +28,23 @@ def _exposed() -> dict[str, set[str]]:
 @contextmanager
 def _one_store_in_trouble() -> Iterator[None]:
     """Series for one store on the archiver's real metric objects, removed afterwards."""
-    archiver_metrics.STORE_UP.labels(store=STORE).set(0)
-    archiver_metrics.STORE_PROBLEM_SINCE.labels(store=STORE).set(100.0)
-    archiver_metrics.STORE_PROBLEM_UNTIL.labels(store=STORE).set(160.0)
-    archiver_metrics.STORE_ERRORS.labels(store=STORE, kind="full").inc(3)
-    archiver_metrics.STORE_ALIAS.labels(store=STORE, other="/unit-test/other", reason="nested").set(1)
+    archiver_metrics().store_up.labels(store=STORE).set(0)
+    archiver_metrics().store_problem_since.labels(store=STORE).set(100.0)
+    archiver_metrics().store_problem_until.labels(store=STORE).set(160.0)
+    archiver_metrics().store_errors.labels(store=STORE, kind="full").inc(3)
+    archiver_metrics().store_alias.labels(store=STORE, other="/unit-test/other", reason="nested").set(1)
     try:
         yield
     finally:
-        archiver_metrics.STORE_UP.remove(STORE)
-        archiver_metrics.STORE_PROBLEM_SINCE.remove(STORE)
-        archiver_metrics.STORE_PROBLEM_UNTIL.remove(STORE)
-        archiver_metrics.STORE_ERRORS.remove(STORE, "full")
-        archiver_metrics.STORE_ALIAS.remove(STORE, "/unit-test/other", "nested")
+        archiver_metrics().store_up.remove(STORE)
+        archiver_metrics().store_problem_since.remove(STORE)
+        archiver_metrics().store_problem_until.remove(STORE)
+        archiver_metrics().store_errors.remove(STORE, "full")
+        archiver_metrics().store_alias.remove(STORE, "/unit-test/other", "nested")
 
 
 def test_every_name_the_portal_reads_is_registered_with_the_labels_it_reads() -> None:
-    assert dispatcher_metrics.WORKERS_CONNECTED is not None
+    dispatcher_metrics()  # the dispatcher registers them into the process registry when it builds its parts
     with _one_store_in_trouble():
         exposed = _exposed()
     for name, labels in metric_names.READ_BY_PORTAL.items():
@@ -55,6 +55,7 @@ def test_every_name_the_portal_reads_is_registered_with_the_labels_it_reads() ->
 
 
 def test_the_portal_parses_what_the_archiver_and_dispatcher_expose() -> None:
+    dispatcher_metrics()
     with _one_store_in_trouble():
         text = generate_latest().decode()
     (health,) = [store for store in parse_stores(text) if store.store == STORE]

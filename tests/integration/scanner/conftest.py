@@ -82,10 +82,17 @@ class RunningScanner:
     def __init__(self, settings: ScannerSettings) -> None:
         self.app = ScannerApp(settings, options=FAST)
         self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self.app.run, args=(self.stop_event,), daemon=True)
+        self.app.start()
+        self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         wait_for(lambda: self.app.scanner.rescans >= 1, 20, "the start-up rescan")
         wait_for(self.app.consumer.connected.is_set, 20, "the scanner.archived consumer")
+
+    def _run(self) -> None:
+        try:
+            self.app.run(self.stop_event)
+        finally:
+            self.app.stop()
 
     def wait_rescans(self, more: int = 1, timeout: float = 20) -> None:
         """Wait until ``more`` further full rescans have completed."""

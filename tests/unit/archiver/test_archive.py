@@ -12,7 +12,9 @@ import pytest
 
 from dp3 import layout
 from dp3.broker import Message
-from dp3.events import ErrorKind, JournalEntry, Status
+from dp3.errors import PublishNotConfirmed
+from dp3.events import ErrorKind, Status
+from dp3.testing import FakePublisher
 from dp3_archiver.archive import Archiver
 from dp3_archiver.collector import Collector, CopiesNotVerified
 from dp3_archiver.naming import StoredFiles, collision_name
@@ -20,14 +22,6 @@ from dp3_archiver.stores import StoreUnavailable
 from tests.unit.archiver.site import DATE, Site, failed, sha256_of, snapshot
 
 UTC = zoneinfo.ZoneInfo("UTC")
-
-
-class FakePublisher:
-    def __init__(self) -> None:
-        self.published: list[JournalEntry] = []
-
-    def publish(self, entry: JournalEntry) -> None:
-        self.published.append(entry)
 
 
 @pytest.fixture
@@ -39,8 +33,9 @@ def archiver(site: Site, zone: zoneinfo.ZoneInfo = UTC) -> Archiver:
     return Archiver(site.stores(), inbox=site.inbox, staging=site.staging, zone=zone)
 
 
-def collector(site: Site) -> Collector:
-    return Collector(site.stores(), inbox=site.inbox, staging=site.staging, zone=UTC, publisher=FakePublisher())  # type: ignore[arg-type]
+def collector(site: Site, publisher: FakePublisher | None = None) -> Collector:
+    publisher = publisher or FakePublisher()
+    return Collector(site.stores(), inbox=site.inbox, staging=site.staging, zone=UTC, publisher=publisher)
 
 
 def sidecar_of(site: Site, store: int, name: str, date: str = DATE) -> Any:
@@ -200,11 +195,21 @@ def test_collection_leaves_a_replaced_file_and_journals_collected(site: Site) ->
 def test_handler_publishes_collected_then_removes_staging(site: Site) -> None:
     entry = site.photo()
     [archived] = archiver(site).archive(entry)
-    handler = collector(site)
+    publisher = FakePublisher()
+    handler = collector(site, publisher)
     assert handler.handle(Message(entry=archived, redelivered=False, attempts=0, retries=0, body=b"")) == []
-    published: list[JournalEntry] = handler.publisher.published  # type: ignore[attr-defined]
-    assert [e.status for e in published] == [Status.COLLECTED]
+    assert [e.status for e in publisher.published] == [Status.COLLECTED]
     assert not layout.staging_dir(site.staging, entry.id).exists()
+
+
+def test_a_collected_event_the_broker_does_not_confirm_keeps_staging_for_the_redelivery(site: Site) -> None:
+    entry = site.photo()
+    [archived] = archiver(site).archive(entry)
+    publisher = FakePublisher()
+    publisher.refuse = True
+    with pytest.raises(PublishNotConfirmed):
+        collector(site, publisher).handle(Message(entry=archived, redelivered=False, attempts=0, retries=0, body=b""))
+    assert layout.staging_dir(site.staging, entry.id).exists()  # the redelivered Archived still finds it
 
 
 def test_duplicate_is_verified_against_the_existing_copies_and_collected(site: Site) -> None:

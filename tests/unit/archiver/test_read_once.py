@@ -65,7 +65,7 @@ def rested(entry: JournalEntry) -> JournalEntry:
 def handlers(site: Site, stores: list[Store] | None = None) -> tuple[Archiver, Collector]:
     stores = site.stores() if stores is None else stores
     archiver = Archiver(stores, inbox=site.inbox, staging=site.staging, zone=UTC)
-    collector = Collector(stores, inbox=site.inbox, staging=site.staging, zone=UTC, publisher=Published())  # type: ignore[arg-type]
+    collector = Collector(stores, inbox=site.inbox, staging=site.staging, zone=UTC, publisher=Published())
     return archiver, collector
 
 

@@ -16,9 +16,9 @@ import pytest
 from dp3 import layout
 from dp3.broker import Publisher
 from dp3.store_places import Alias, StorePlace, aliases, check_distinct, marker_id
-from dp3_archiver import metrics
 from dp3_archiver.archive import Archiver
 from dp3_archiver.collector import Collector
+from dp3_archiver.metrics import archiver_metrics
 from dp3_archiver.stores import Store, StoresNotDistinct, ensure_all_usable
 from tests.unit.archiver.site import Site
 
@@ -143,12 +143,12 @@ def test_ensure_all_usable_refuses_aliases_and_metrics_say_so(tmp_path: Path) ->
     with pytest.raises(StoresNotDistinct) as raised:
         ensure_all_usable(stores)
     assert str(site.store_roots[0]) in str(raised.value) and str(link) in str(raised.value)
-    assert metrics.STORES_DISTINCT._value.get() == 0
-    assert metrics.STORE_ALIAS.labels(str(site.store_roots[0]), str(link), "same_folder")._value.get() == 1
-    assert metrics.STORE_ALIASED.labels(str(link))._value.get() == 1
+    assert archiver_metrics().stores_distinct._value.get() == 0
+    assert archiver_metrics().store_alias.labels(str(site.store_roots[0]), str(link), "same_folder")._value.get() == 1
+    assert archiver_metrics().store_aliased.labels(str(link))._value.get() == 1
     assert stores[1].trouble is not None and stores[1].trouble.problem == "aliased"
     ensure_all_usable(site.stores())
-    assert metrics.STORES_DISTINCT._value.get() == 1
+    assert archiver_metrics().stores_distinct._value.get() == 1
 
 
 def _collector(site: Site, stores: list[Store]) -> Collector:

@@ -7,7 +7,7 @@ import pytest
 from dp3.events import Status
 from dp3_scanner import decision as rules
 from dp3_scanner.decision import ConsiderAgain, Emit, Hold, Ignore, Read, RefreshKey
-from dp3_scanner.index import ArchivedPhoto, FileKey, FileRecord, Outcome
+from dp3_scanner.index import ArchivedPhoto, FileKey, ScanOutcome, SeenFile
 from dp3_scanner.names import IgnoreReason
 from dp3_scanner.outcome import Upload, decide
 
@@ -97,19 +97,19 @@ def upload(owner: str | None = "JAEGER-NICHOLAS", sha256: str = SHA) -> Upload:
     return Upload(path, "DSC00372.JPG", owner, 1355517208, sha256, 4096, 1e9)
 
 
-def emitted(status: Status, sha256: str = SHA, archived: ArchivedPhoto | None = None) -> FileRecord:
+def emitted(status: Status, sha256: str = SHA, archived: ArchivedPhoto | None = None) -> SeenFile:
     """The index's record of a path whose last event had ``status``."""
     owner = None if status is Status.FAILED else "JAEGER-NICHOLAS"
     entry = decide(upload(owner, sha256), archived, PHOTO_ID)
     assert entry.status is status
-    return FileRecord(upload(owner).path, KEY, Outcome.DETECTED, sha256=sha256, event=entry.to_json().decode())
+    return SeenFile(upload(owner).path, KEY, ScanOutcome.DETECTED, sha256=sha256, event=entry.to_json().decode())
 
 
 ELSEWHERE = ArchivedPhoto("REEDER-PHILIP_1_x.jpg", ["/a/2012-12-14", "/b/2012-12-14"])
 SAME_ID_WAITING = ArchivedPhoto(PHOTO_ID, ["/a/2012-12-14"], collected=False)
 SAME_ID_COLLECTED = ArchivedPhoto(PHOTO_ID, ["/a/2012-12-14"], collected=True)
 
-HASHED_CASES: list[tuple[str, Upload, ArchivedPhoto | None, FileRecord | None, str]] = [
+HASHED_CASES: list[tuple[str, Upload, ArchivedPhoto | None, SeenFile | None, str]] = [
     # 6. The event: Failed/no_owner in the root; Duplicate of an archived photo collected or under another id; Detected.
     ("new photo", upload(), None, None, "emit detected"),
     ("inbox root", upload(owner=None), None, None, "emit failed no_owner"),
@@ -128,14 +128,14 @@ HASHED_CASES: list[tuple[str, Upload, ArchivedPhoto | None, FileRecord | None, s
         "was unreadable",
         upload(),
         None,
-        FileRecord("/inbox/JAEGER-NICHOLAS/DSC00372.JPG", KEY, Outcome.FAILED, "unreadable"),
+        SeenFile("/inbox/JAEGER-NICHOLAS/DSC00372.JPG", KEY, ScanOutcome.FAILED, "unreadable"),
         "emit detected",
     ),
     (
         "was set aside after an error, same bytes",
         upload(),
         None,
-        FileRecord("/inbox/JAEGER-NICHOLAS/DSC00372.JPG", KEY, Outcome.FAILED, "error:KeyError", sha256=SHA),
+        SeenFile("/inbox/JAEGER-NICHOLAS/DSC00372.JPG", KEY, ScanOutcome.FAILED, "error:KeyError", sha256=SHA),
         "emit detected",
     ),
 ]
@@ -158,7 +158,7 @@ def picture(action: RefreshKey | Emit) -> str:
     [case[1:] for case in HASHED_CASES],
     ids=[case[0] for case in HASHED_CASES],
 )
-def test_on_hashed(read: Upload, archived: ArchivedPhoto | None, previous: FileRecord | None, expected: str) -> None:
+def test_on_hashed(read: Upload, archived: ArchivedPhoto | None, previous: SeenFile | None, expected: str) -> None:
     assert picture(rules.on_hashed(read, TOUCHED, archived, PHOTO_ID, previous)) == expected
 
 

@@ -2,19 +2,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dp3_scanner.index import FileRecord, Index, Outcome
+from dp3_scanner.index import Index, ScanOutcome, SeenFile
 
 
 def test_records_survive_a_reopen_and_forget_removes_them(tmp_path: Path) -> None:
     db = tmp_path / "state" / "index.sqlite3"
     index = Index(db)
-    index.put(FileRecord("/in/A-B/x.jpg", (1, 2, 3, 7), Outcome.DETECTED, sha256="s", event="{}", next_redrive_at=9.5))
-    index.put(FileRecord("/in/A-B/y.txt", (4, 5, 6, 8), Outcome.IGNORED, reason="unsupported_type"))
+    index.put(
+        SeenFile("/in/A-B/x.jpg", (1, 2, 3, 7), ScanOutcome.DETECTED, sha256="s", event="{}", next_redrive_at=9.5)
+    )
+    index.put(SeenFile("/in/A-B/y.txt", (4, 5, 6, 8), ScanOutcome.IGNORED, reason="unsupported_type"))
     index.close()
 
     index = Index(db)
-    assert index.get("/in/A-B/x.jpg") == FileRecord(
-        "/in/A-B/x.jpg", (1, 2, 3, 7), Outcome.DETECTED, sha256="s", event="{}", next_redrive_at=9.5
+    assert index.get("/in/A-B/x.jpg") == SeenFile(
+        "/in/A-B/x.jpg", (1, 2, 3, 7), ScanOutcome.DETECTED, sha256="s", event="{}", next_redrive_at=9.5
     )
     assert index.forget(["/in/A-B/x.jpg", "/in/nope"]) == 1
     index.close()
@@ -54,8 +56,8 @@ def test_paths_are_bytes_and_an_index_from_before_is_converted_once(tmp_path: Pa
 
     index = Index(db)
     latin = os.fsdecode(b"/in/A-B/caf\xe9.jpg")
-    index.put(FileRecord(latin, (1, 2, 4, 9), Outcome.IGNORED, reason="hidden"))
-    index.put(FileRecord("/in/A-B/x.jpg", (1, 2, 3, 7), Outcome.DETECTED, sha256="s1", event=event))  # same key
+    index.put(SeenFile(latin, (1, 2, 4, 9), ScanOutcome.IGNORED, reason="hidden"))
+    index.put(SeenFile("/in/A-B/x.jpg", (1, 2, 3, 7), ScanOutcome.DETECTED, sha256="s1", event=event))  # same key
     assert index.assign_id("A-B_1_x.jpg", "s1") == "A-B_1_x.jpg"  # learned from the old rows
     assert index.assign_id("A-B_1_x.jpg", "s2" * 32).startswith("A-B_1_x~s2s2")
     index.close()

@@ -39,23 +39,57 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
-from prometheus_client import Counter
+from prometheus_client import CollectorRegistry, Counter
 
 from dp3.broker_policy import Action, DeadLetter, Failure, on_failure
 from dp3.errors import BrokerUnavailable, PublishNotConfirmed
 from dp3.events import EXCHANGE, InvalidEvent, JournalEntry, Status
+from dp3.metrics import per_registry
 from dp3.topology import ALL_QUEUES, DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, QueueSpec
 
 log = logging.getLogger(__name__)
 
-PUBLISHED = Counter("dp3_broker_published_total", "Events published and confirmed", ["routing_key"])
-SETTLED = Counter("dp3_broker_messages_total", "Messages settled by a consumer, by outcome", ["queue", "outcome"])
-RECONNECTS = Counter("dp3_broker_reconnects_total", "Connections re-established after a loss", ["role"])
+
+@dataclass(frozen=True)
+class BrokerMetrics:
+    """The broker's counters in one registry; made by :func:`broker_metrics`, not at import.
+
+    A test passes a fresh :class:`~prometheus_client.CollectorRegistry` and
+    reads it, in this interpreter; a service uses the process's default
+    registry (served on ``/metrics``), whose counters every publisher and
+    consumer of the process share.
+    """
+
+    published: Counter
+    settled: Counter
+    reconnects: Counter
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry) -> BrokerMetrics:
+        return cls(
+            published=Counter(
+                "dp3_broker_published_total", "Events published and confirmed", ["routing_key"], registry=registry
+            ),
+            settled=Counter(
+                "dp3_broker_messages_total",
+                "Messages settled by a consumer, by outcome",
+                ["queue", "outcome"],
+                registry=registry,
+            ),
+            reconnects=Counter(
+                "dp3_broker_reconnects_total", "Connections re-established after a loss", ["role"], registry=registry
+            ),
+        )
+
+
+broker_metrics = per_registry(BrokerMetrics.register)
+"""The broker's counters in a registry (default: the process's), registered there on first use."""
+
 
 ATTEMPTS_HEADER = "x-dp3-attempts"
 RETRIES_HEADER = "x-dp3-retries"
@@ -129,6 +163,17 @@ def declare_topology(channel: BlockingChannel, queues: Iterable[QueueSpec], opti
             )
 
 
+class EventPublisher(Protocol):
+    """What a stage needs to emit events: the narrow interface of :class:`Publisher`.
+
+    :class:`dp3.testing.FakePublisher` implements it in memory for unit tests.
+    """
+
+    def publish(self, entry: JournalEntry) -> None:
+        """Returns once the broker confirmed ``entry``, or raises."""
+        ...
+
+
 class Publisher:
     """Thread-safe, confirmed, self-reconnecting publisher of journal entries."""
 
@@ -138,12 +183,14 @@ class Publisher:
         *,
         queues: Sequence[QueueSpec] = ALL_QUEUES,
         options: BrokerOptions | None = None,
+        metrics: BrokerMetrics | None = None,
     ) -> None:
         self._url = url
         self._queues = tuple(queues)
         self._options = options or BrokerOptions()
+        self._metrics = metrics or broker_metrics()
         for status in Status:  # every series from 0: rate() cannot see a counter's first event
-            PUBLISHED.labels(status.routing_key)
+            self._metrics.published.labels(status.routing_key)
         self._lock = threading.RLock()
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
@@ -151,12 +198,14 @@ class Publisher:
         self._closed = threading.Event()
         self.republished = 0
         """Publishes sent again after a lost connection (each may reach consumers twice)."""
-        threading.Thread(target=self._keep_alive, name="dp3-publisher-heartbeat", daemon=True).start()
+        # Started with the first connection, not here: constructing a publisher (inside an
+        # App's constructor) does no I/O and starts no thread (dp3.app).
+        self._heartbeat: threading.Thread | None = None
 
     def publish(self, entry: JournalEntry) -> None:
         """Publish one event; returns once RabbitMQ confirmed it, or raises."""
         self.publish_raw(EXCHANGE, entry.routing_key, entry.to_json(), message_id=entry.event_id)
-        PUBLISHED.labels(entry.routing_key).inc()
+        self._metrics.published.labels(entry.routing_key).inc()
 
     def publish_raw(
         self,
@@ -215,10 +264,13 @@ class Publisher:
         channel.confirm_delivery()
         declare_topology(channel, self._queues, self._options)
         if self._connected_once:
-            RECONNECTS.labels("publisher").inc()
+            self._metrics.reconnects.labels("publisher").inc()
             log.warning("publisher reconnected to RabbitMQ")
         self._connected_once = True
         self._connection, self._channel = connection, channel
+        if self._heartbeat is None:
+            self._heartbeat = threading.Thread(target=self._keep_alive, name="dp3-publisher-heartbeat", daemon=True)
+            self._heartbeat.start()
         return channel
 
     def _drop_connection(self) -> None:
@@ -282,9 +334,11 @@ class Consumer:
         workers: int = 4,
         options: BrokerOptions | None = None,
         queues: Sequence[QueueSpec] = ALL_QUEUES,
+        metrics: BrokerMetrics | None = None,
     ) -> None:
         self._url = url
         self._queue = queue
+        self._metrics = metrics or broker_metrics()
         self._handler = handler
         self._publisher = publisher
         self._prefetch = prefetch
@@ -315,7 +369,7 @@ class Consumer:
                 log.warning("consumer of %s lost RabbitMQ (%r); reconnecting in %.1fs", self._queue.name, exc, delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, self._options.reconnect_max_delay)
-                RECONNECTS.labels("consumer").inc()
+                self._metrics.reconnects.labels("consumer").inc()
         self.connected.clear()
         self._executor.shutdown(wait=True, cancel_futures=False)
         self._close_connection()
@@ -484,13 +538,13 @@ class Consumer:
         if delivery.generation != self._generation or self._channel is None:
             return  # its channel is gone; the broker has redelivered it
         self._channel.basic_ack(delivery.tag)
-        SETTLED.labels(self._queue.name, outcome).inc()
+        self._metrics.settled.labels(self._queue.name, outcome).inc()
 
     def _requeue(self, delivery: _Delivery) -> None:
         if delivery.generation != self._generation or self._channel is None:
             return
         self._channel.basic_nack(delivery.tag, requeue=True)
-        SETTLED.labels(self._queue.name, "requeued").inc()
+        self._metrics.settled.labels(self._queue.name, "requeued").inc()
 
 
 def header_count(headers: dict[str, Any], name: str) -> int:

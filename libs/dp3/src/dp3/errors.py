@@ -4,18 +4,32 @@
 
     DP3Error
     ├── ConfigError           bad DP3_* value: the service stops at start, one line
+    │   └── dp3.app.HandlerTableMismatch   a handler table disagrees with its
+    │                             queue's bindings (a programming error, at start)
     ├── BrokerError           RabbitMQ trouble, raised only by dp3.broker
     │   ├── BrokerUnavailable     no connection (yet): wait and try again
     │   └── PublishNotConfirmed   the broker did not confirm a publish: nothing was
     │                             acknowledged, so the work will be redone
     ├── Retryable             transient trouble in a stage (a store is down, a
-    │                         dependency is not up yet): the message is retried
-    │                         later with backoff, without limit
-    └── Permanent             bad input: it will never work; the stage records a
-                              ``Failed`` event with ``kind`` instead of retrying
+    │   │                     dependency is not up yet): the message is retried
+    │   │                     later with backoff, without limit
+    │   └── dp3_archiver: StoreUnavailable, CopiesNotVerified
+    ├── dp3_archiver.stores.NameRefused      a store refuses a photo's name: Failed bad_name
+    ├── dp3_archiver.stores.SourceMismatch   no source of a copy has the expected bytes
+    └── dp3_archiver.archive.ForeignArtifacts  staging holds a render of other bytes
 
+Bad input is not an exception that leaves a stage: the stage records a
+``Failed`` event with the error kind (``dp3.events.ErrorKind``) and acks.
 Any other exception out of a message handler is a bug: the message is retried a
 bounded number of times, then dead-lettered with the reason.
+
+Outside the tree, each for a reason its docstring gives: ``ValueError``
+subclasses that callers catch as bad values (``dp3.events.InvalidEvent``,
+``dp3.files.OutsideRoot``, ``dp3_dispatcher.artifact_meta.InvalidMeta``); the
+Work Queue binding's own (``WorkQueueError``, ``RunnerStopped``: the binding
+knows nothing of DP3); ``render_task.RenderError``, which runs on workers with
+the standard library and Pillow only; and private control flow
+(``dp3_dispatcher.verify._Rejected``).
 """
 
 from __future__ import annotations
@@ -47,13 +61,5 @@ class Retryable(DP3Error):
     """Transient failure: retry the message later; do not count it as a defect."""
 
     def __init__(self, message: str, *, kind: ErrorKind | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-class Permanent(DP3Error):
-    """The input itself is bad; ``kind`` is the event's error kind."""
-
-    def __init__(self, kind: ErrorKind, message: str) -> None:
         super().__init__(message)
         self.kind = kind

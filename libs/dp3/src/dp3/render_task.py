@@ -160,7 +160,11 @@ except Exception as exc:  # noqa: BLE001 -- ImportError, or a broken install fai
 
 
 class RenderError(Exception):
-    """A classified failure: the exit status and a sentence a person can act on."""
+    """A classified failure: the exit status and a sentence a person can act on.
+
+    Not a :class:`dp3.errors.DP3Error`: this file runs on workers, which have the
+    standard library and Pillow only (and ``dp3_formats.py``, shipped beside it).
+    """
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)

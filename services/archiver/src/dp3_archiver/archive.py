@@ -32,11 +32,12 @@ from pathlib import Path
 
 from dp3 import layout
 from dp3.broker import Message
-from dp3.errors import Retryable
+from dp3.errors import DP3Error, Retryable
 from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status
 from dp3.files import OutsideRoot, event_path_under, sha256_file
 from dp3.log import PhotoLogger, photo_logger
-from dp3_archiver import metrics, sidecar
+from dp3_archiver import sidecar
+from dp3_archiver.metrics import archiver_metrics
 from dp3_archiver.naming import StoredFiles, candidate_names, capture_times_in_id, is_date_folder
 from dp3_archiver.stores import (
     CopyOutcome,
@@ -79,7 +80,7 @@ class _Plan:
     replace_if: dict[str, bool] | None  # None: ours everywhere (artifacts); else per store (the original's claim)
 
 
-class ForeignArtifacts(Exception):
+class ForeignArtifacts(DP3Error):
     """``staging/<id>/`` holds a render of other bytes than the event's: never archived with this photo."""
 
 
@@ -127,11 +128,11 @@ class Archiver:
             return self._archive(entry, plog)
         except NameRefused as exc:
             plog.error("not archived: %s (path %s)", exc, entry.path)
-            metrics.PHOTO_FAULTS.labels("bad_name").inc()
+            archiver_metrics().photo_faults.labels("bad_name").inc()
             return [self._bad_name(entry, str(exc))]
         except ForeignArtifacts as exc:
             plog.error("not archived now: %s; it is rendered again when its Detected is re-driven", exc)
-            metrics.PHOTO_FAULTS.labels("foreign_artifacts").inc()
+            archiver_metrics().photo_faults.labels("foreign_artifacts").inc()
             return []
 
     def _archive(self, entry: JournalEntry, plog: PhotoLogger) -> list[JournalEntry]:
@@ -164,7 +165,7 @@ class Archiver:
             archived = journaled  # a replay: re-emit the same event
         else:
             document = sidecar.with_entry(document, archived)
-            metrics.ARCHIVED.inc()
+            archiver_metrics().archived.inc()
         data = sidecar.dumps(document)
         writes = [
             self._pool.submit(store.write_document, store.root / target.date / target.files.sidecar, data)

@@ -1,4 +1,4 @@
-"""Archived -> re-verify every store -> delete the inbox original (collect.py's rule) -> Collected.
+"""Archived -> re-verify every store -> delete the inbox original (deletion_rule.py) -> Collected.
 
 Runs on the ``archiver.collect`` queue, separately from archiving, so the
 deletion always starts from every store's copy as it is now, never from what
@@ -21,13 +21,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dp3 import layout, store_places
-from dp3.broker import Message, Publisher
+from dp3.broker import EventPublisher, Message
 from dp3.copies import CopyRead, store_folder
 from dp3.errors import Retryable
 from dp3.events import JournalEntry, Status
-from dp3_archiver import metrics, sidecar
+from dp3_archiver import sidecar
 from dp3_archiver.archive import SERVICE
-from dp3_archiver.collect import Outcome, collect_original
+from dp3_archiver.deletion_rule import Deletion, collect_original
+from dp3_archiver.metrics import archiver_metrics
 from dp3_archiver.naming import StoredFiles
 from dp3_archiver.stores import Store, StoresNotDistinct, ensure_all_usable, ensure_distinct
 
@@ -48,7 +49,7 @@ class Collector:
         inbox: Path,
         staging: Path,
         zone: zoneinfo.ZoneInfo,
-        publisher: Publisher,
+        publisher: EventPublisher,
     ) -> None:
         self.stores = tuple(stores)
         self.inbox = Path(os.path.abspath(inbox))
@@ -89,19 +90,19 @@ class Collector:
         _ensure_distinct_copies(copies, files.original)
         labels = [store.label for store in self.stores]
         outcome = collect_original(self.inbox, Path(entry.fs_path), entry.sha256, read_back, labels, hashed=inbox_read)
-        if outcome is Outcome.NOT_VERIFIED:
+        if outcome is Deletion.NOT_VERIFIED:
             bad = [label for label in labels if read_back[label] != entry.sha256]
             for label in bad:
-                metrics.STORE_ERRORS.labels(label, "verify").inc()
+                archiver_metrics().store_errors.labels(label, "verify").inc()
             raise CopiesNotVerified(f"no verified copy in {', '.join(bad)}; the original stays in the inbox")
         log_ = logging.LoggerAdapter(log, {"photo_id": entry.id})
-        if outcome in (Outcome.CHANGED, Outcome.REFUSED):
+        if outcome in (Deletion.CHANGED, Deletion.REFUSED):
             log_.warning("inbox file %s left in place: %s", entry.path, outcome.value)
             return None
-        if outcome is Outcome.DELETED:
-            metrics.COLLECTED.inc()
+        if outcome is Deletion.DELETED:
+            archiver_metrics().collected.inc()
             if entry.upload_finished_at is not None:
-                metrics.DROP_TO_COLLECTED.observe(max(0.0, time.time() - entry.upload_finished_at))
+                archiver_metrics().drop_to_collected.observe(max(0.0, time.time() - entry.upload_finished_at))
             log_.info("collected %s", entry.path)
         collected = entry.next(Status.COLLECTED, service=SERVICE)
         return self._journal(collected, files, folders)

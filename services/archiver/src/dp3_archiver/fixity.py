@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from dp3.files import TEMP_PREFIX
-from dp3_archiver import metrics, sidecar
+from dp3_archiver import sidecar
+from dp3_archiver.metrics import archiver_metrics
 from dp3_archiver.naming import StoredFiles, is_date_folder, name_of_sidecar
 from dp3_archiver.stores import SourceMismatch, Store, StoreUnavailable, check_distinctness
 
@@ -113,7 +114,7 @@ def audit(
             report.findings.append(Finding(exc.store, Path(exc.store), "unavailable", False, str(exc)))
     for finding in report.findings:
         if finding.problem != "unavailable":
-            metrics.FIXITY_FAILURES.labels(finding.store).inc()
+            archiver_metrics().fixity_failures.labels(finding.store).inc()
     log.info("fixity audit: %s", report.summary())
     return report
 

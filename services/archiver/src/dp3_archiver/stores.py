@@ -44,10 +44,10 @@ from pathlib import Path
 
 from dp3 import layout, store_places
 from dp3.copies import CopyRead, ReadProof, identity_of, proof_of_read, read_uncached
-from dp3.errors import Retryable
+from dp3.errors import DP3Error, Retryable
 from dp3.events import ErrorKind
 from dp3.files import CHUNK, atomic_writer, fsync_dir, temp_path_for
-from dp3_archiver import metrics
+from dp3_archiver.metrics import archiver_metrics
 from dp3_archiver.proof import CopyProof, Ledger, still_proven
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class StoresNotDistinct(StoreUnavailable):
         self.aliases = tuple(found)
 
 
-class NameRefused(Exception):
+class NameRefused(DP3Error):
     """A store refused a file's *name* (ENAMETOOLONG, EILSEQ): the photo's fault; the store is not down."""
 
     def __init__(self, store: str, detail: str) -> None:
@@ -88,7 +88,7 @@ class NameRefused(Exception):
         self.store = store
 
 
-class SourceMismatch(Exception):
+class SourceMismatch(DP3Error):
     """No source offered for a copy was readable with the expected sha256."""
 
 
@@ -285,8 +285,8 @@ class Store:
         with self.translated("checking free space"):
             stat = os.statvfs(self.root)
         free = stat.f_bavail * stat.f_frsize
-        metrics.STORE_FREE.labels(self.label).set(free)
-        metrics.STORE_SIZE.labels(self.label).set(stat.f_blocks * stat.f_frsize)
+        archiver_metrics().store_free.labels(self.label).set(free)
+        archiver_metrics().store_size.labels(self.label).set(stat.f_blocks * stat.f_frsize)
         return free
 
     def ensure_space(self, nbytes: int) -> None:
@@ -313,7 +313,7 @@ class Store:
     def mark_aliased(self) -> None:
         """This store is one place with another: it takes nothing until that ends (the caller logs the line)."""
         if not self.aliased:
-            metrics.STORE_ERRORS.labels(self.label, "aliased").inc()
+            archiver_metrics().store_errors.labels(self.label, "aliased").inc()
             self._start_trouble("aliased")
 
     def unmark_aliased(self) -> None:
@@ -464,8 +464,8 @@ class Store:
             fsync_dir(final.parent)
         self._verify(final, sha256, source)
         self._back()
-        metrics.BYTES.labels(self.label).inc(size)
-        metrics.COPY_SECONDS.observe(time.monotonic() - staged.started)
+        archiver_metrics().bytes.labels(self.label).inc(size)
+        archiver_metrics().copy_seconds.observe(time.monotonic() - staged.started)
         return CopyOutcome.WRITTEN
 
     def write_document(self, final: Path, data: bytes) -> bool:
@@ -480,7 +480,7 @@ class Store:
         if self.read_bytes(final) != data:
             raise self._failure("verify", f"{final} read back differs from what was written")
         self._back()
-        metrics.BYTES.labels(self.label).inc(len(data))
+        archiver_metrics().bytes.labels(self.label).inc(len(data))
         return True
 
     def _link_new(self, temp: Path, final: Path) -> bool:
@@ -535,7 +535,7 @@ class Store:
     def _failure(self, problem: str, detail: str) -> StoreUnavailable | NameRefused:
         if problem == "name":  # one photo's name: counted by the archiver as that photo's failure
             return NameRefused(self.label, detail)
-        metrics.STORE_ERRORS.labels(self.label, problem).inc()
+        archiver_metrics().store_errors.labels(self.label, problem).inc()
         log.warning("store %s unavailable (%s): %s", self.label, problem, detail, extra={"store": self.label})
         self._start_trouble(problem)
         return StoreUnavailable(self.label, problem, detail)
@@ -544,10 +544,10 @@ class Store:
         with self._trouble_lock:
             if self.trouble is None or self.trouble.until is not None:
                 self.trouble = Trouble(problem, time.time())
-                metrics.STORE_PROBLEM_SINCE.labels(self.label).set(self.trouble.since)
-                metrics.STORE_PROBLEM_UNTIL.labels(self.label).set(0)
+                archiver_metrics().store_problem_since.labels(self.label).set(self.trouble.since)
+                archiver_metrics().store_problem_until.labels(self.label).set(0)
             self.trouble.problem = problem
-            metrics.STORE_UP.labels(self.label).set(0)
+            archiver_metrics().store_up.labels(self.label).set(0)
 
     def _back(self, only: str | None = None) -> None:
         """The store works again: end its trouble (only one of kind ``only``, if given)."""
@@ -557,7 +557,7 @@ class Store:
                 if only is not None and trouble.problem != only:
                     return
                 trouble.until = time.time()
-                metrics.STORE_PROBLEM_UNTIL.labels(self.label).set(trouble.until)
+                archiver_metrics().store_problem_until.labels(self.label).set(trouble.until)
                 log.info(
                     "store %s is back after %.0fs (%s)",
                     self.label,
@@ -565,7 +565,7 @@ class Store:
                     trouble.problem,
                     extra={"store": self.label},
                 )
-            metrics.STORE_UP.labels(self.label).set(1)
+            archiver_metrics().store_up.labels(self.label).set(1)
 
 
 def ensure_all_usable(stores: Sequence[Store], *, distinct: bool = True) -> None:
@@ -616,11 +616,11 @@ def check_distinctness(stores: Sequence[Store]) -> list[store_places.Alias]:
             store.mark_aliased()
         else:
             store.unmark_aliased()
-        metrics.STORE_ALIASED.labels(store.label).set(1 if store.label in involved else 0)
-    metrics.STORES_DISTINCT.set(0 if found else 1)
-    metrics.STORE_ALIAS.clear()
+        archiver_metrics().store_aliased.labels(store.label).set(1 if store.label in involved else 0)
+    archiver_metrics().stores_distinct.set(0 if found else 1)
+    archiver_metrics().store_alias.clear()
     for alias in found:
-        metrics.STORE_ALIAS.labels(alias.first, alias.second, alias.reason).set(1)
+        archiver_metrics().store_alias.labels(alias.first, alias.second, alias.reason).set(1)
     if changed:
         for line in lines:
             log.error("%s", line)

@@ -40,7 +40,11 @@ _OFFSET = re.compile(r"[+-]\d{2}:\d{2}")
 
 
 class InvalidMeta(ValueError):
-    """meta.json breaks the schema; the message names the field and what is wrong."""
+    """meta.json breaks the schema; the message names the field and what is wrong.
+
+    A ``ValueError`` (not a :class:`dp3.errors.DP3Error`): it is a bad value, caught
+    by the verifier and turned into the attempt's reason.
+    """
 
 
 Check = Callable[[str, object], None]

@@ -119,7 +119,7 @@ def _failure(data: bytes) -> PhotoOutcome:
     return RenderFailed(status, output)
 
 
-def outcome_names(outcomes: Sequence[PhotoOutcome]) -> str:
+def describe_outcomes(outcomes: Sequence[PhotoOutcome]) -> str:
     """``3 rendered, 1 failed, 0 missing``: for a log line."""
     rendered = sum(isinstance(o, Rendered) for o in outcomes)
     failed = sum(isinstance(o, RenderFailed) for o in outcomes)

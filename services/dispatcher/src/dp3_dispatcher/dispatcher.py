@@ -51,10 +51,10 @@ from dp3.broker import Message
 from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status
 from dp3.files import OutsideRoot, atomic_copy, event_path_under, path_under
 from dp3.log import photo_logger
-from dp3_dispatcher import metrics
-from dp3_dispatcher.batch_results import PhotoOutcome, Rendered, outcome_names, read_results
+from dp3_dispatcher.batch_results import PhotoOutcome, Rendered, describe_outcomes, read_results
 from dp3_dispatcher.batching import batch_sizes
-from dp3_dispatcher.runner import TaskRunner
+from dp3_dispatcher.metrics import DispatcherMetrics, dispatcher_metrics
+from dp3_dispatcher.runner import Runner
 from dp3_dispatcher.settings import DispatcherSettings
 from dp3_dispatcher.staging import Staging, out_of_space
 from dp3_dispatcher.task_files import TaskFiles
@@ -78,8 +78,6 @@ from dp3_dispatcher.workqueue import (
     Result,
     Task,
     TaskResult,
-    hostname_of,
-    query_workers,
     result_text,
 )
 
@@ -162,12 +160,14 @@ class Dispatcher:
     def __init__(
         self,
         settings: DispatcherSettings,
-        runner: TaskRunner,
+        runner: Runner,
         staging: Staging,
         *,
         render_script: Path = RENDER_SCRIPT,
+        metrics: DispatcherMetrics | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics or dispatcher_metrics()
         self._runner = runner
         self._staging = staging
         self._task_files = TaskFiles(
@@ -216,7 +216,7 @@ class Dispatcher:
             return [self._failed(entry, ErrorKind.BAD_NAME, name_problem)]
         meta = self._staging.verified_meta(entry.id, entry.sha256)
         if meta is not None:
-            metrics.FAST_PATH.inc()
+            self._metrics.fast_path.inc()
             plog.info("verified artifacts already staged; publishing Processed again without rendering")
             return [self._processed(entry, meta)]
         with self._lock:
@@ -360,16 +360,16 @@ class Dispatcher:
             # Each photo's own timer fires first (it names the photo); this bounds the rest (start-up, the tar).
             max_run_seconds=self._settings.task_max_seconds * len(jobs) + TASK_START_SECONDS,
         )
-        metrics.TASKS_SUBMITTED.inc()
-        metrics.PHOTOS_PER_TASK.observe(len(jobs))
+        self._metrics.tasks_submitted.inc()
+        self._metrics.photos_per_task.observe(len(jobs))
         future = self._runner.submit(task)
-        future.add_done_callback(lambda done: self._hand_over(batch, done))
+        future.add_done_callback(lambda done: self._read_on_pool(batch, done))
 
     def _task_back(self) -> None:
         with self._lock:
             self._tasks_out -= 1
 
-    def _hand_over(self, batch: _Batch, done: concurrent.futures.Future[TaskResult]) -> None:
+    def _read_on_pool(self, batch: _Batch, done: concurrent.futures.Future[TaskResult]) -> None:
         # On the Work Queue loop thread: reading and verifying is slow, it runs on the pool.
         if self._closed:
             return
@@ -380,7 +380,7 @@ class Dispatcher:
 
     def _on_task_done(self, batch: _Batch, done: concurrent.futures.Future[TaskResult]) -> None:
         try:
-            self._conclude(batch, done.result())
+            self._carry_out_verdict(batch, done.result())
         except Exception as exc:  # noqa: BLE001 - every outcome settles each photo's future
             for job in batch.jobs:
                 self._settle_exception(job, exc)
@@ -389,9 +389,9 @@ class Dispatcher:
             self._task_back()
             self._submit_waiting()  # a worker is free: what waits (retries first) goes now
 
-    def _conclude(self, batch: _Batch, result: TaskResult) -> None:
+    def _carry_out_verdict(self, batch: _Batch, result: TaskResult) -> None:
         """Read what the task left, ask :func:`verdict.verdict` what it means, and carry that out."""
-        metrics.TASK_SECONDS.observe(max(0.0, result.done_at - result.submitted_at))
+        self._metrics.task_seconds.observe(max(0.0, result.done_at - result.submitted_at))
         if result.result is not Result.SUCCESS and self._staging.full():
             # Work Queue could not write the results: OUTPUT_MISSING, or MAX_RETRIES after it
             # dropped the worker on each failed transfer (cctools 8.0 counts that as the worker's).
@@ -409,7 +409,10 @@ class Dispatcher:
             else:
                 if len(batch.jobs) > 1:
                     log.info(
-                        "batch of %d back from %s: %s", len(batch.jobs), result.worker_address, outcome_names(outcomes)
+                        "batch of %d back from %s: %s",
+                        len(batch.jobs),
+                        result.worker_address,
+                        describe_outcomes(outcomes),
                     )
         missed = result.result is Result.INPUT_MISSING
         states = [
@@ -443,7 +446,7 @@ class Dispatcher:
                     else:
                         self._settle_exception(job, exc)
         if set_aside:
-            self._set_aside(result)
+            self._keep_next_attempt_off_host(result)
         self._requeue(retries)
 
     def _carry_out(self, job: _Job, action: Action, result: TaskResult, retries: list[_Job]) -> None:
@@ -460,10 +463,10 @@ class Dispatcher:
             job.environment_failures += action.environment
             job.alone = action.alone
             if action.charged:
-                metrics.TASKS_FAILED.labels(action.kind.value).inc()
+                self._metrics.tasks_failed.labels(action.kind.value).inc()
                 plog.warning("render attempt %d failed (%s); retrying", job.attempts, action.reason)
             elif action.environment:
-                metrics.TASKS_FAILED.labels(ErrorKind.WORKER_ENVIRONMENT.value).inc()
+                self._metrics.tasks_failed.labels(ErrorKind.WORKER_ENVIRONMENT.value).inc()
                 plog.warning("the worker could not render (%s); sending it elsewhere", action.reason)
             else:
                 plog.info("%s; sent again, no attempt counted", action.reason)
@@ -492,8 +495,8 @@ class Dispatcher:
 
     def _staging_full(self, jobs: Sequence[_Job], reason: str) -> None:
         """Staging has no room: hold the photos, charge nothing, blame no worker; see the module docstring."""
-        metrics.STAGING_FULL_TOTAL.inc()
-        metrics.STAGING_FULL.set(1)
+        self._metrics.staging_full_total.inc()
+        self._metrics.staging_full.set(1)
         for job in jobs:
             photo_logger(log, job.entry.id).warning(
                 "staging %s is full (%s); the render waits for room, no attempt counted", self._staging.root, reason
@@ -511,9 +514,9 @@ class Dispatcher:
             if not (self._waiting or self._alone) or self._closed:
                 return False
         if not self._staging.full():
-            metrics.STAGING_FULL.set(0)
+            self._metrics.staging_full.set(0)
             return False
-        metrics.STAGING_FULL.set(1)
+        self._metrics.staging_full.set(1)
         with self._lock:
             if self._space_timer is None or not self._space_timer.is_alive():
                 self._space_timer = threading.Timer(STAGING_RETRY_SECONDS, self._look_for_space)
@@ -531,11 +534,11 @@ class Dispatcher:
             )
         elif host not in self._blocked_hosts:
             self._blocked_hosts.add(host)
-            metrics.WORKERS_BLOCKED.set(len(self._blocked_hosts))
-            self._runner.call(lambda manager: manager.block_host(host))
+            self._metrics.workers_blocked.set(len(self._blocked_hosts))
+            self._runner.block_host(host)
             plog.error("worker host %s (%s) cannot render: %s; blocked it", host, result.worker_address, message)
 
-    def _set_aside(self, result: TaskResult) -> None:
+    def _keep_next_attempt_off_host(self, result: TaskResult) -> None:
         """Keep the next attempt off a host that returned invalid artifacts, if another host can take it.
 
         Work Queue cannot exclude a worker per task; a short block of the host
@@ -546,13 +549,13 @@ class Dispatcher:
         if host is None or host in self._blocked_hosts:
             return
         try:
-            others = {w.hostname for w in query_workers(self._runner.port, password=self._runner.password)} - {host}
+            others = self._runner.worker_hosts() - {host}
         except (OSError, ValueError):
             return
         if not others:
             return
         seconds = self._settings.bad_worker_block_seconds
-        self._runner.call(lambda manager: manager.block_host(host, seconds))
+        self._runner.block_host(host, seconds)
         log.warning("set worker host %s aside for %ds after invalid artifacts", host, seconds)
 
     def _hostname_by_address(self, address: str | None) -> str | None:
@@ -560,7 +563,7 @@ class Dispatcher:
         if address is None:
             return None
         try:
-            name = hostname_of(self._runner.port, address, password=self._runner.password)
+            name = self._runner.hostname_of(address)
         except (OSError, ValueError) as exc:
             log.warning("could not ask the manager about worker %s: %s", address, exc)
             return None
@@ -574,7 +577,7 @@ class Dispatcher:
             return
         for event in events:
             if event.status is Status.FAILED and event.error is not None:
-                metrics.TASKS_FAILED.labels(event.error.kind.value).inc()
+                self._metrics.tasks_failed.labels(event.error.kind.value).inc()
         if not job.future.done():
             job.future.set_result(events)
 

@@ -21,8 +21,9 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-from dp3_dispatcher.workqueue import Manager, Stats, Task, TaskResult, WorkQueueError
+from dp3_dispatcher.workqueue import Manager, Stats, Task, TaskResult, WorkQueueError, hostname_of, query_workers
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,11 @@ IDLE_BLOCK_SECONDS = 0.25
 
 
 class RunnerStopped(RuntimeError):
-    """The runner was stopped before the task came back; the work must be redone."""
+    """The runner was stopped before the task came back; the work must be redone.
+
+    A ``RuntimeError`` like the binding's own, not a :class:`dp3.errors.DP3Error`:
+    it settles a photo's future at shutdown, when its message is redelivered anyway.
+    """
 
 
 @dataclass
@@ -43,6 +48,31 @@ class _Submit:
 @dataclass
 class _Call:
     action: Callable[[Manager], None]
+
+
+class Runner(Protocol):
+    """Work Queue as the dispatcher uses it: the narrow interface :class:`TaskRunner` implements.
+
+    :class:`dp3.testing.FakeRunner` implements it too, in memory, so the
+    dispatcher's handling of returned tasks is unit-tested without a manager.
+    """
+
+    @property
+    def stats(self) -> Stats: ...
+
+    def submit(self, task: Task) -> concurrent.futures.Future[TaskResult]: ...
+
+    def block_host(self, hostname: str, seconds: int | None = None) -> None:
+        """No task goes to ``hostname`` (for ``seconds``, or until the manager stops)."""
+        ...
+
+    def worker_hosts(self) -> set[str]:
+        """The host names of the workers connected now; OSError or ValueError if the manager cannot say."""
+        ...
+
+    def hostname_of(self, worker_address: str) -> str | None:
+        """The host name of the worker at ``worker_address``; OSError or ValueError if the manager cannot say."""
+        ...
 
 
 class TaskRunner:
@@ -79,6 +109,17 @@ class TaskRunner:
     def stats(self) -> Stats:
         """The manager's stats as of the last loop turn (at most about a second old)."""
         return self._stats
+
+    def block_host(self, hostname: str, seconds: int | None = None) -> None:
+        """Thread-safe: block ``hostname`` on the loop thread."""
+        self.call(lambda manager: manager.block_host(hostname, seconds))
+
+    def worker_hosts(self) -> set[str]:
+        """Asked of the manager over its status port (from this thread; the loop thread answers)."""
+        return {worker.hostname for worker in query_workers(self.port, password=self.password)}
+
+    def hostname_of(self, worker_address: str) -> str | None:
+        return hostname_of(self.port, worker_address, password=self.password)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the loop; outstanding futures fail with :class:`RunnerStopped`; the manager is shut down."""

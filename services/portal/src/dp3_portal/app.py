@@ -11,22 +11,29 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
 from pymongo import AsyncMongoClient
 
 from dp3 import store_places
-from dp3.broker import BrokerOptions, Publisher
+from dp3.app import HandlerTable
+from dp3.broker import BrokerOptions, HandlerResult, Message, Publisher
+from dp3.errors import ConfigError
+from dp3.events import Status
+from dp3.topology import PORTAL, QueueSpec
 from dp3_portal import metrics
 from dp3_portal.auth import BasicCache, LoginThrottle, Sessions, SessionTable, Users, load_secret_key
 from dp3_portal.catalog import Catalog
 from dp3_portal.consuming import RecorderThread
 from dp3_portal.device_registry import DeviceRegistry
+from dp3_portal.embedded import EmbeddedMongo, mongo_dir
 from dp3_portal.settings import PortalSettings
 from dp3_portal.store_schema import ensure_indexes_async
 from dp3_portal.stores import StoresProbe
@@ -35,6 +42,8 @@ from dp3_portal.workers import WorkersProbe
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
+STARTUP_FAILURE = 3
+"""uvicorn's exit status when it could not start serving."""
 
 
 @dataclass
@@ -136,4 +145,84 @@ def create_app(
     return app
 
 
-__all__ = ["Portal", "create_app"]
+class PortalApp:
+    """The whole portal process in the shape of every service (:mod:`dp3.app`); constructing it does no I/O.
+
+    :meth:`start` starts the embedded MongoDB-wire server when no
+    ``DP3_MONGO_URL`` is given and builds the web app; :meth:`run` serves it
+    with uvicorn until the stop event (the web app serves ``/metrics`` and
+    ``/healthz`` itself, and its ``lifespan`` opens the database, the publisher
+    and the recorder); :meth:`stop` stops the embedded server.
+    """
+
+    def __init__(self, settings: PortalSettings) -> None:
+        self.settings = settings
+        self._embedded: EmbeddedMongo | None = None
+        self._web: FastAPI | None = None
+        self._server: uvicorn.Server | None = None
+
+    def handlers(self) -> Mapping[QueueSpec, HandlerTable]:
+        # The recorder takes every event (portal.journal is bound to photo.#); the consumer
+        # itself is built in the web app's lifespan (dp3_portal.consuming).
+        return {PORTAL: dict.fromkeys(Status, self._record)}
+
+    def _record(self, message: Message) -> HandlerResult:
+        portal: Portal | None = getattr(self._web.state, "portal", None) if self._web is not None else None
+        if portal is None or portal.recorder is None:
+            raise RuntimeError("the portal is not recording")
+        return portal.recorder.handler(message)
+
+    def health(self) -> tuple[bool, str]:
+        if self._server is None or not self._server.started:
+            return False, "starting"
+        return True, f"ok: serving on port {self.settings.portal_port}"
+
+    def start(self) -> None:
+        settings = self.settings
+        if not settings.mongo_url:
+            self._embedded = EmbeddedMongo(mongo_dir(settings.home), run_dir=mongo_dir(settings.home))
+            try:
+                url = self._embedded.start()
+            except ConfigError as exc:
+                raise SystemExit(f"dp3-portal: bad configuration: {exc}") from None
+            log.info("DP3_MONGO_URL unset: started the embedded MongoDB-wire server at %s", url)
+            settings = settings.model_copy(update={"mongo_url": url})
+        self._web = create_app(settings)
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                self._web,
+                host=settings.portal_host,
+                port=settings.portal_port,
+                log_config=None,
+                access_log=False,
+                # Behind the TLS proxy (deploy/caddy) the client is the proxy: believe its
+                # X-Forwarded-For, so the login throttle counts each real client, and only its.
+                proxy_headers=settings.trusted_proxies is not None,
+                forwarded_allow_ips=settings.trusted_proxies,
+            )
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve until ``stop`` is set (uvicorn also stops on SIGTERM/SIGINT by itself)."""
+        server = self._server
+        if server is None:
+            raise RuntimeError("the portal is not started")
+
+        def exit_on_stop() -> None:
+            stop.wait()
+            server.should_exit = True
+
+        threading.Thread(target=exit_on_stop, name="dp3-portal-stop", daemon=True).start()
+        # uvicorn restores the handlers it found (dp3.service's, which set ``stop``) and
+        # re-raises the signal that stopped it: that lands there, harmlessly.
+        server.run()
+        if not server.started and not stop.is_set():
+            raise SystemExit(STARTUP_FAILURE)  # e.g. the port is taken; uvicorn said why
+
+    def stop(self) -> None:
+        if self._embedded is not None:
+            self._embedded.stop()
+            self._embedded = None
+
+
+__all__ = ["Portal", "PortalApp", "create_app"]

@@ -20,25 +20,31 @@ from dp3_scanner.index import Index
 log = logging.getLogger(__name__)
 
 
-def archived_handler(
-    index: Index, forget_later: Callable[[str, str | None], None]
-) -> Callable[[Message], Sequence[JournalEntry]]:
-    """The consumer handler; emits nothing."""
+class ArchiveLearner:
+    """The handlers of ``scanner.archived``, one per status; they emit nothing."""
 
-    def handle(message: Message) -> Sequence[JournalEntry]:
+    def __init__(self, index: Index, forget_later: Callable[[str, str | None], None]) -> None:
+        self._index = index
+        self._forget_later = forget_later
+
+    def archived(self, message: Message) -> Sequence[JournalEntry]:
+        """Remember the archived sha256, so the same bytes uploaded again are a Duplicate."""
+        self._remember(message.entry)
+        return []
+
+    def collected(self, message: Message) -> Sequence[JournalEntry]:
+        """Remember it too (a Collected may come first), and forget the inbox path that is gone."""
         entry = message.entry
-        if entry.status not in (Status.ARCHIVED, Status.COLLECTED):
-            return []
+        self._remember(entry)
+        self._forget_later(entry.fs_path, entry.sha256)
+        return []
+
+    def _remember(self, entry: JournalEntry) -> None:
         if entry.sha256 is None:
             log.warning(
                 "%s event without sha256: cannot recognise re-uploads of it", entry.status, extra={"photo_id": entry.id}
             )
-        else:
-            index.remember_archived(
-                entry.sha256, entry.id, list(entry.archives), collected=entry.status == Status.COLLECTED
-            )
-        if entry.status == Status.COLLECTED:
-            forget_later(entry.fs_path, entry.sha256)
-        return []
-
-    return handle
+            return
+        self._index.remember_archived(
+            entry.sha256, entry.id, list(entry.archives), collected=entry.status == Status.COLLECTED
+        )

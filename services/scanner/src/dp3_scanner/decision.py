@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 from dp3.events import JournalEntry
 from dp3_scanner.filetype import has_photo_extension
-from dp3_scanner.index import ArchivedPhoto, FileKey, FileRecord
+from dp3_scanner.index import ArchivedPhoto, FileKey, SeenFile
 from dp3_scanner.names import IgnoreReason
 from dp3_scanner.outcome import Upload, decide
 
@@ -130,7 +130,7 @@ def on_read(key: FileKey, key_after: FileKey, size_read: int) -> ConsiderAgain |
 
 
 def on_hashed(
-    upload: Upload, key: FileKey, archived: ArchivedPhoto | None, assigned_id: str, previous: FileRecord | None
+    upload: Upload, key: FileKey, archived: ArchivedPhoto | None, assigned_id: str, previous: SeenFile | None
 ) -> RefreshKey | Emit:
     """Rules 6-8: the event for a read upload, or nothing new to say.
 

@@ -103,7 +103,7 @@ class AssignedId:
     sha256: str
 
 
-class Outcome(enum.StrEnum):
+class ScanOutcome(enum.StrEnum):
     """What the scanner did with a file."""
 
     DETECTED = "detected"  # emitted Detected (re-driven while the file stays)
@@ -113,10 +113,10 @@ class Outcome(enum.StrEnum):
 
 
 @dataclass(slots=True)
-class FileRecord:
+class SeenFile:
     path: str
     key: FileKey
-    outcome: Outcome
+    outcome: ScanOutcome
     reason: str | None = None
     sha256: str | None = None
     event: str | None = None
@@ -150,7 +150,7 @@ class Index:
             self._db.execute("ALTER TABLE files ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0")
         # Paths were TEXT before names were bytes: the same key must not exist twice, as TEXT and as BLOB.
         self._db.execute("UPDATE files SET path = CAST(path AS BLOB) WHERE typeof(path) = 'text'")
-        self.files: dict[str, FileRecord] = {}
+        self.files: dict[str, SeenFile] = {}
         self._archived: dict[str, ArchivedPhoto] = {}
         self._ids: dict[str, AssignedId] = {}
         self._load()
@@ -160,10 +160,10 @@ class Index:
     def _load(self) -> None:
         for row in self._db.execute(_SELECT_FILES):
             path = os.fsdecode(row[0])
-            self.files[path] = FileRecord(
+            self.files[path] = SeenFile(
                 path,
                 (row[1], row[2], row[3], row[4]),
-                Outcome(row[5]),
+                ScanOutcome(row[5]),
                 row[6],
                 row[7],
                 row[8],
@@ -220,13 +220,13 @@ class Index:
 
     # --- files (the scanner loop's thread) -----------------------------------
 
-    def get(self, path: str) -> FileRecord | None:
+    def get(self, path: str) -> SeenFile | None:
         return self.files.get(path)
 
-    def put(self, record: FileRecord) -> None:
+    def put(self, record: SeenFile) -> None:
         self.put_many([record])
 
-    def put_many(self, records: Iterable[FileRecord]) -> None:
+    def put_many(self, records: Iterable[SeenFile]) -> None:
         rows = []
         for record in records:
             self.files[record.path] = record

@@ -39,10 +39,11 @@ from dp3.events import JournalEntry, Status
 from dp3.filenames import escape_os
 from dp3.files import sha256_stream
 from dp3.stability import FileState, Watched, is_stable, observe, stable_at
-from dp3_scanner import decision, metrics
+from dp3_scanner import decision
 from dp3_scanner.capture_time import capture_time
 from dp3_scanner.filetype import SNIFF_BYTES, TAIL_BYTES, lacks_end_marker, sniff_format
-from dp3_scanner.index import FileKey, FileRecord, Index, Outcome
+from dp3_scanner.index import FileKey, Index, ScanOutcome, SeenFile
+from dp3_scanner.metrics import ScannerMetrics, scanner_metrics
 from dp3_scanner.names import IgnoreReason, name_ignore_reason, owner_of, relative_parts
 from dp3_scanner.outcome import SERVICE, Upload, photo_id, unreadable
 from dp3_scanner.settings import ScannerSettings
@@ -54,7 +55,7 @@ Publish = Callable[[JournalEntry], None]
 """Publishes one event and returns once the broker confirmed it (raises BrokerError otherwise)."""
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-_REDRIVEN_OUTCOMES = (Outcome.DETECTED, Outcome.DUPLICATE)
+_REDRIVEN_OUTCOMES = (ScanOutcome.DETECTED, ScanOutcome.DUPLICATE)
 _Settled = decision.ConsiderAgain | decision.Ignore | decision.Hold | decision.RefreshKey
 """A decision on a finished file that publishes nothing."""
 
@@ -95,8 +96,10 @@ class Scanner:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        metrics: ScannerMetrics | None = None,
     ) -> None:
         self.inbox = os.path.abspath(settings.inbox_dir)
+        self._metrics = metrics or scanner_metrics()
         self._settings = settings
         self._zone = settings.zone
         self._hold_limits = decision.HoldLimits(settings.stable_seconds, settings.incomplete_seconds)
@@ -166,7 +169,7 @@ class Scanner:
             yield
         except Exception as exc:  # noqa: BLE001 - one file must never stop the scanner
             reason = type(exc).__name__
-            metrics.FILE_ERRORS.labels(reason).inc()
+            self._metrics.file_errors.labels(reason).inc()
             log.error("could not handle %s (%s: %s); trying it again later", escape_os(path), reason, exc)
             self.pending.pop(path, None)
             try:
@@ -177,17 +180,17 @@ class Scanner:
     def _set_aside(self, path: str, key: FileKey | None, reason: str) -> None:
         """Remember the failure, so the file is retried after a growing interval rather than on every step."""
         previous = self._index.get(path)
-        attempt = previous.attempt + 1 if previous is not None and previous.outcome == Outcome.FAILED else 0
+        attempt = previous.attempt + 1 if previous is not None and previous.outcome == ScanOutcome.FAILED else 0
         if key is None:
             try:
                 key = _key(os.lstat(path))
             except OSError:
                 return
         self._index.put(
-            FileRecord(
+            SeenFile(
                 path=path,
                 key=key,
-                outcome=Outcome.FAILED,
+                outcome=ScanOutcome.FAILED,
                 reason=f"error:{reason}",
                 attempt=attempt,
                 next_redrive_at=self._wall() + self._redrive_interval(attempt),
@@ -203,7 +206,7 @@ class Scanner:
         now, wall = self._clock(), self._wall()
         known = self._index.files
         pending = self.pending
-        due: list[FileRecord] = []
+        due: list[SeenFile] = []
         for path, key in walked.files.items():
             record = known.get(path)
             if record is not None and record.key == key:
@@ -231,10 +234,10 @@ class Scanner:
                 self._redrive(record)
         self._next_rescan = self._clock() + self._settings.rescan_seconds
         self.rescans += 1
-        metrics.INBOX_FILES.set(len(walked.files))
-        metrics.INBOX_BYTES.set(walked.total_bytes)
+        self._metrics.inbox_files.set(len(walked.files))
+        self._metrics.inbox_bytes.set(walked.total_bytes)
         elapsed = time.perf_counter() - started
-        metrics.SCAN_SECONDS.observe(elapsed)
+        self._metrics.scan_seconds.observe(elapsed)
         log.debug("rescan: %d files, %d pending, %.3fs", len(walked.files), len(pending), elapsed)
 
     # --- hints -----------------------------------------------------------------
@@ -388,14 +391,14 @@ class Scanner:
         entry = concluded.entry
         if not self._emit(entry, path, key):
             return
-        metrics.DETECT_LATENCY.observe(max(0.0, self._wall() - stable_since_wall))
+        self._metrics.detect_latency.observe(max(0.0, self._wall() - stable_since_wall))
         if entry.status == Status.DETECTED:
-            metrics.DETECTED.labels(entry.owner or "").inc()
+            self._metrics.detected.labels(entry.owner or "").inc()
         elif entry.status == Status.DUPLICATE:
-            metrics.DUPLICATES.labels(entry.owner or "").inc()
+            self._metrics.duplicates.labels(entry.owner or "").inc()
             log.info("re-upload of archived %s", entry.duplicate_of, extra={"photo_id": entry.id})
         elif entry.error is not None:
-            metrics.FAILED.labels(entry.error.kind.value).inc()
+            self._metrics.failed.labels(entry.error.kind.value).inc()
             log.warning("%s: %s", entry.error.kind.value, entry.path, extra={"photo_id": entry.id})
 
     def _carry_out(self, path: str, key: FileKey, watched: Watched, action: _Settled) -> None:
@@ -406,7 +409,7 @@ class Scanner:
             self._ignore(path, action.reason, key)
         elif isinstance(action, decision.Hold):
             self.pending[path] = Watched(watched.state, watched.since, action.seconds)
-            metrics.HELD_INCOMPLETE.inc()
+            self._metrics.held_incomplete.inc()
             log.info(
                 "%s looks cut off (no end marker): waiting up to %.0fs in all for the rest of it",
                 escape_os(path),
@@ -423,17 +426,17 @@ class Scanner:
         try:
             self._publish(entry)
         except BrokerError as exc:
-            metrics.PUBLISH_ERRORS.inc()
+            self._metrics.publish_errors.inc()
             log.error("could not publish %s (%s); will retry", entry.status, exc, extra={"photo_id": entry.id})
             self.pending[path] = observe(None, _state(key), self._clock())
             return False
         wall = self._wall()
         redriven = entry.status in (Status.DETECTED, Status.DUPLICATE)
-        outcome = {Status.DETECTED: Outcome.DETECTED, Status.DUPLICATE: Outcome.DUPLICATE}.get(
-            entry.status, Outcome.FAILED
+        outcome = {Status.DETECTED: ScanOutcome.DETECTED, Status.DUPLICATE: ScanOutcome.DUPLICATE}.get(
+            entry.status, ScanOutcome.FAILED
         )
         self._index.put(
-            FileRecord(
+            SeenFile(
                 path=path,
                 key=key,
                 outcome=outcome,
@@ -449,7 +452,7 @@ class Scanner:
         log.info("%s %s", entry.status, entry.path, extra={"photo_id": entry.id})
         return True
 
-    def _redrive_due(self, record: FileRecord, now: float, wall: float) -> bool:
+    def _redrive_due(self, record: SeenFile, now: float, wall: float) -> bool:
         """True when ``record`` is due for a re-drive, by the monotonic clock ``now``."""
         due = self._redrive_at.get(record.path)
         if due is None:  # first seen since start: from the index's wall-clock deadline, bounded
@@ -469,8 +472,8 @@ class Scanner:
         base, cap = self._settings.redrive_seconds, self._settings.redrive_max_seconds
         return float(min(base * 2 ** min(attempt, 40), cap))
 
-    def _redrive(self, record: FileRecord) -> None:
-        if record.outcome == Outcome.FAILED:
+    def _redrive(self, record: SeenFile) -> None:
+        if record.outcome == ScanOutcome.FAILED:
             # An unreadable file, or one whose handling raised: try it again (permissions fixed, bug fixed).
             record.next_redrive_at = None
             self._schedule_redrive(record.path, None)
@@ -486,13 +489,13 @@ class Scanner:
             return
         entry = last.next(last.status, service=SERVICE, attempt=record.attempt + 1)
         if self._emit(entry, record.path, record.key):
-            metrics.REDRIVEN.labels(entry.status.value).inc()
+            self._metrics.redriven.labels(entry.status.value).inc()
             log.info("re-drove %s (attempt %d)", entry.status, entry.attempt, extra={"photo_id": entry.id})
 
     def _unreadable(self, path: str, name: str, owner: str | None, key: FileKey, exc: OSError) -> None:
         previous = self._index.get(path)
         wall = self._wall()
-        if previous is not None and previous.outcome == Outcome.FAILED and previous.reason == "unreadable":
+        if previous is not None and previous.outcome == ScanOutcome.FAILED and previous.reason == "unreadable":
             attempt = previous.attempt + 1
             previous.key, previous.attempt = key, attempt
             previous.next_redrive_at = wall + self._redrive_interval(attempt)
@@ -501,7 +504,7 @@ class Scanner:
             return
         entry = unreadable(path, name, owner, key[1], exc.strerror or type(exc).__name__)
         if self._emit(entry, path, key):
-            metrics.FAILED.labels("unreadable").inc()
+            self._metrics.failed.labels("unreadable").inc()
             log.warning("cannot read %s: %s", entry.path, exc, extra={"photo_id": entry.id})
             record = self._index.get(path)
             if record is not None:
@@ -514,11 +517,11 @@ class Scanner:
     def _ignore(self, path: str, reason: IgnoreReason, key: FileKey | None) -> None:
         """Count and log an ignored entry once per path and reason."""
         record = self._index.get(path)
-        if record is not None and record.outcome == Outcome.IGNORED and record.reason == reason.value:
+        if record is not None and record.outcome == ScanOutcome.IGNORED and record.reason == reason.value:
             if key is not None and record.key != key:
                 record.key = key
                 self._index.put(record)
             return
-        metrics.IGNORED.labels(reason.value).inc()
+        self._metrics.ignored.labels(reason.value).inc()
         log.info("ignoring %s (%s)", escape_os(path), reason.value)
-        self._index.put(FileRecord(path=path, key=key or (0, 0, 0, 0), outcome=Outcome.IGNORED, reason=reason.value))
+        self._index.put(SeenFile(path=path, key=key or (0, 0, 0, 0), outcome=ScanOutcome.IGNORED, reason=reason.value))

@@ -36,7 +36,11 @@ from dp3_dispatcher.workqueue._wq import ffi, lib  # type: ignore[import-not-fou
 
 
 class WorkQueueError(RuntimeError):
-    """The C library refused a call (no port, a missing input file, ...)."""
+    """The C library refused a call (no port, a missing input file, ...).
+
+    Not a :class:`dp3.errors.DP3Error`: the binding is a thin layer over cctools
+    and knows nothing of DP3; the dispatcher turns it into a photo's outcome.
+    """
 
 
 class Result(enum.IntEnum):

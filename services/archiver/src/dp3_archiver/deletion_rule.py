@@ -33,7 +33,7 @@ from dp3.files import OutsideRoot, event_path_under, fsync_dir, sha256_stream
 from dp3_archiver.proof import still_proven
 
 
-class Outcome(enum.Enum):
+class Deletion(enum.Enum):
     DELETED = "deleted"  # it was the archived bytes, now gone from the inbox
     ABSENT = "absent"  # no file there (collected before, or removed by the user)
     CHANGED = "changed"  # other bytes now: left in place
@@ -54,28 +54,28 @@ def collect_original(
     stores: Sequence[str],
     *,
     hashed: ReadProof | None = None,
-) -> Outcome:
+) -> Deletion:
     """Apply the rule. ``read_back`` maps each store to the sha256 of its copy as verified (None: none).
 
     ``hashed``: this process's earlier whole read of the inbox file, which
     stands for hashing it again if the file is provably unchanged since.
     """
     if not all_verified(read_back, stores, archived_sha256):
-        return Outcome.NOT_VERIFIED
+        return Deletion.NOT_VERIFIED
     try:
         path = event_path_under(inbox, path)
     except OutsideRoot:
-        return Outcome.REFUSED
+        return Deletion.REFUSED
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
-        return Outcome.ABSENT
+        return Deletion.ABSENT
     except OSError:
-        return Outcome.REFUSED  # a symlink (ELOOP), or unreadable: leave it
+        return Deletion.REFUSED  # a symlink (ELOOP), or unreadable: leave it
     before = os.fstat(fd)
     if not stat.S_ISREG(before.st_mode):
         os.close(fd)
-        return Outcome.REFUSED
+        return Deletion.REFUSED
     proven = hashed is not None and hashed.path == os.fspath(path)
     if proven and still_proven(hashed, archived_sha256, identity_of(before), time.monotonic()):
         os.close(fd)
@@ -83,13 +83,13 @@ def collect_original(
         with os.fdopen(fd, "rb") as stream:
             sha256, _size = sha256_stream(stream)
         if sha256 != archived_sha256:
-            return Outcome.CHANGED
+            return Deletion.CHANGED
     try:
         now = os.lstat(path)
     except FileNotFoundError:
-        return Outcome.ABSENT
+        return Deletion.ABSENT
     if not same_file(before, now):
-        return Outcome.CHANGED  # replaced or rewritten while we hashed it
+        return Deletion.CHANGED  # replaced or rewritten while we hashed it
     os.unlink(path)
     fsync_dir(path.parent)
-    return Outcome.DELETED
+    return Deletion.DELETED
