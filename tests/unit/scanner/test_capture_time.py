@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import cProfile
 import io
 import os
+import pstats
+import warnings
 import zoneinfo
 from pathlib import Path
 
 import pytest
+from PIL import ExifTags, Image
 
-from dp3_scanner.capture_time import CaptureTime, TimeSource, capture_time, parse_exif_datetime
+from dp3.formats import exif_tag
+from dp3_scanner import capture_time as capture_time_module
+from dp3_scanner.capture_time import (
+    DATE_TIME_ORIGINAL,
+    OFFSET_TIME_ORIGINAL,
+    CaptureTime,
+    TimeSource,
+    capture_time,
+    parse_exif_datetime,
+    read_exif_time,
+)
 
 UTC = zoneinfo.ZoneInfo("UTC")
 JERUSALEM = zoneinfo.ZoneInfo("Asia/Jerusalem")
@@ -98,3 +112,49 @@ def _with_huge_dimensions(jpeg: bytes) -> bytes:
 def test_a_decompression_bomb_header_still_gives_its_exif_date(corpus: Path) -> None:
     bomb = _with_huge_dimensions((corpus / "jpg/gps/DSCN0010.jpg").read_bytes())
     assert capture_time(io.BytesIO(bomb), 0, UTC) == CaptureTime(1224692919, TimeSource.EXIF_SITE_ZONE)
+
+
+def _pillow_date_tags(path: Path) -> tuple[object, object]:
+    """The two date tags as the scanner read them before issue 17: Pillow decoding both IFDs."""
+    with Image.open(path) as image:
+        exif = image.getexif()
+        ifd = exif.get_ifd(ExifTags.IFD.Exif)
+        return exif_tag(exif, ifd, DATE_TIME_ORIGINAL), exif_tag(exif, ifd, OFFSET_TIME_ORIGINAL)
+
+
+def _exif_block(path: Path) -> object:
+    with Image.open(path) as image:
+        return image.info.get("exif") if image.format == "JPEG" else None
+
+
+def test_the_direct_read_of_the_date_tags_agrees_with_pillow_on_every_corpus_jpeg(corpus: Path) -> None:
+    answered = 0
+    for path in sorted(p for p in corpus.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                block = _exif_block(path)
+                expected = _pillow_date_tags(path)
+            except Exception:  # noqa: S112 - a file Pillow refuses goes to exifread either way
+                continue
+            if not isinstance(block, bytes):
+                continue
+            try:
+                got = capture_time_module.exif_date_tags(block)
+            except capture_time_module._Unclear:
+                continue  # Pillow reads it, as before
+        assert got == expected, path
+        answered += 1
+    assert answered >= 40  # the direct read is the common case, not the exception
+
+
+def test_a_jpegs_capture_time_takes_a_few_hundred_python_calls_not_thousands(corpus: Path) -> None:
+    data = (corpus / "jpg" / "mobile" / "HMD_Nokia_8.3_5G.jpg").read_bytes()
+    read_exif_time(io.BytesIO(data), UTC)  # imports and caches warmed
+    profiler = cProfile.Profile()
+    profiler.enable()
+    found = read_exif_time(io.BytesIO(data), UTC)
+    profiler.disable()
+    assert found is not None and found.source is not TimeSource.MTIME
+    calls = pstats.Stats(profiler).total_calls  # type: ignore[attr-defined]
+    assert calls < 800, calls  # decoding every tag of both IFDs with Pillow took about 1,140 (447 now)

@@ -39,7 +39,15 @@ from dp3.log import PhotoLogger, photo_logger
 from dp3_archiver import sidecar
 from dp3_archiver.metrics import archiver_metrics
 from dp3_archiver.naming import StoredFiles, candidate_names, capture_times_in_id, is_date_folder
-from dp3_archiver.stores import CopyOutcome, NameRefused, SourceMismatch, Store, ensure_all_usable
+from dp3_archiver.stores import (
+    CopyOutcome,
+    NameRefused,
+    SourceMismatch,
+    Store,
+    StoreUnavailable,
+    ensure_all_usable,
+    write_temps,
+)
 
 log = logging.getLogger(__name__)
 
@@ -289,17 +297,25 @@ class Archiver:
     def _copy_all(self, plans: Sequence[_Plan], target: Target) -> None:
         """Every file into every store, all at once (the stores are different devices, the files independent).
 
-        Other stores' copies are fallback sources: each is checked by its sha256 while it is copied.
+        A file no store has yet is read once from its source and written into
+        every store in the same pass (:func:`~dp3_archiver.stores.write_temps`);
+        then each store syncs, names and reads back its own copy in parallel.
+        Anything else (a copy already there, a source that does not match) goes
+        through :meth:`Store.ensure_copy` per store, where other stores' copies
+        are fallback sources, each checked by its sha256 while it is copied.
         """
         jobs = []
         for plan in plans:
             copies = [store.root / target.date / plan.record.name for store in self.stores]
+            teed = self._copy_once(plan, copies)
             for store, final in zip(self.stores, copies, strict=True):
                 may_replace = True if plan.replace_if is None else plan.replace_if.get(store.label, False)
                 sources = [*plan.sources, *(copy for copy in copies if copy != final)]
-                future = self._pool.submit(
-                    store.ensure_copy, sources, final, plan.record.sha256, plan.record.size, may_replace=may_replace
-                )
+                future = teed.get(store.label)
+                if future is None:
+                    future = self._pool.submit(
+                        store.ensure_copy, sources, final, plan.record.sha256, plan.record.size, may_replace=may_replace
+                    )
                 jobs.append((plan, final, future))
         concurrent.futures.wait([future for _, _, future in jobs])
         errors = [(plan, future.exception()) for plan, _, future in jobs if future.exception() is not None]
@@ -314,6 +330,37 @@ class Archiver:
         for _, final, future in jobs:
             if future.result() is CopyOutcome.TAKEN:
                 raise Retryable(f"{final} was just taken by a different photo; choosing another name")
+
+    def _copy_once(self, plan: _Plan, copies: Sequence[Path]) -> dict[str, concurrent.futures.Future[CopyOutcome]]:
+        """Stores with no file at the copy's name: one read of the plan's own source into all of them.
+
+        The futures finish each store's copy (or carry its trouble); a store left
+        out (it has a file there, or the source did not match) is for ensure_copy.
+        """
+        record = plan.record
+        futures: dict[str, concurrent.futures.Future[CopyOutcome]] = {}
+        fresh = []
+        for store, final in zip(self.stores, copies, strict=True):
+            if not plan.sources or not store.is_absent(final):
+                continue
+            try:
+                store.ensure_usable()
+                store.ensure_space(record.size)
+            except StoreUnavailable as exc:
+                futures[store.label] = _failed(exc)
+                continue
+            fresh.append((store, final))
+        if not fresh:
+            return futures
+        tee = write_temps(plan.sources, fresh, record.sha256)
+        for label, trouble in tee.failed.items():
+            futures[label] = _failed(trouble)
+        for staged in tee.staged:
+            sources = [*plan.sources, *(copy for copy in copies if copy != staged.final)]
+            futures[staged.store.label] = self._pool.submit(
+                staged.store.finish_copy, staged, sources, record.sha256, record.size, present=False, source=tee.source
+            )
+        return futures
 
     def _inbox_path(self, entry: JournalEntry) -> Path | None:
         """The inbox original, if the event's path is a plain path inside the inbox (no symlinks)."""
@@ -344,3 +391,10 @@ class Archiver:
             service=SERVICE,
             error=ErrorInfo(stage=ARCHIVE_STAGE, kind=ErrorKind.SOURCE_CHANGED, message=message),
         )
+
+
+def _failed(exc: BaseException) -> concurrent.futures.Future[CopyOutcome]:
+    """A store's trouble found before its copy began, in the shape of the copy jobs' results."""
+    future: concurrent.futures.Future[CopyOutcome] = concurrent.futures.Future()
+    future.set_exception(exc)
+    return future

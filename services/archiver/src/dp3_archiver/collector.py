@@ -1,9 +1,13 @@
-"""Archived -> re-verify every store -> delete the inbox original (collect.py's rule) -> Collected.
+"""Archived -> re-verify every store -> delete the inbox original (deletion_rule.py) -> Collected.
 
 Runs on the ``archiver.collect`` queue, separately from archiving, so the
-deletion always starts from a fresh read-back of every store's copy and never
-from what an earlier step believed. ``Collected`` is published here (confirmed)
-before the staging folder is removed and the message acknowledged.
+deletion always starts from every store's copy as it is now, never from what
+an earlier message said. A copy this process read back from its device when
+it wrote it, and that is provably the same file, unchanged since
+(:mod:`dp3_archiver.proof`), is not read again; any other copy is read back
+now. Likewise the inbox file is not hashed again if it is the file that was
+hashed while it was copied into every store. ``Collected`` is published here
+(confirmed) before the staging folder is removed and the message acknowledged.
 """
 
 from __future__ import annotations
@@ -71,14 +75,21 @@ class Collector:
         ensure_all_usable(self.stores, distinct=False)  # checked below, right before the deletion
         files = StoredFiles(entry.stored_name or entry.id)
         folders = {store.label: self._folder(store, entry) for store in self.stores}
-        copies = {store.label: store.read_copy(folders[store.label] / files.original) for store in self.stores}
+        checked = {
+            store.label: store.verified_copy(folders[store.label] / files.original, entry.sha256)
+            for store in self.stores
+        }
+        copies = {label: copy for label, (copy, _source) in checked.items()}
         read_back = {label: None if found is None else found.sha256 for label, found in copies.items()}
+        # The inbox file as this process hashed it while copying it, if that read proves it (one read, or none).
+        sources = {source for _copy, source in checked.values() if source is not None}
+        inbox_read = sources.pop() if len(sources) == 1 else None
         # Right before the deletion, after the read-backs: a bind mount made since the photo was
         # archived, or two "copies" that are one file, must never count as two verified copies.
         ensure_distinct(self.stores)
         _ensure_distinct_copies(copies, files.original)
         labels = [store.label for store in self.stores]
-        outcome = collect_original(self.inbox, Path(entry.fs_path), entry.sha256, read_back, labels)
+        outcome = collect_original(self.inbox, Path(entry.fs_path), entry.sha256, read_back, labels, hashed=inbox_read)
         if outcome is Deletion.NOT_VERIFIED:
             bad = [label for label in labels if read_back[label] != entry.sha256]
             for label in bad:

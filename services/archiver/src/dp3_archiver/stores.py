@@ -43,11 +43,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dp3 import layout, store_places
-from dp3.copies import CopyRead, read_uncached
+from dp3.copies import CopyRead, ReadProof, identity_of, proof_of_read, read_uncached
 from dp3.errors import DP3Error, Retryable
 from dp3.events import ErrorKind
 from dp3.files import CHUNK, atomic_writer, fsync_dir, temp_path_for
 from dp3_archiver.metrics import archiver_metrics
+from dp3_archiver.proof import CopyProof, Ledger, still_proven
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,123 @@ def hash_uncached(path: Path) -> tuple[str, int]:
 
 
 @dataclass
+class StagedCopy:
+    """A temporary file in one store holding a copy's bytes, written but not yet synced or named."""
+
+    store: Store
+    final: Path
+    temp: Path
+    fd: int
+    started: float  # time.monotonic() when the copy began
+
+
+@dataclass
+class Tee:
+    """One read of a source into temporary files in several stores (:func:`write_temps`)."""
+
+    staged: list[StagedCopy]  # the stores whose temp file holds the expected bytes
+    failed: dict[str, StoreUnavailable | NameRefused]  # store label -> its trouble while writing
+    source: ReadProof | None  # the source as read, if that read proves it (its bytes had the sha256)
+
+
+def write_temps(sources: Sequence[Path], targets: Sequence[tuple[Store, Path]], sha256: str) -> Tee:
+    """Read the first source that has ``sha256`` once, hashing it, and write it into a temp file per target.
+
+    The source is read (and hashed) once whatever the number of stores: the
+    copy is checked by that hash while it is written, and each store's copy is
+    then read back from its own device by :meth:`Store.finish_copy`. A store
+    whose write fails drops out (its trouble in ``failed``) and the others go
+    on. No temp file is left behind unless it is in ``staged``.
+    """
+    failed: dict[str, StoreUnavailable | NameRefused] = {}
+    open_temps: list[StagedCopy] = []
+    started = time.monotonic()
+    try:
+        for store, final in targets:
+            try:
+                store._make_folder(final.parent)
+                temp = temp_path_for(final)
+                with store.translated(f"creating {temp}", naming=True):
+                    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                open_temps.append(StagedCopy(store, final, temp, fd, started))
+            except (StoreUnavailable, NameRefused) as exc:
+                failed[store.label] = exc
+        for source in sources:
+            if not open_temps:
+                break
+            read = _tee_from(source, open_temps, failed)
+            open_temps = [staged for staged in open_temps if staged.store.label not in failed]
+            if read is not None and read[0] == sha256:
+                return Tee(open_temps, failed, read[1])
+    except BaseException:
+        for staged in open_temps:
+            _discard(staged)
+        raise
+    for staged in open_temps:
+        _discard(staged)
+    return Tee([], failed, None)
+
+
+def _tee_from(
+    source: Path, temps: list[StagedCopy], failed: dict[str, StoreUnavailable | NameRefused]
+) -> tuple[str, ReadProof | None] | None:
+    """:func:`_tee_one` from ``source`` if it is a regular file we may open; None if it is not."""
+    try:
+        src_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None  # gone, a symlink, unreadable: try the next source
+    try:
+        if not stat.S_ISREG(os.fstat(src_fd).st_mode):
+            return None  # a fifo or a device is never read (it could block forever)
+        for staged in temps:  # a previous source may have left part of itself
+            with staged.store.translated(f"rewinding {staged.temp}"):
+                os.ftruncate(staged.fd, 0)
+                os.lseek(staged.fd, 0, os.SEEK_SET)
+        return _tee_one(src_fd, source, temps, failed)
+    finally:
+        os.close(src_fd)
+
+
+def _tee_one(
+    src_fd: int, source: Path, temps: list[StagedCopy], failed: dict[str, StoreUnavailable | NameRefused]
+) -> tuple[str, ReadProof | None] | None:
+    """Copy one source into every temp not yet failed: its sha256, and a proof if the read is one (None: unreadable)."""
+    before = identity_of(os.fstat(src_fd))
+    read_started = time.time_ns()
+    digest = hashlib.sha256()
+    while True:
+        try:
+            chunk = os.read(src_fd, CHUNK)
+        except OSError:
+            log.warning("could not read source %s; trying the next one", source)
+            return None
+        if not chunk:
+            break
+        digest.update(chunk)
+        for staged in temps:
+            if staged.store.label in failed:
+                continue
+            try:
+                with staged.store.translated(f"writing {staged.temp}"):
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(staged.fd, view) :]
+            except (StoreUnavailable, NameRefused) as exc:
+                failed[staged.store.label] = exc
+                _discard(staged)
+    sha256 = digest.hexdigest()
+    # None if it changed while read, or too recently to rule out a change in the same tick.
+    return sha256, proof_of_read(source, sha256, before, identity_of(os.fstat(src_fd)), read_started)
+
+
+def _discard(staged: StagedCopy) -> None:
+    with contextlib.suppress(OSError):
+        os.close(staged.fd)
+    with contextlib.suppress(OSError):
+        staged.temp.unlink()
+
+
+@dataclass
 class Trouble:
     """A stretch of time in which a store could not take or prove copies."""
 
@@ -134,6 +252,8 @@ class Store:
         self.trouble: Trouble | None = None
         """The current or last problem (None: none since start)."""
         self._trouble_lock = threading.Lock()
+        self.proofs = Ledger()
+        """This process's read-backs of copies it verified, so a collection moments later need not read again."""
 
     @property
     def label(self) -> str:
@@ -212,16 +332,54 @@ class Store:
         read = self.read_copy(path)
         return None if read is None else (read.sha256, read.size)
 
-    def read_copy(self, path: Path) -> CopyRead | None:
-        """A copy read back from the storage, with the file's identity; None if there is no such file."""
+    def read_copy(self, path: Path, *, settle: bool = False) -> CopyRead | None:
+        """A copy read back from the storage, with the file's identity; None if there is no such file.
+
+        A read that finds other bytes than a proof of this path says (decay under
+        an unchanged identity, found by the fixity audit or any other read-back)
+        drops that proof, so the next collection reads the copy again.
+        """
         try:
-            return read_uncached(path)
+            read = read_uncached(path, settle=settle)
         except (FileNotFoundError, NotADirectoryError):
+            self.proofs.forget(os.fspath(path))
             return None
         except OSError as exc:
+            self.proofs.forget(os.fspath(path))
             if exc.errno == errno.ELOOP:
                 return None  # a symlink is not a copy
             raise self._failure(problem_of(exc, naming=True), f"reading {path}: {exc.strerror}") from exc
+        recorded = self.proofs.get(os.fspath(path))
+        if recorded is not None and recorded.copy.sha256 != read.sha256:
+            self.proofs.forget(os.fspath(path))
+        return read
+
+    def verified_copy(self, path: Path, sha256: str) -> tuple[CopyRead | None, ReadProof | None]:
+        """The copy at ``path`` as a deletion needs it, and the proof of the source it was copied from, if any.
+
+        If this process read the copy back (after writing it, or finding it)
+        and the file is provably unchanged since (:func:`dp3_archiver.proof.still_proven`:
+        same device, inode, size, mtime and ctime, seen through a fresh open,
+        which makes a network file system revalidate them), that read-back
+        stands: the copy is not read again. Otherwise it is read back now.
+        """
+        recorded = self.proofs.get(os.fspath(path))
+        if recorded is not None:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                try:
+                    info = os.fstat(fd)
+                finally:
+                    os.close(fd)
+            except OSError:
+                info = None  # the read below says what is wrong
+            now = identity_of(info) if info is not None and stat.S_ISREG(info.st_mode) else None
+            if still_proven(recorded.copy, sha256, now, time.monotonic()):
+                assert now is not None
+                return CopyRead(sha256, now.size, now.device, now.inode, recorded.copy), recorded.source
+            self.proofs.forget(os.fspath(path))
+            return self.read_copy(path), recorded.source  # what was read of the source is still true of it
+        return self.read_copy(path), None
 
     def read_bytes(self, path: Path) -> bytes | None:
         try:
@@ -231,6 +389,16 @@ class Store:
             return None
         except OSError as exc:
             raise self._failure(problem_of(exc, naming=True), f"reading {path}: {exc.strerror}") from exc
+
+    def is_absent(self, path: Path) -> bool:
+        """True if no entry at all has the name ``path`` (anything else, or an error, is for ensure_copy to judge)."""
+        try:
+            os.lstat(path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        return False
 
     # --- writing -----------------------------------------------------------------
 
@@ -245,19 +413,48 @@ class Store:
         Raises SourceMismatch if no source has the bytes, StoreUnavailable for
         trouble with this store.
         """
-        present = self.read_hash(final)
-        if present is not None and present[0] == sha256:
+        present = self.read_copy(final)
+        if present is not None and present.sha256 == sha256:
+            self._remember(final, present, None)
             return CopyOutcome.PRESENT
         if present is not None and not may_replace:
             return CopyOutcome.TAKEN
         self.ensure_usable()
         self.ensure_space(size)
-        started = time.monotonic()
-        temp = self._write_temp(sources, final, sha256)
+        tee = write_temps(sources, [(self, final)], sha256)
+        if self.label in tee.failed:
+            raise tee.failed[self.label]
+        if not tee.staged:
+            raise SourceMismatch(f"no source for {final.name} has sha256 {sha256[:12]}... (tried {len(sources)})")
+        return self.finish_copy(tee.staged[0], sources, sha256, size, present=present is not None, source=tee.source)
+
+    def finish_copy(
+        self,
+        staged: StagedCopy,
+        sources: Sequence[Path],
+        sha256: str,
+        size: int,
+        *,
+        present: bool,
+        source: ReadProof | None,
+    ) -> CopyOutcome:
+        """Sync ``staged``, give it its final name, sync the folder, and read it back from the device.
+
+        ``present``: a copy with other bytes is there (ours to replace); else the
+        name must still be free, and if another writer took it meanwhile the
+        copy is judged again by :meth:`ensure_copy` (never replacing).
+        """
+        final, temp = staged.final, staged.temp
         try:
-            if present is None and not self._link_new(temp, final):
+            try:
+                with self.translated(f"syncing {temp}"):
+                    os.fsync(staged.fd)
+                os.posix_fadvise(staged.fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(staged.fd)
+            if not present and not self._link_new(temp, final):
                 return self.ensure_copy(sources, final, sha256, size, may_replace=False)
-            if present is not None:
+            if present:
                 with self.translated(f"renaming into {final}", naming=True):
                     os.replace(temp, final)
         finally:
@@ -265,10 +462,10 @@ class Store:
                 temp.unlink()
         with self.translated(f"syncing {final.parent}"):
             fsync_dir(final.parent)
-        self._verify(final, sha256)
+        self._verify(final, sha256, source)
         self._back()
         archiver_metrics().bytes.labels(self.label).inc(size)
-        archiver_metrics().copy_seconds.observe(time.monotonic() - started)
+        archiver_metrics().copy_seconds.observe(time.monotonic() - staged.started)
         return CopyOutcome.WRITTEN
 
     def write_document(self, final: Path, data: bytes) -> bool:
@@ -285,57 +482,6 @@ class Store:
         self._back()
         archiver_metrics().bytes.labels(self.label).inc(len(data))
         return True
-
-    def _write_temp(self, sources: Sequence[Path], final: Path, sha256: str) -> Path:
-        self._make_folder(final.parent)
-        for source in sources:
-            try:
-                src_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-            except OSError:
-                continue  # gone, a symlink, unreadable: try the next source
-            if not stat.S_ISREG(os.fstat(src_fd).st_mode):
-                os.close(src_fd)
-                continue  # a fifo or a device is never read (it could block forever)
-            try:
-                temp = self._copy_into_temp(src_fd, source, final, sha256)
-            finally:
-                os.close(src_fd)
-            if temp is not None:
-                return temp
-        raise SourceMismatch(f"no source for {final.name} has sha256 {sha256[:12]}... (tried {len(sources)})")
-
-    def _copy_into_temp(self, src_fd: int, source: Path, final: Path, sha256: str) -> Path | None:
-        temp = temp_path_for(final)
-        digest = hashlib.sha256()
-        with self.translated(f"creating {temp}", naming=True):
-            dst_fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        keep = False
-        try:
-            while True:
-                try:
-                    chunk = os.read(src_fd, CHUNK)
-                except OSError:
-                    log.warning("could not read source %s; trying the next one", source)
-                    return None
-                if not chunk:
-                    break
-                digest.update(chunk)
-                with self.translated(f"writing {temp}"):
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(dst_fd, view) :]
-            if digest.hexdigest() != sha256:
-                return None
-            with self.translated(f"syncing {temp}"):
-                os.fsync(dst_fd)
-            os.posix_fadvise(dst_fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            keep = True
-            return temp
-        finally:
-            os.close(dst_fd)
-            if not keep:
-                with contextlib.suppress(OSError):
-                    temp.unlink()
 
     def _link_new(self, temp: Path, final: Path) -> bool:
         """Give ``temp`` the name ``final`` only if no file has it (two writers of different bytes never clash)."""
@@ -354,11 +500,20 @@ class Store:
             os.replace(temp, final)
         return True
 
-    def _verify(self, final: Path, sha256: str) -> None:
-        back = self.read_hash(final)
-        if back is None or back[0] != sha256:
-            got = "nothing" if back is None else back[0][:12]
+    def _verify(self, final: Path, sha256: str, source: ReadProof | None) -> None:
+        """The one read-back of a copy just written: from the device, after the clock has moved past its ctime."""
+        back = self.read_copy(final, settle=True)
+        if back is None or back.sha256 != sha256:
+            self.proofs.forget(os.fspath(final))
+            got = "nothing" if back is None else back.sha256[:12]
             raise self._failure("verify", f"{final} read back as {got}, expected {sha256[:12]}")
+        self._remember(final, back, source)
+
+    def _remember(self, final: Path, back: CopyRead, source: ReadProof | None) -> None:
+        if back.proof is None:
+            self.proofs.forget(os.fspath(final))
+        else:
+            self.proofs.record(CopyProof(back.proof, source))
 
     def _make_folder(self, folder: Path) -> None:
         if folder.parent != self.root:
