@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import zoneinfo
+from pathlib import Path
+from typing import Any
+
+from dp3 import layout
+from dp3.copies import store_folder
 from dp3.events import JournalEntry, Status
-from dp3_intake.receipts import index_document, state_of, supersedes
+from dp3_intake.receipts import index_document, state_of, supersedes, verified_stores
 
 SHA = "ab" * 32
 
@@ -42,3 +49,25 @@ def test_a_preview_or_an_upload_is_never_archived() -> None:
     assert state_of("Archived", True, uploading=False, previewed=True) == "archived"
     assert state_of("Collected", True, uploading=False, previewed=False) == "collected"
     assert state_of("Failed", False, uploading=False, previewed=False) == "failed"
+
+
+def test_two_stores_whose_copies_are_one_file_count_once(tmp_path: Path) -> None:
+    """A hard link across stores is one copy under two names: the receipt does not say archived (invariant 9)."""
+    zone = zoneinfo.ZoneInfo("UTC")
+    data = b"not really a jpeg, but bytes with a sha256"
+    name = "ANN-LEE_1_a.jpg"
+    document: dict[str, Any] = {"id": name, "sha256": hashlib.sha256(data).hexdigest(), "datetime": 1, "archives": []}
+    stores = [tmp_path / "a", tmp_path / "b"]
+    folders = []
+    for root in stores:
+        root.mkdir()
+        (root / layout.STORE_MARKER).write_text("{}")
+        folder = store_folder(root, [], 1, zone)
+        folder.mkdir(parents=True)
+        folders.append(folder)
+    (folders[0] / name).write_bytes(data)
+    (folders[1] / name).hardlink_to(folders[0] / name)
+    assert verified_stores(document, stores, zone) == [str(stores[0])]
+    (folders[1] / name).unlink()
+    (folders[1] / name).write_bytes(data)  # a real second copy
+    assert verified_stores(document, stores, zone) == [str(root) for root in stores]

@@ -109,6 +109,23 @@ class CopyRead:
     proof: ReadProof | None = None  # set when the read proves the file as it was afterwards
 
 
+def one_file(copies: Mapping[str, CopyRead | None]) -> tuple[str, str] | None:
+    """The first two stores whose copies are one file (same device and inode), or None.
+
+    Two such "copies" are one copy under two names (a bind mount the mount table
+    did not show, a hard link across stores): the collector refuses to delete
+    the original on them, and a receipt counts them once (invariant 9).
+    """
+    seen: dict[tuple[int, int], str] = {}
+    for label, copy in copies.items():
+        if copy is None:
+            continue
+        other = seen.setdefault((copy.device, copy.inode), label)
+        if other != label:
+            return other, label
+    return None
+
+
 def read_uncached(path: Path, *, settle: bool = False) -> CopyRead:
     """sha256 and size of ``path`` read from the storage, not from the page cache (no symlinks), and its proof.
 

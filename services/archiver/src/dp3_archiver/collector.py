@@ -22,7 +22,7 @@ from pathlib import Path
 
 from dp3 import layout, store_places
 from dp3.broker import EventPublisher, Message
-from dp3.copies import CopyRead, store_folder
+from dp3.copies import CopyRead, one_file, store_folder
 from dp3.errors import Retryable
 from dp3.events import JournalEntry, Status
 from dp3_archiver import sidecar
@@ -136,13 +136,8 @@ class Collector:
 
 def _ensure_distinct_copies(copies: dict[str, CopyRead | None], name: str) -> None:
     """Raise StoresNotDistinct if two stores' copies are one file (same device and inode)."""
-    seen: dict[tuple[int, int], str] = {}
-    for label, copy in copies.items():
-        if copy is None:
-            continue
-        other = seen.setdefault((copy.device, copy.inode), label)
-        if other != label:
-            detail = f"their copies of {name} are one file"
-            alias = store_places.Alias(other, label, "same_file", detail)
-            log.error("%s", alias.line())
-            raise StoresNotDistinct([alias])
+    pair = one_file(copies)
+    if pair is not None:
+        alias = store_places.Alias(*pair, "same_file", f"their copies of {name} are one file")
+        log.error("%s", alias.line())
+        raise StoresNotDistinct([alias])

@@ -22,7 +22,7 @@ from pymongo.collection import Collection
 
 from dp3 import layout, store_places
 from dp3.broker import Message
-from dp3.copies import all_verified, read_uncached, store_folder
+from dp3.copies import CopyRead, all_verified, one_file, read_uncached, store_folder
 from dp3.events import PIPELINE_RANK, JournalEntry, Status
 from dp3.topology import QueueSpec
 
@@ -116,7 +116,7 @@ class Receipt:
 def verified_stores(document: dict[str, Any], stores: Sequence[Path], zone: zoneinfo.ZoneInfo) -> list[str]:
     """The stores whose copy of the indexed photo reads back now with its sha256 (marker present)."""
     name = document.get("stored_name") or document["id"]
-    verified = []
+    copies: dict[str, CopyRead | None] = {}
     for root in stores:
         if not (root / layout.STORE_MARKER).is_file():
             continue  # a store that is down proves nothing, as for the collector
@@ -126,8 +126,11 @@ def verified_stores(document: dict[str, Any], stores: Sequence[Path], zone: zone
         except OSError:
             continue
         if copy.sha256 == document["sha256"]:
-            verified.append(str(root))
-    return verified
+            copies[str(root)] = copy
+    # Two stores whose copies are one file hold one copy, as the collector judges before deleting.
+    while (pair := one_file(copies)) is not None:
+        del copies[pair[1]]
+    return list(copies)
 
 
 def state_of(status: str | None, archived: bool, *, uploading: bool, previewed: bool) -> str:
