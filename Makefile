@@ -18,7 +18,7 @@ demo: install  ## drop a sample of the shared corpus into two photographers' fol
 	$(PY)/python deploy/local/stack.py demo
 
 test: system-test rabbitmq docker install prebuild lint  ## everything CI runs
-	$(PY)/pytest
+	$(PY)/pytest --durations=25
 
 install:  ## .venv from the pinned versions in constraints.txt
 	scripts/install-python.sh
