@@ -44,6 +44,7 @@ from pymongo import MongoClient
 from tusclient import client as tus
 
 from dp3 import devices
+from dp3.files import write_all
 from dp3.ports import free_port
 from dp3_intake.app import Intake, create_app
 from dp3_intake.receipts import COLLECTION, ReceiptIndex
@@ -93,9 +94,7 @@ def serving(work: Path) -> Iterator[tuple[str, str]]:
         fd = os.open(plain_dir / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             async for chunk in request.stream():
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_all(fd, chunk)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pymongo import MongoClient
 
 from dp3 import devices
 from dp3.ports import free_port
+from tests.processes import kill_now, stop_gently
 
 
 @dataclass
@@ -77,18 +77,12 @@ class IntakeProcess:
     def kill(self) -> None:
         """SIGKILL: no chance to flush or clean anything."""
         if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
+            kill_now(self.process)
             self.process = None
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+            stop_gently(self.process, 10)
             self.process = None
 
     def log(self) -> str:

@@ -48,6 +48,13 @@ def sha256_file(path: Path, *, follow_symlinks: bool = False) -> tuple[str, int]
         return sha256_stream(stream)
 
 
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write every byte of ``data`` to ``fd``: ``os.write`` may write fewer than it was given."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def fsync_dir(directory: Path) -> None:
     """Make a rename or a new name in ``directory`` durable."""
     if not hasattr(os, "O_DIRECTORY"):

@@ -46,7 +46,7 @@ from dp3 import layout, store_places
 from dp3.copies import CopyRead, ReadProof, identity_of, proof_of_read, read_uncached
 from dp3.errors import DP3Error, Retryable
 from dp3.events import ErrorKind
-from dp3.files import CHUNK, atomic_writer, fsync_dir, temp_path_for
+from dp3.files import CHUNK, atomic_writer, fsync_dir, temp_path_for, write_all
 from dp3_archiver.metrics import archiver_metrics
 from dp3_archiver.proof import CopyProof, Ledger, still_proven
 
@@ -216,9 +216,7 @@ def _tee_one(
                 continue
             try:
                 with staged.store.translated(f"writing {staged.temp}"):
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(staged.fd, view) :]
+                    write_all(staged.fd, chunk)
             except (StoreUnavailable, NameRefused) as exc:
                 failed[staged.store.label] = exc
                 _discard(staged)

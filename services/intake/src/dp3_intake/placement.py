@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dp3 import filenames
-from dp3.files import CHUNK, fsync_dir, path_under, sha256_file, temp_path_for
+from dp3.files import CHUNK, fsync_dir, path_under, sha256_file, temp_path_for, write_all
 from dp3_intake.rules import Placement, placement, tagged_name
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,7 @@ def _copy_hashed(source: Path, temp: Path) -> str:
         try:
             while chunk := os.read(src, CHUNK):
                 digest.update(chunk)
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(dst, view) :]
+                write_all(dst, chunk)
             os.fsync(dst)
         finally:
             os.close(dst)

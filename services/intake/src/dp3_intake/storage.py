@@ -38,7 +38,7 @@ from typing import Any
 from pydantic import BaseModel
 from tuspyserver.storage.local import LocalFileStorage
 
-from dp3.files import atomic_write_bytes, fsync_dir
+from dp3.files import atomic_write_bytes, fsync_dir, write_all
 from dp3_intake import metrics
 
 WRITE_EVERY = 1 << 20
@@ -149,9 +149,7 @@ class DurableStorage(LocalFileStorage):
                 return  # nothing written in this request: nothing to sync (and no file to re-create)
             fd = os.open(self._path(uid), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             self._files[uid] = fd
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         metrics.BYTES.inc(len(data))
         if sync:
             os.fsync(fd)
