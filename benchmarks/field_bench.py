@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -71,13 +72,14 @@ PUT_CLIENT = """
 import http.client, json, os, sys, time
 port, folder = int(sys.argv[1]), sys.argv[2]
 started = time.time(); arrived = {}
-for name in sorted(os.listdir(folder)):
+for number, name in enumerate(sorted(os.listdir(folder)), 1):
     data = open(os.path.join(folder, name), "rb").read()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     connection.request("PUT", "/" + name, body=data)
     assert connection.getresponse().status == 201
     connection.close()
     arrived[name] = time.time() - started
+    print(f"  [{arrived[name]:6.0f} s] plain: {number} originals", file=sys.stderr, flush=True)
 print(json.dumps(arrived))
 """
 
@@ -106,6 +108,21 @@ def camera_day(folder: Path, count: int) -> int:
     return total
 
 
+class Progress:
+    """One line every ``every`` seconds while a long phase runs (an hour at 0.5 Mbps): what has arrived so far."""
+
+    def __init__(self, started: float, every: float = 60.0) -> None:
+        self.started = started
+        self.every = every
+        self._next = started + every
+
+    def show(self, line: Callable[[], str]) -> None:
+        now = time.time()
+        if now >= self._next:
+            self._next = now + self.every
+            print(f"  [{now - self.started:6.0f} s] {line()}", flush=True)
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -116,6 +133,9 @@ def main() -> int:
     parser.add_argument("--kbit", type=int, default=500, help="the shaped link, kbit/s")
     parser.add_argument("--photos", type=int, default=50)
     parser.add_argument("--cap-share", type=float, default=0.9, help="the agent's --max-kbps as a share of the link")
+    parser.add_argument(
+        "--receipt-seconds", type=float, default=60.0, help="DP3_FIELD_RECEIPT_SECONDS (the agent's default: 60)"
+    )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -146,19 +166,38 @@ def main() -> int:
         agent = AgentProcess(
             home=work / "laptop", folder=folder, url=intake.url, token=token, owner=OWNER,
             args=("--max-kbps", f"{cap:g}"), prefix=space.prefix,
-            env_extra={"DP3_FIELD_STABLE_SECONDS": "1", "DP3_FIELD_SCAN_SECONDS": "2"},
+            env_extra={"DP3_FIELD_STABLE_SECONDS": "1", "DP3_FIELD_SCAN_SECONDS": "2",
+                       "DP3_FIELD_RECEIPT_SECONDS": f"{args.receipt_seconds:g}"},
         )  # fmt: skip
         agent.pair()
         previews = intake.home / "previews" / OWNER
-        started = time.time()
-        agent.start()
-        assert agent.process is not None
-        wait_for(lambda: previews.is_dir() and len(list(previews.glob("*.jpg"))) == args.photos, 3600, "previews")
-        last_preview = max(path.stat().st_mtime for path in previews.glob("*.jpg")) - started
         inbox = intake.inbox / OWNER
+        print(
+            f"{args.photos} photos, {original_bytes / 1e6:.1f} MB; link {args.kbit} kbit/s, agent cap {cap:g} kbit/s",
+            flush=True,
+        )
+        started = time.time()
+        progress = Progress(started)
+
+        def count(folder: Path, pattern: str = "*") -> int:
+            return len([p for p in folder.glob(pattern) if not p.name.startswith(".")]) if folder.is_dir() else 0
+
+        def so_far() -> str:
+            return f"agent: {count(previews, '*.jpg')}/{args.photos} previews, {count(inbox)}/{args.photos} originals"
+
+        def previews_done() -> bool:
+            progress.show(so_far)
+            return bool(count(previews, "*.jpg") == args.photos)
 
         def originals_done() -> bool:
-            return inbox.is_dir() and len([p for p in inbox.iterdir() if not p.name.startswith(".")]) == args.photos
+            progress.show(so_far)
+            return bool(count(inbox) == args.photos)
+
+        agent.start()
+        assert agent.process is not None
+        wait_for(previews_done, 3600, "previews")
+        last_preview = max(path.stat().st_mtime for path in previews.glob("*.jpg")) - started
+        print(f"agent: every preview on the head node after {last_preview:.1f} s", flush=True)
 
         first_original = wait_for(lambda: inbox.is_dir() and any(inbox.iterdir()), 3600, "a first original")
         assert first_original
@@ -172,6 +211,8 @@ def main() -> int:
         agent.stop()
         agent = None
         intake.stop()
+        print(f"agent: every original on the head node after {phase_end - started:.1f} s; now the plain transfer",
+              flush=True)  # fmt: skip
 
         received = work / "put-received"
         received.mkdir()
@@ -180,7 +221,7 @@ def main() -> int:
         time.sleep(1.0)
         client = subprocess.run(
             [*space.prefix, sys.executable, "-c", PUT_CLIENT, str(intake.port), str(folder)],
-            check=True, capture_output=True, text=True,
+            check=True, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         arrived = json.loads(client.stdout)
         last_plain = max(arrived.values())

@@ -182,8 +182,8 @@ class Agent:
             self.send_preview(step.photo)
         elif isinstance(step, plan.FreeSpace):
             self.free(step.photo)
-        elif isinstance(step, plan.AskReceipt):
-            self.ask_receipt(step.photo)
+        elif isinstance(step, plan.AskReceipts):
+            self.ask_receipts(step.photos)
         elif isinstance(step, plan.SendOriginal):
             self.send_original(step.photo)
 
@@ -203,13 +203,19 @@ class Agent:
         Path(preview_file).unlink(missing_ok=True)  # ours, and sent: the head node keeps it now
         log.info("preview of %s sent", photo.name)
 
-    def ask_receipt(self, photo: plan.Photo) -> None:
-        receipt = self.intake.receipt(photo.sha256)
-        archived = bool(receipt.get("archived")) and receipt.get("sha256") == photo.sha256
-        self.queue.receipt(photo.id, receipt, archived, time.time())
-        self.queue.note("last_receipt", {"name": photo.name, "at": time.time(), **receipt})
-        if archived:
-            log.info("receipt: %s archived in %s", photo.name, ", ".join(map(str, receipt.get("verified", []))))
+    def ask_receipts(self, photos: tuple[plan.Photo, ...]) -> None:
+        answers = self.intake.receipts([photo.sha256 for photo in photos])
+        now = time.time()
+        answered = [(photo, answers[photo.sha256]) for photo in photos if photo.sha256 in answers]
+        for photo, receipt in answered:  # a photo not answered is asked again next time
+            archived = bool(receipt.get("archived"))
+            self.queue.receipt(photo.id, receipt, archived, now)
+            if archived:
+                log.info("receipt: %s archived in %s", photo.name, ", ".join(map(str, receipt.get("verified", []))))
+        if answered:
+            # The status shows the newest good news: the last archived photo, else the last one asked about.
+            photo, receipt = next(((p, r) for p, r in reversed(answered) if r.get("archived")), answered[-1])
+            self.queue.note("last_receipt", {"name": photo.name, "at": now, **receipt})
 
     def send_original(self, photo: plan.Photo) -> None:
         if self._upload is None or self._upload.facts.sha256 != photo.sha256:

@@ -284,6 +284,18 @@ class Intake:
             raise Unreachable("the receipt is not a JSON object")
         return body
 
+    def receipts(self, sha256s: list[str]) -> dict[str, dict[str, Any]]:
+        """The receipts of many photos in one round trip, by sha256 (``POST /api/receipts``)."""
+        body = self._call("POST", "api/receipts", json={"sha256": sha256s}).json()
+        answers = body.get("receipts") if isinstance(body, dict) else None
+        if not isinstance(answers, list):
+            raise Unreachable("the receipts answer has no list of receipts")
+        return {
+            str(answer["sha256"]): answer
+            for answer in answers
+            if isinstance(answer, dict) and answer.get("sha256") in sha256s
+        }
+
     def send_preview(self, facts: PhotoFacts, jpeg: bytes) -> int:
         photo = {"owner": facts.owner, "name": facts.name, "size": facts.size, "captured_at": facts.captured_at}
         header = base64.b64encode(json.dumps(photo).encode()).decode("ascii")

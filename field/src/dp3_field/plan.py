@@ -5,7 +5,9 @@ The order (issue 19):
 1. every pending preview, newest day first (within a day, in the order the
    photos were taken), so the whole latest day is visible within minutes;
 2. a due deletion (``--free-space`` only, see :func:`may_delete`);
-3. a due receipt question for an original that reached the head node;
+3. the due receipt questions for originals that reached the head node, all
+   in one request (:class:`AskReceipts`): one round trip a minute however
+   many photos wait for their receipt;
 4. the originals, one at a time, oldest first. An original in the middle of
    its upload is simply the oldest pending one: it resumes from the head
    node's offset. A preview that appears meanwhile goes first, after the
@@ -73,9 +75,13 @@ class FreeSpace:
     photo: Photo
 
 
+RECEIPTS_PER_QUESTION = 200
+"""The most photos one receipt question names: the intake's limit (``dp3_intake.rules.RECEIPTS_PER_REQUEST``)."""
+
+
 @dataclass(frozen=True)
-class AskReceipt:
-    photo: Photo
+class AskReceipts:
+    photos: tuple[Photo, ...]
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,7 @@ class Idle:
     """Nothing to send now."""
 
 
-Step = SendPreview | FreeSpace | AskReceipt | SendOriginal | Idle
+Step = SendPreview | FreeSpace | AskReceipts | SendOriginal | Idle
 
 
 def preview_order(photo: Photo) -> tuple[str, float, int]:
@@ -136,9 +142,9 @@ def next_step(photos: Iterable[Photo], *, now: float, free_space: bool, receipt_
     for photo in sorted(photos, key=original_order):
         if may_delete(photo, free_space):
             return FreeSpace(photo)
-    for photo in sorted(photos, key=original_order):
-        if receipt_due(photo, now, receipt_every):
-            return AskReceipt(photo)
+    due = [photo for photo in sorted(photos, key=original_order) if receipt_due(photo, now, receipt_every)]
+    if due:
+        return AskReceipts(tuple(due[:RECEIPTS_PER_QUESTION]))
     originals = [photo for photo in photos if photo.original == OriginalState.PENDING and not photo.deleted]
     if originals:
         return SendOriginal(min(originals, key=original_order))

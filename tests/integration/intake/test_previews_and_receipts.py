@@ -153,6 +153,24 @@ def test_archived_means_a_verified_copy_in_every_store_and_then_no_bytes_are_tak
     assert answer["verified"] == [str(root) for root in stores] and answer["state"] == "archived"
     assert receipt_of(intake, bob, sha)["state"] == "unknown"  # another owner's photo is not told
 
+    # Many photos in one question: the same answers, in the order asked, each photo once.
+    unknown = "0" * 64
+    asked = httpx.post(
+        f"{intake.url}/api/receipts",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"sha256": [unknown, sha, unknown]},
+    )
+    assert asked.status_code == 200, asked.text
+    assert asked.json() == {"receipts": [receipt_of(intake, token, unknown), answer]}
+    told_bob = httpx.post(
+        f"{intake.url}/api/receipts", headers={"Authorization": f"Bearer {bob}"}, json={"sha256": [sha]}
+    )
+    assert told_bob.json()["receipts"][0]["state"] == "unknown"
+    bad = httpx.post(f"{intake.url}/api/receipts", headers={"Authorization": f"Bearer {token}"}, content=b"{")
+    assert bad.status_code == 400 and bad.json()["error"] == "bad_request"
+    anonymous = httpx.post(f"{intake.url}/api/receipts", json={"sha256": [sha]})
+    assert anonymous.status_code == 401
+
     # One rotten copy: no longer archived (the collector would keep the original too).
     rotten = Path(entry.archives[1]) / entry.id
     rotten.write_bytes(b"\0" + photo.read_bytes()[1:])

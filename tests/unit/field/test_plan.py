@@ -33,7 +33,7 @@ def drain(photos: list[Photo]) -> list[tuple[str, int]]:
         step = plan.next_step(by_id.values(), now=0.0, free_space=False, receipt_every=60)
         if isinstance(step, plan.Idle):
             return done
-        assert not isinstance(step, plan.FreeSpace | plan.AskReceipt)
+        assert not isinstance(step, plan.FreeSpace | plan.AskReceipts)
         if isinstance(step, plan.SendPreview):
             by_id[step.photo.id] = replace(step.photo, preview=PreviewState.SENT)
             done.append(("preview", step.photo.id))
@@ -85,10 +85,10 @@ def test_a_photo_without_preview_still_sends_its_original_and_a_refused_one_send
 
 def test_receipts_are_asked_for_sent_originals_until_archived_at_the_given_interval() -> None:
     sent = photo(1, "2026-12-01", 1.0, preview=PreviewState.SENT, original=OriginalState.SENT)
-    assert plan.next_step([sent], now=1000.0, free_space=False, receipt_every=60) == plan.AskReceipt(sent)
+    assert plan.next_step([sent], now=1000.0, free_space=False, receipt_every=60) == plan.AskReceipts((sent,))
     asked = replace(sent, receipt_asked_at=970.0)
     assert plan.next_step([asked], now=1000.0, free_space=False, receipt_every=60) == plan.Idle()
-    assert plan.next_step([asked], now=1030.0, free_space=False, receipt_every=60) == plan.AskReceipt(asked)
+    assert plan.next_step([asked], now=1030.0, free_space=False, receipt_every=60) == plan.AskReceipts((asked,))
     archived = replace(asked, archived=True)
     assert plan.next_step([archived], now=5000.0, free_space=False, receipt_every=60) == plan.Idle()
 
@@ -126,3 +126,22 @@ def test_backoff_doubles_then_stays_at_the_cap_exactly() -> None:
     assert delays == [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
     assert plan.backoff_seconds(3, cap=60.0, jitter=0.99) == pytest.approx(4 * 1.2475)
     assert plan.backoff_seconds(1000, cap=60.0, jitter=0.99) == 60.0  # "every minute" means every minute
+
+
+def test_every_due_receipt_is_one_question_oldest_first_and_never_larger_than_the_intake_takes() -> None:
+    from dp3_intake.rules import RECEIPTS_PER_REQUEST
+
+    assert plan.RECEIPTS_PER_QUESTION <= RECEIPTS_PER_REQUEST
+    many = plan.RECEIPTS_PER_QUESTION + 5
+    sent = [
+        photo(number, "2026-12-01", float(many - number), preview=PreviewState.SENT, original=OriginalState.SENT)
+        for number in range(many)
+    ]
+    recent = replace(sent[0], receipt_asked_at=990.0)  # asked 10 s ago: not due
+    archived = replace(sent[1], archived=True)  # nothing more to ask
+    step = plan.next_step([recent, archived, *sent[2:]], now=1000.0, free_space=False, receipt_every=60)
+    assert isinstance(step, plan.AskReceipts)
+    assert len(step.photos) == plan.RECEIPTS_PER_QUESTION
+    assert [p.taken for p in step.photos] == sorted(p.taken for p in step.photos)  # oldest first
+    assert recent not in step.photos and archived not in step.photos
+    assert step.photos[0] == sent[-1]

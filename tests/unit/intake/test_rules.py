@@ -96,3 +96,27 @@ def test_progress_is_throttled_but_completion_always_announced() -> None:
     assert not rules.progress_due(98.0, 100.0, 5.0, complete=False)
     assert rules.progress_due(95.0, 100.0, 5.0, complete=False)
     assert rules.progress_due(99.9, 100.0, 5.0, complete=True)
+
+
+def test_a_receipt_question_names_each_photo_once_in_the_order_asked() -> None:
+    other = "cd" * 32
+    assert rules.receipt_question({"sha256": [other, SHA, other]}) == [other, SHA]
+    assert rules.receipt_question({"sha256": []}) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (None, 400, "bad_request"),
+        ([SHA], 400, "bad_request"),
+        ({"sha": [SHA]}, 400, "bad_request"),
+        ({"sha256": SHA}, 400, "bad_request"),
+        ({"sha256": [SHA, 7]}, 400, "bad_request"),
+        ({"sha256": [SHA.upper()]}, 400, "bad_sha256"),
+        ({"sha256": [SHA] * (rules.RECEIPTS_PER_REQUEST + 1)}, 413, "too_large"),
+    ],
+)
+def test_a_bad_receipt_question_has_its_code(body: object, status: int, code: str) -> None:
+    with pytest.raises(IntakeError) as caught:
+        rules.receipt_question(body)
+    assert (caught.value.status, caught.value.code) == (status, code)

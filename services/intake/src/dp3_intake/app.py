@@ -142,22 +142,29 @@ class Intake:
                 return record.uid
         return None
 
-    def uploading(self, owner: str, sha256: str) -> bool:
-        return any(
-            record.owner == owner and record.sha256 == sha256 and self.storage.read_done(record.uid) is None
+    def uploading(self, owner: str) -> set[str]:
+        """The sha256s of ``owner``'s unfinished uploads."""
+        return {
+            record.sha256
             for record in self.storage.records()
-        )
+            if record.owner == owner and self.storage.read_done(record.uid) is None
+        }
 
-    def receipt(self, owner: str, sha256: str) -> Receipt:
-        return receipt(
-            self.index,
-            owner,
-            sha256,
-            self.settings.stores,
-            self.zone,
-            uploading=self.uploading(owner, sha256),
-            previewed=self.preview_path(owner, sha256).exists(),
-        )
+    def receipts(self, owner: str, sha256s: list[str]) -> list[Receipt]:
+        """A receipt for each of ``owner``'s photos asked about (the uploads are listed once for all)."""
+        uploading = self.uploading(owner)
+        return [
+            receipt(
+                self.index,
+                owner,
+                sha256,
+                self.settings.stores,
+                self.zone,
+                uploading=sha256 in uploading,
+                previewed=self.preview_path(owner, sha256).exists(),
+            )
+            for sha256 in sha256s
+        ]
 
     def preview_path(self, owner: str, sha256: str) -> Path:
         return path_under(self.settings.previews_dir, f"{owner}/{sha256}.jpg")
@@ -257,7 +264,7 @@ def pre_create_dep(request: Request, device: Device) -> Callable[[dict[str, str]
         )
         # Archived first: a laptop that never got its receipt must hear "already have it",
         # not be handed back the finished upload.
-        if intake.receipt(declared.owner, declared.sha256).archived:
+        if intake.receipts(declared.owner, [declared.sha256])[0].archived:
             raise IntakeError(
                 409, "already_have_it", "this photo is archived in every store", {"DP3-Receipt": "archived"}
             )
@@ -387,9 +394,21 @@ def _routes(app: FastAPI) -> None:
     @app.get("/api/receipts/{sha256}")
     async def get_receipt(sha256: str, request: Request, device: Device) -> JSONResponse:
         rules.check_preview_sha256(sha256)
-        found = await asyncio.to_thread(intake_of(request).receipt, device.owner, sha256)
+        (found,) = await asyncio.to_thread(intake_of(request).receipts, device.owner, [sha256])
         metrics.RECEIPTS.labels("true" if found.archived else "false").inc()
         return JSONResponse(found.as_json())
+
+    @app.post("/api/receipts")
+    async def post_receipts(request: Request, device: Device) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        asked = rules.receipt_question(body)
+        found = await asyncio.to_thread(intake_of(request).receipts, device.owner, asked)
+        for answer in found:
+            metrics.RECEIPTS.labels("true" if answer.archived else "false").inc()
+        return JSONResponse({"receipts": [answer.as_json() for answer in found]})
 
     @app.put("/api/previews/{sha256}")
     async def put_preview(sha256: str, request: Request, device: Device) -> JSONResponse:
@@ -443,7 +462,7 @@ def check_image(body: bytes) -> None:
 
 def store_preview(intake: Intake, facts: PhotoFacts, body: bytes) -> tuple[int, str]:
     """Store the preview and announce it; (HTTP status, outcome)."""
-    if intake.receipt(facts.owner, facts.sha256).archived:
+    if intake.receipts(facts.owner, [facts.sha256])[0].archived:
         return 200, "archived"  # the archived record is shown, never a preview
     final = intake.preview_path(facts.owner, facts.sha256)
     if final.exists() and sha256_file(final)[0] == sha256_bytes(body):

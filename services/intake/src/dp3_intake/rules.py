@@ -18,6 +18,8 @@ from dp3_intake.errors import IntakeError
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 PREVIEW_MAX_BYTES = 1024 * 1024
+RECEIPTS_PER_REQUEST = 200
+"""The most sha256s one ``POST /api/receipts`` asks about: a card's day in one round trip, a bounded answer."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,21 @@ def declared_upload(metadata: dict[str, str], length: int | None, device_owner: 
 
 def check_preview_sha256(value: str) -> str:
     return _check_sha256(value)
+
+
+def receipt_question(body: object) -> list[str]:
+    """The sha256s a ``POST /api/receipts`` body asks about, each once, in the order asked.
+
+    One question for every photo a device has sent: over a dig site's link a
+    round trip per photo per minute would take a share of the link that grows
+    with the day's photos (docs/field-uploads.md).
+    """
+    asked = body.get("sha256") if isinstance(body, dict) else None
+    if not isinstance(asked, list) or not all(isinstance(value, str) for value in asked):
+        raise IntakeError(400, "bad_request", 'send {"sha256": ["<64 hex digits>", ...]}')
+    if len(asked) > RECEIPTS_PER_REQUEST:
+        raise IntakeError(413, "too_large", f"ask about at most {RECEIPTS_PER_REQUEST} photos per request")
+    return list(dict.fromkeys(_check_sha256(value) for value in asked))
 
 
 class Placement(enum.Enum):
