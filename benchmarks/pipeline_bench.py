@@ -66,6 +66,7 @@ from dp3_archiver import sidecar  # noqa: E402
 from dp3_archiver.deletion_rule import Deletion, collect_original  # noqa: E402
 from dp3_archiver.naming import StoredFiles  # noqa: E402
 from dp3_archiver.stores import Store  # noqa: E402
+from dp3_dispatcher.settings import PASSWORD_FILE_NAME  # noqa: E402
 from dp3_dispatcher.staging import Staging  # noqa: E402
 from dp3_dispatcher.verify import verify_render  # noqa: E402
 from dp3_dispatcher.workers import local_worker_environment  # noqa: E402
@@ -443,8 +444,12 @@ def floor_on_core(core: int, photos: list[Path], rendered: Path, home: Path) -> 
         return pool.submit(split_cores.file_work_floor, jobs, folders).result()
 
 
-def start_workers(core: int, count: int, port: int, folder: Path) -> list[subprocess.Popen[bytes]]:
-    """``count`` Work Queue workers, pinned to ``core`` before they exist (``taskset`` execs the worker)."""
+def start_workers(core: int, count: int, port: int, password_file: Path, folder: Path) -> list[subprocess.Popen[bytes]]:
+    """``count`` Work Queue workers, pinned to ``core`` before they exist (``taskset`` execs the worker).
+
+    They prove the dispatcher's password (``$DP3_HOME/work-queue-password``, made at its start): the manager
+    refuses a worker without it.
+    """
     env = {key: value for key, value in os.environ.items() if not key.startswith("DP3_")}
     env.update(local_worker_environment())
     workers = []
@@ -453,7 +458,8 @@ def start_workers(core: int, count: int, port: int, folder: Path) -> list[subpro
         workdir.mkdir(parents=True)
         with (workdir / "worker.log").open("ab") as log:
             command = ["taskset", "--cpu-list", str(core), "work_queue_worker", "--cores", "1"]
-            command += ["--timeout", "3600", "--workdir", str(workdir), "127.0.0.1", str(port)]
+            command += ["--password", str(password_file), "--timeout", "3600", "--workdir", str(workdir)]
+            command += ["127.0.0.1", str(port)]
             workers.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
     return workers
 
@@ -504,7 +510,9 @@ def split_pipeline(args: argparse.Namespace, run: split_cores.Run, photos: list[
     workers: list[subprocess.Popen[bytes]] = []
     try:
         stack.start()
-        workers = start_workers(run.cores.worker, args.core_workers, int(stack.env["DP3_WORK_QUEUE_PORT"]), work)
+        port = int(stack.env["DP3_WORK_QUEUE_PORT"])
+        wait_for((run.home / PASSWORD_FILE_NAME).exists, 30, "the dispatcher's Work Queue password")
+        workers = start_workers(run.cores.worker, args.core_workers, port, run.home / PASSWORD_FILE_NAME, work)
         run.worker_pids = [worker.pid for worker in workers]
         wait_for(lambda: workers_connected(stack) >= len(workers), 60, "the workers connected", interval=0.5)
         pinning.look(run)
