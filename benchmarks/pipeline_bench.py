@@ -25,8 +25,12 @@ latency <= DP3_STABLE_SECONDS + 2 s.
 workers and their render tasks on one core, everything else (the stack under
 supervisord, the MongoDB-wire server, RabbitMQ's server) on the other; it
 reports the raw render on the worker core alone, the pipeline, the head core's
-CPU per photo by program, the file-work floor on the head core, and the ratios
-against their targets (see ``benchmarks/split_cores.py`` and docs/pipeline.md).
+CPU per photo by program, the file-work floor on the head core, the capacity
+model's prediction from those figures beside the measured rate
+(``benchmarks/capacity.py``), and the ratios against their targets (see
+``benchmarks/split_cores.py`` and docs/pipeline.md). ``--archivers N``
+``--extra-archivers-on head|worker`` adds N-1 archivers on either core: the
+check of the model.
 
 Run from the repository root (RabbitMQ running; about 3 minutes)::
 
@@ -40,6 +44,7 @@ import concurrent.futures
 import contextlib
 import functools
 import os
+import re
 import resource
 import shutil
 import signal
@@ -48,17 +53,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import httpx
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks import split_cores  # noqa: E402
+from benchmarks import capacity, split_cores  # noqa: E402
 from benchmarks.split_cores import CpuPair  # noqa: E402
 from dp3 import render_task  # noqa: E402
 from dp3.files import sha256_file  # noqa: E402
@@ -480,6 +486,83 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+@dataclass
+class AddedArchiver:
+    process: subprocess.Popen[bytes]
+    metrics_url: str
+
+
+def added_core(args: argparse.Namespace, cores: split_cores.Cores) -> int:
+    """The core of the added archivers (``--extra-archivers-on``): the worker core stands in for a second host."""
+    return cores.worker if args.extra_archivers_on == "worker" else cores.head
+
+
+def start_archivers(stack: Stack, core: int, count: int, folder: Path) -> list[AddedArchiver]:
+    """``count`` more archivers beside the stack, as documented (``stack.py add archiver``), pinned to ``core``.
+
+    ``taskset`` execs ``stack.py``, which execs the archiver: one pid, on ``core``
+    before it exists. They consume the stack's queue with its own archiver
+    (competing consumers).
+    """
+    added: list[AddedArchiver] = []
+    try:
+        for index in range(count):
+            added.append(start_archiver(stack, core, folder / f"archiver-added-{index}.log"))
+        for archiver in added:
+            wait_for(
+                functools.partial(healthy, archiver.metrics_url), 60, "the added archiver's /healthz", interval=0.5
+            )
+    except BaseException:
+        stop_archivers(added)
+        raise
+    return added
+
+
+def start_archiver(stack: Stack, core: int, log_path: Path) -> AddedArchiver:
+    """One added archiver, once it has said its metrics port; its output goes to ``log_path``.
+
+    A file, not a pipe: a pipe nobody reads would stall the archiver once full.
+    """
+    command = ["taskset", "--cpu-list", str(core), sys.executable, str(REPO / "deploy" / "local" / "stack.py")]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([*command, "add", "archiver"], env=stack.env, cwd=REPO, stdout=log, stderr=log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        said = log_path.read_text(errors="replace")
+        port = re.search(r"metrics on port (\d+)", said)
+        if port:
+            return AddedArchiver(process, f"http://127.0.0.1:{port.group(1)}/metrics")
+        if process.poll() is not None:
+            raise RuntimeError(f"the added archiver exited ({process.returncode}): {said[-2000:]}")
+        time.sleep(0.2)
+    process.kill()
+    process.wait(5)
+    raise RuntimeError(f"the added archiver did not say its metrics port within 30 s: {log_path}")
+
+
+def healthy(metrics_url: str) -> bool:
+    try:
+        return httpx.get(metrics_url.replace("/metrics", "/healthz"), timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def stop_archivers(added: Sequence[AddedArchiver]) -> None:
+    """SIGTERM each added archiver (as Ctrl-C would), SIGKILL one that stays: none outlives the run."""
+    for archiver in added:
+        archiver.process.terminate()
+    for archiver in added:
+        try:
+            archiver.process.wait(30)
+        except subprocess.TimeoutExpired:
+            archiver.process.kill()
+            archiver.process.wait(5)
+
+
+def archived_total(metrics_url: str) -> int:
+    return int(sum(metric_samples(metrics_url, "dp3_archiver_archived_total").values()))
+
+
 def workers_connected(stack: Stack) -> int:
     url = f"http://127.0.0.1:{stack.metrics_ports['dispatcher']}/metrics"
     return int(metric_samples(url, "dp3_dispatcher_workers_connected").get("", 0))
@@ -491,6 +574,7 @@ class SplitRun:
     latencies: list[float]
     stages: dict[str, list[float]]
     pinning: split_cores.PinningCheck
+    archived: list[int]  # photos each archiver archived in the burst: the stack's, then the added ones
 
 
 def split_pipeline(args: argparse.Namespace, run: split_cores.Run, photos: list[Path], work: Path) -> SplitRun:
@@ -508,24 +592,32 @@ def split_pipeline(args: argparse.Namespace, run: split_cores.Run, photos: list[
     )
     pinning = split_cores.PinningCheck()
     workers: list[subprocess.Popen[bytes]] = []
+    added: list[AddedArchiver] = []
     try:
         stack.start()
+        run.added_on_worker = args.extra_archivers_on == "worker"
+        added = start_archivers(stack, added_core(args, run.cores), args.archivers - 1, work)
+        run.added_pids = [archiver.process.pid for archiver in added]
+        archivers = [f"http://127.0.0.1:{stack.metrics_ports['archiver']}/metrics"] + [a.metrics_url for a in added]
         port = int(stack.env["DP3_WORK_QUEUE_PORT"])
         wait_for((run.home / PASSWORD_FILE_NAME).exists, 30, "the dispatcher's Work Queue password")
         workers = start_workers(run.cores.worker, args.core_workers, port, run.home / PASSWORD_FILE_NAME, work)
         run.worker_pids = [worker.pid for worker in workers]
         wait_for(lambda: workers_connected(stack) >= len(workers), 60, "the workers connected", interval=0.5)
         pinning.look(run)
+        archived_before = [archived_total(url) for url in archivers]
         measured = pipeline(stack, burst, run.cpu_by_group, functools.partial(pinning.look, run))
+        archived = [archived_total(url) - before for url, before in zip(archivers, archived_before, strict=True)]
         pinning.look(run)
         latencies = singles(stack, one_by_one) if one_by_one else []
         pinning.look(run)
         stages = stage_times(export_journal(stack), {p.name for p in burst})
     finally:
+        stop_archivers(added)  # first: the stack's stop counts any process left with its DP3_HOME as an error
         stop_workers(workers)
         stack.stop()
         delete_vhost(vhost)
-    return SplitRun(measured, latencies, stages, pinning)
+    return SplitRun(measured, latencies, stages, pinning, archived)
 
 
 def group_total(cpu: dict[tuple[str, str], CpuPair], group: str) -> float:
@@ -533,11 +625,28 @@ def group_total(cpu: dict[tuple[str, str], CpuPair], group: str) -> float:
     return sum(user + kernel for (where, _), (user, kernel) in cpu.items() if where == group)
 
 
+def render_side_total(cpu: dict[tuple[str, str], CpuPair]) -> float:
+    """CPU seconds of the worker core's workers and render tasks: not of an archiver added there."""
+    return sum(
+        user + kernel
+        for (where, name), (user, kernel) in cpu.items()
+        if where == split_cores.WORKER and not name.endswith(split_cores.ADDED)
+    )
+
+
 NOT_COUNTED = {
     split_cores.KERNEL: "kernel threads (whole machine)",
     split_cores.BENCHMARK: "this benchmark (watching)",
     split_cores.OTHER: "other processes (not this run)",
 }
+
+
+def group_model(burst: Burst[tuple[str, str]], photos: int, group: str, core: int) -> capacity.CoreGroup:
+    """One core's group for the capacity model: its programs' CPU ms per photo in the burst (all, none left out)."""
+    per_photo = {
+        name: (user + kernel) * 1000 / photos for (where, name), (user, kernel) in burst.cpu.items() if where == group
+    }
+    return capacity.CoreGroup(f"{group} {core}", 1, per_photo)
 
 
 def report_split_cpu(burst: Burst[tuple[str, str]], photos: int, cores: split_cores.Cores) -> float:
@@ -565,6 +674,9 @@ def split_main(args: argparse.Namespace, cores: split_cores.Cores, photos: list[
         with split_cores.rabbitmq_pinned(cores.head) as rabbitmq:
             print(f"head core {cores.head}: this benchmark, the stack, RabbitMQ ({rabbitmq.threads} threads pinned)")
             print(f"worker core {cores.worker}: {args.core_workers} Work Queue workers and their render tasks")
+            if args.archivers > 1:
+                where = added_core(args, cores)
+                print(f"archivers: the stack's on the head core, {args.archivers - 1} added on core {where}")
             raw = render_on_core(cores.worker, burst, work / "rendered")
             print(
                 f"raw render on the worker core, one process: {raw.rate:6.2f} photos/s  "
@@ -591,9 +703,16 @@ def split_main(args: argparse.Namespace, cores: split_cores.Cores, photos: list[
     print(f"pipeline:    {burst_run.rate:6.2f} photos/s  ({burst_run.elapsed:.1f} s from first drop to last Collected)")
     print(measured.pinning.summary(cores))
     head_cpu = report_split_cpu(burst_run, len(burst), cores)
-    worker_cpu = group_total(burst_run.cpu, split_cores.WORKER) / len(burst)
+    model = capacity.capacity(
+        group_model(burst_run, len(burst), split_cores.HEAD, cores.head),
+        group_model(burst_run, len(burst), split_cores.WORKER, cores.worker),
+    )
+    print("\n".join(capacity.describe(model, burst_run.rate)))
+    if len(measured.archived) > 1:
+        print(f"photos archived in the burst by each archiver (the stack's first): {measured.archived}")
+    worker_cpu = render_side_total(burst_run.cpu) / len(burst)
     print(
-        f"worker core's CPU per photo in the pipeline: {worker_cpu * 1000:.1f} ms, {worker_cpu / raw.cpu:.2f}x the "
+        f"workers' CPU per photo in the pipeline: {worker_cpu * 1000:.1f} ms, {worker_cpu / raw.cpu:.2f}x the "
         "raw render's (Work Queue's transfers, one Python start per task)"
     )
     print_stages(measured.stages)
@@ -630,12 +749,28 @@ def main() -> int:
     parser.add_argument("--head-core", type=int, help="split-core mode: the head node's core (default: the lowest)")
     parser.add_argument("--worker-core", type=int, help="split-core mode: the workers' core (default: the highest)")
     parser.add_argument("--core-workers", type=int, default=2, help="split-core mode: workers on the worker core")
+    parser.add_argument(
+        "--archivers",
+        type=int,
+        default=1,
+        help="split-core mode: archivers in all; N-1 are added (stack.py add archiver), competing for the queue",
+    )
+    parser.add_argument(
+        "--extra-archivers-on",
+        choices=("head", "worker"),
+        default="head",
+        help="split-core mode: the core of the added archivers ('worker' stands in for a second host)",
+    )
     args = parser.parse_args()
     if args.photos < 1 or args.singles < 0:
         parser.error("--photos must be at least 1 and --singles at least 0")
+    if not args.split_cores and (args.archivers != 1 or args.extra_archivers_on != "head"):
+        parser.error("--archivers and --extra-archivers-on belong to --split-cores")
     if args.split_cores:
         if args.core_workers < 1:
             parser.error(f"--core-workers {args.core_workers}: at least 1")
+        if args.archivers < 1:
+            parser.error(f"--archivers {args.archivers}: at least 1")
         try:
             cores = split_cores.choose_cores(os.sched_getaffinity(0), args.head_core, args.worker_core)
         except ValueError as exc:

@@ -12,6 +12,10 @@ running, shared with whoever else uses this broker) thread by thread through
 The file-work floor is the least a verified double archive can do, done by one
 plain process on the head core (:func:`file_work_floor`).
 
+More instances of a stage (``--archivers``: archivers started the documented
+way, ``deploy/local/stack.py add archiver``) are pinned before they start, like
+the workers, and counted in the group of the core they run on.
+
 The pure parts (:func:`choose_cores`, :func:`core_group`, :func:`tree`,
 :class:`FloorRun`, :func:`verdict`) are unit-tested in ``tests/unit/benchmarks``.
 """
@@ -19,6 +23,7 @@ The pure parts (:func:`choose_cores`, :func:`core_group`, :func:`tree`,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import os
 import time
@@ -37,6 +42,7 @@ OTHER = "other processes"
 ERLANG = frozenset({"beam.smp", "erl_child_setup", "epmd", "inet_gethost"})
 PF_KTHREAD = 0x00200000  # /proc/<pid>/stat flags: a kernel thread
 WORKER_PROGRAM = "work_queue_worker"
+ADDED = " (added)"  # after the program's name in the CPU table: an instance the benchmark added (--archivers)
 
 CpuPair = tuple[float, float]  # (user, kernel) CPU seconds
 
@@ -215,21 +221,28 @@ def threads(pid: int) -> list[int]:
 
 @dataclass
 class Run:
-    """This run's processes: the stack's DP3_HOME, the workers the benchmark started, the cores."""
+    """This run's processes: the stack's DP3_HOME, the workers and other instances the benchmark started, the cores."""
 
     home: Path
     cores: Cores
     rabbitmq: frozenset[int]  # the RabbitMQ processes pinned (server VMs and epmd); those below them count too
     worker_pids: list[int] = field(default_factory=list)
+    added_pids: list[int] = field(default_factory=list)  # more instances of a stage (``stack.py add``), e.g. archivers
+    added_on_worker: bool = False  # else on the head core, carrying DP3_HOME: counted with the stack
 
     def grouped(self) -> list[tuple[str, ProcessSample]]:
-        """Every process now, with its group."""
+        """Every process now, with its group; an added instance's program is named with :data:`ADDED`."""
         samples = list(processes())
         parents = {sample.pid: sample.parent for sample in samples}
+        added = tree(self.added_pids, parents)
         worker_tree, rabbitmq = tree(self.worker_pids, parents), tree(self.rabbitmq, parents)
+        if self.added_on_worker:
+            worker_tree |= added
         marker = f"DP3_HOME={self.home}".encode()
         grouped = []
         for sample in samples:
+            if sample.pid in added:
+                sample = dataclasses.replace(sample, program=sample.program + ADDED)
             kernel_thread = bool(sample.flags & PF_KTHREAD)
             facts = ProcessFacts(
                 sample.pid,
@@ -258,7 +271,8 @@ class PinningCheck:
     looks: int = 0
     processes: dict[str, set[int]] = field(default_factory=dict)  # group -> pids seen
     threads: dict[str, set[int]] = field(default_factory=dict)  # group -> thread ids seen
-    render_tasks: set[int] = field(default_factory=set)  # worker-core processes other than the workers
+    render_tasks: set[int] = field(default_factory=set)  # worker-core processes other than the workers and added
+    added: dict[str, set[int]] = field(default_factory=dict)  # group -> added instances seen (--archivers)
     wrong: list[str] = field(default_factory=list)
 
     def look(self, run: Run) -> None:
@@ -269,7 +283,9 @@ class PinningCheck:
             if wanted is None:
                 continue
             self.processes.setdefault(group, set()).add(sample.pid)
-            if group == WORKER and sample.comm != WORKER_PROGRAM:
+            if sample.program.endswith(ADDED):
+                self.added.setdefault(group, set()).add(sample.pid)
+            elif group == WORKER and sample.comm != WORKER_PROGRAM:
                 self.render_tasks.add(sample.pid)
             for tid in threads(sample.pid):
                 try:
@@ -282,7 +298,8 @@ class PinningCheck:
 
     def summary(self, cores: Cores) -> str:
         def count(group: str) -> str:
-            return f"{len(self.processes.get(group, ()))} processes, {len(self.threads.get(group, ()))} threads"
+            added = f" ({len(self.added[group])} added)" if self.added.get(group) else ""
+            return f"{len(self.processes.get(group, ()))} processes{added}, {len(self.threads.get(group, ()))} threads"
 
         held = "held" if not self.wrong else f"BROKEN ({len(self.wrong)} threads elsewhere: {self.wrong[:3]})"
         return (

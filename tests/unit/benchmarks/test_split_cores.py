@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from benchmarks.split_cores import (
+    ADDED,
     BENCHMARK,
     HEAD,
     KERNEL,
@@ -16,6 +19,7 @@ from benchmarks.split_cores import (
     FloorPhoto,
     FloorRun,
     ProcessFacts,
+    Run,
     choose_cores,
     core_group,
     expected_cpus,
@@ -135,3 +139,17 @@ def test_floor_copies_every_file_into_each_store_and_reads_the_originals_back(tm
         assert (folder / "a_thumb.jpg").read_bytes() == b"thumbnail"
         assert (folder / "a_web.jpg").read_bytes() == b"web"
     assert original.exists()  # the floor never touches the inbox file but to read it
+
+
+@pytest.mark.parametrize(("on_worker", "group"), [(True, WORKER), (False, HEAD)])
+def test_an_added_instance_counts_on_the_core_it_was_pinned_to(tmp_path: Path, on_worker: bool, group: str) -> None:
+    # It carries the stack's DP3_HOME (stack.py add), like the stack's own services.
+    env = {**os.environ, "DP3_HOME": str(tmp_path)}
+    added = subprocess.Popen(["sleep", "30"], env=env)
+    try:
+        run = Run(tmp_path, Cores(0, 1), frozenset(), added_pids=[added.pid], added_on_worker=on_worker)
+        found = {sample.pid: (where, sample.program) for where, sample in run.grouped()}
+        assert found[added.pid] == (group, "sleep" + ADDED)
+    finally:
+        added.kill()
+        added.wait()
