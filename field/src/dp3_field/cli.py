@@ -83,6 +83,9 @@ def run(settings: FieldSettings, folder: Path, max_kbps: float | None, free_spac
 
 
 def show_status(settings: FieldSettings) -> int:
+    if not settings.pairing_path.exists() and not settings.queue_path.exists():
+        print("Not paired yet: type the 'dp3-field pair ...' line the portal's Devices page shows you.")
+        return 0
     print(status.as_text(status.read_summary(settings.queue_path, time.time())), end="")
     return 0
 

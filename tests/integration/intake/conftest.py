@@ -35,6 +35,10 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return roots
 
 
+BODY_IDLE_SECONDS = 2.0
+"""The module intake's body cut-off (default 20 s): short, so a dead link's PATCH is cut off within a test."""
+
+
 @pytest.fixture(scope="module")
 def intake(
     tmp_path_factory: pytest.TempPathFactory, mongo_url: str, module_amqp_url: str, stores: list[Path]
@@ -45,7 +49,11 @@ def intake(
         mongo_url=mongo_url,
         database=f"dp3test_{secrets.token_hex(4)}",
         amqp_url=module_amqp_url,
-        env_extra={"DP3_STORES": ",".join(map(str, stores)), "DP3_INTAKE_PROGRESS_SECONDS": "0"},
+        env_extra={
+            "DP3_STORES": ",".join(map(str, stores)),
+            "DP3_INTAKE_PROGRESS_SECONDS": "0",
+            "DP3_INTAKE_BODY_IDLE_SECONDS": str(BODY_IDLE_SECONDS),
+        },
     )
     process.start()
     try:

@@ -17,7 +17,7 @@ from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 from tusclient.uploader.uploader import Uploader
 
 from dp3.ports import free_port
-from tests.integration.intake.conftest import sha256_of
+from tests.integration.intake.conftest import BODY_IDLE_SECONDS, sha256_of
 from tests.integration.intake.harness import IntakeProcess, metadata_header
 from tests.stack import metric_samples
 
@@ -129,6 +129,49 @@ def test_uploads_cut_at_random_offsets_resume_from_them(intake: IntakeProcess, p
     assert resumed.offset == offsets[-1]  # tuspy asked the intake and starts there, not at byte 0
     resumed.upload()
     assert (intake.inbox / owner / photo.name).read_bytes() == photo.read_bytes()
+
+
+def dead_link_patch(
+    intake: IntakeProcess, token: str, url: str, offset: int, sent: bytes, length: int
+) -> socket.socket:
+    """A PATCH of ``length`` bytes whose link died after ``sent``: the socket stays open and silent (a lost FIN)."""
+    connection = socket.create_connection(("127.0.0.1", intake.port))
+    head = (
+        f"PATCH {httpx.URL(url).path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        f"Tus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
+        f"Upload-Offset: {offset}\r\nContent-Length: {length}\r\n\r\n"
+    )
+    connection.sendall(head.encode() + sent)
+    return connection
+
+
+def test_a_patch_whose_link_died_is_cut_off_keeps_its_bytes_and_frees_the_upload(
+    intake: IntakeProcess, photo: Path, owner: str
+) -> None:
+    _, token = intake.device(owner)
+    data = photo.read_bytes()
+    first = uploader(intake.url, token, photo, owner=owner, chunk=64 * 1024)
+    first.upload_chunk()
+    url = url_of(first)
+    offset = head_offset(intake, token, url)
+    assert offset == 64 * 1024
+    # The laptop gave up on three tries at the same offset, each lost mid-body with the link.
+    started = time.monotonic()
+    dead = [dead_link_patch(intake, token, url, offset, data[offset : offset + 1000], 64 * 1024) for _ in range(3)]
+    try:
+        deadline = started + 10 * BODY_IDLE_SECONDS
+        while head_offset(intake, token, url) == offset:
+            assert time.monotonic() < deadline, "a dead link's PATCH still holds the upload"
+            time.sleep(0.2)
+        assert time.monotonic() - started >= BODY_IDLE_SECONDS * 0.9  # cut off for silence, not at once
+        assert head_offset(intake, token, url) == offset + 1000  # the bytes that came are kept
+        resumed = uploader(intake.url, token, photo, url=url, owner=owner)
+        assert resumed.offset == offset + 1000
+        resumed.upload()
+    finally:
+        for connection in dead:
+            connection.close()
+    assert (intake.inbox / owner / photo.name).read_bytes() == data
 
 
 def test_a_sigkilled_intake_loses_no_acknowledged_byte(intake: IntakeProcess, photo: Path, owner: str) -> None:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-from dp3_intake.storage import DurableStorage
+import pytest
+
+from dp3_intake.storage import DurableStorage, hold_uploads_folder
 
 UID = "0" * 32
 
@@ -78,3 +83,60 @@ def test_a_request_refused_mid_body_leaves_nothing_for_the_next_one(tmp_path: Pa
 
     asyncio.run(refused_then_resumed())
     assert (storage.root / UID).read_bytes() == b"fresh"
+
+
+def test_one_request_at_a_time_holds_an_upload_whatever_the_order_of_arrival(tmp_path: Path) -> None:
+    # The order that broke tuspyserver's flock-and-unlink lock: A holds, B waits, A lets go
+    # (unlinking the lock file B waits on), C arrives and takes a new file's lock: B and C together.
+    storage = DurableStorage(tmp_path / "uploads", expiry_days=7)
+    write_upload(storage, b"a" * 10, offset=10)
+    inside: list[str] = []
+    most = 0
+
+    async def request(name: str, hold: float) -> None:
+        nonlocal most
+        async with storage.lock(UID):
+            inside.append(name)
+            most = max(most, len(inside))
+            await asyncio.sleep(hold)
+            inside.remove(name)
+
+    async def arrivals() -> None:
+        first = asyncio.create_task(request("A", 0.3))
+        await asyncio.sleep(0.05)
+        waiting = asyncio.create_task(request("B", 0.3))
+        await asyncio.sleep(0.3)  # A has let go by now; B is taking over
+        late = asyncio.create_task(request("C", 0.3))
+        await asyncio.gather(first, waiting, late)
+
+    asyncio.run(arrivals())
+    assert most == 1
+    assert not storage._locks and not storage._lock_users  # nothing kept per upload once no request holds it
+
+
+def test_a_request_that_cannot_have_the_upload_in_time_gets_a_timeout(tmp_path: Path) -> None:
+    storage = DurableStorage(tmp_path / "uploads", expiry_days=7, lock_wait=0.1)
+    write_upload(storage, b"", offset=0)
+
+    async def both() -> None:
+        async with storage.lock(UID):
+            with pytest.raises(TimeoutError):  # tuspyserver answers it with 503: the device tries again
+                await locked(storage)
+
+    asyncio.run(both())
+    asyncio.run(locked(storage))  # and the upload is free afterwards
+
+
+def test_a_second_intake_on_the_same_uploads_folder_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "uploads"
+    held = hold_uploads_folder(folder)
+    try:
+        probe = (
+            "import sys; from pathlib import Path; from dp3_intake.storage import FolderInUse, hold_uploads_folder\n"
+            "try:\n    hold_uploads_folder(Path(sys.argv[1]))\nexcept FolderInUse as exc:\n    print(exc)\n"
+        )
+        other = subprocess.run([sys.executable, "-c", probe, str(folder)], capture_output=True, text=True, check=True)
+        assert other.stdout.strip() == f"another dp3-intake is using {folder} (one intake per uploads folder)"
+    finally:
+        os.close(held)
+    os.close(hold_uploads_folder(folder))  # free again once the holder is gone

@@ -51,6 +51,7 @@ from dp3.events import JournalEntry, Status, preview_id
 from dp3.files import atomic_write_bytes, path_under, sha256_file
 from dp3_intake import metrics, rules
 from dp3_intake.errors import CHECKSUM_MISMATCH, CODES_BY_STATUS, IntakeError, unauthorized
+from dp3_intake.idle import BodyIdleTimeout
 from dp3_intake.placement import ChecksumMismatch, place
 from dp3_intake.receipts import Receipt, ReceiptIndex, receipt
 from dp3_intake.settings import IntakeSettings
@@ -87,7 +88,11 @@ class Intake:
     def __post_init__(self) -> None:
         self.zone = zoneinfo.ZoneInfo(self.settings.timezone)
         self.storage = DurableStorage(
-            self.settings.uploads_dir, expiry_days=self.settings.intake_expiry_days, on_progress=self.progress
+            self.settings.uploads_dir,
+            expiry_days=self.settings.intake_expiry_days,
+            # A PATCH waiting behind one whose link died waits for that body's cut-off, and some more.
+            lock_wait=self.settings.intake_body_idle_seconds + 10.0,
+            on_progress=self.progress,
         )
 
     # --- journal -------------------------------------------------------------------
@@ -364,6 +369,7 @@ def create_app(intake: Intake) -> FastAPI:
         storage=intake.storage,
     )
     app.include_router(router, dependencies=[Depends(tus_guard)])
+    app.add_middleware(BodyIdleTimeout, seconds=intake.settings.intake_body_idle_seconds)
     _routes(app)
     _error_handlers(app)
     return app

@@ -8,6 +8,7 @@ database, the consumer that keeps the receipt index, and uvicorn.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from dp3_intake.app import Intake, create_app
 from dp3_intake.mongo import mongo_url
 from dp3_intake.receipts import COLLECTION, QUEUE, ReceiptIndex
 from dp3_intake.settings import IntakeSettings
+from dp3_intake.storage import FolderInUse, hold_uploads_folder
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ class _Parts:
     index: ReceiptIndex
     consumer: Consumer
     server: uvicorn.Server
+    uploads_lock: int
+    """The uploads folder's lock (:func:`dp3_intake.storage.hold_uploads_folder`), held while this process runs."""
 
 
 class IntakeApp:
@@ -68,6 +72,10 @@ class IntakeApp:
             url = mongo_url(settings)
         except ConfigError as exc:
             raise SystemExit(f"dp3-intake: bad configuration: {exc}") from None
+        try:
+            uploads_lock = hold_uploads_folder(settings.uploads_dir)
+        except FolderInUse as exc:
+            raise SystemExit(f"dp3-intake: {exc}") from None
         client: MongoClient[dict[str, object]] = MongoClient(url, serverSelectionTimeoutMS=5000)
         database = client[settings.mongo_database]
         publisher = Publisher(settings.amqp_url)
@@ -85,7 +93,7 @@ class IntakeApp:
                 access_log=False,
             )
         )
-        self._parts = _Parts(client, publisher, index, consumer, server)
+        self._parts = _Parts(client, publisher, index, consumer, server, uploads_lock)
         threading.Thread(target=consumer.run, name="dp3-intake-receipts", daemon=True).start()
         log.info("intake on %s:%d, inbox %s", settings.intake_host, settings.intake_port, settings.inbox_dir)
 
@@ -111,3 +119,4 @@ class IntakeApp:
         parts.consumer.stop()
         parts.publisher.close()
         parts.client.close()
+        os.close(parts.uploads_lock)

@@ -25,6 +25,8 @@ class IntakeSettings(Settings):
     """At most one ``photo.uploading`` per upload this often (plus one at completion)."""
     intake_cleanup_seconds: float = Field(default=3600.0, gt=0)
     """How often expired partial uploads are looked for."""
+    intake_body_idle_seconds: float = Field(default=20.0, gt=0)
+    """A request body that sends no byte for this long is cut off, its bytes kept (:mod:`dp3_intake.idle`)."""
     previews: Path | None = None
     """Preview JPEGs (default ``$DP3_HOME/previews``), shared with the portal."""
     mongo_database: str = "dp3"

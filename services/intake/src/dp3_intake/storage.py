@@ -6,6 +6,16 @@ What tuspyserver's ``LocalFileStorage`` does not do, and this subclass adds:
   here bytes go to the file every :data:`WRITE_EVERY` bytes, and the rest
   at :meth:`flush`, which fsyncs before tuspyserver writes the new offset and
   replies: an acknowledged offset is on disk.
+* **One request per upload at a time, for certain.** tuspyserver's lock is
+  an ``flock`` on ``.locks/<uid>.lock`` that its release *unlinks*: a request
+  already waiting holds the old file's lock while a newer one creates a new
+  file and takes that, and both write the same upload at once, through the
+  same pending buffer (a 0.5 Mbps run with 20-60 s outages placed bytes that
+  did not hash to the declared sha256). Here the lock is an ``asyncio.Lock``
+  per upload in this process, and one intake process owns the uploads folder
+  (:func:`hold_uploads_folder`). A request that cannot have it within
+  ``lock_wait`` seconds gets tuspyserver's 503; a body that stalls is cut
+  off sooner (:mod:`dp3_intake.idle`), so a dead link never holds an upload.
 * **Bytes past the offset are dropped.** The data file can hold bytes that
   were written but never acknowledged (the process was killed between the
   write and the offset's update). When a PATCH takes the upload's lock the
@@ -27,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import time
@@ -43,6 +54,28 @@ from dp3_intake import metrics
 
 WRITE_EVERY = 1 << 20
 """Bytes of a PATCH body held in memory before they are written to the file."""
+OWNER_LOCK = ".intake.lock"
+"""In the uploads folder: held (``flock``, never unlinked) by the one intake process that writes it."""
+
+
+class FolderInUse(Exception):
+    """Another intake process holds the uploads folder."""
+
+
+def hold_uploads_folder(folder: Path) -> int:
+    """Take the uploads folder for this process (the lock goes with the process); the descriptor to keep open.
+
+    Uploads are locked per upload in memory, so two processes on one folder
+    could write one upload at once: the second one is refused at start.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / OWNER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise FolderInUse(f"another dp3-intake is using {folder} (one intake per uploads folder)") from None
+    return fd
 
 
 class UploadRecord(BaseModel):
@@ -70,12 +103,22 @@ Progress = Callable[[UploadRecord, int], None]
 class DurableStorage(LocalFileStorage):
     """The uploads folder: tus data and info files plus the intake's records."""
 
-    def __init__(self, files_dir: Path, *, expiry_days: float, on_progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        files_dir: Path,
+        *,
+        expiry_days: float,
+        lock_wait: float = 30.0,
+        on_progress: Progress | None = None,
+    ) -> None:
         super().__init__(str(files_dir))
         self.root = Path(self.files_dir)
         self.expiry_days = expiry_days
+        self.lock_wait = lock_wait
         self.on_progress = on_progress
         self._files: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._lock_users: dict[str, int] = {}
 
     # --- records ---------------------------------------------------------------
 
@@ -177,15 +220,27 @@ class DurableStorage(LocalFileStorage):
 
     @contextlib.asynccontextmanager
     async def lock(self, uid: str) -> AsyncIterator[None]:  # type: ignore[override] # the base declares the same thing loosely
-        async with super().lock(uid):
-            # Whatever an earlier request on this upload left in memory (one refused mid-body
-            # leaves its buffer and file open) was never acknowledged: it must not be appended.
-            self._pending.pop(uid, None)
-            fd = self._files.pop(uid, None)
-            if fd is not None:
-                os.close(fd)
-            await asyncio.to_thread(self._trim, uid)
-            yield
+        """The upload's one writer: waits at most ``lock_wait`` seconds (TimeoutError: tuspyserver's 503)."""
+        guard = self._locks.setdefault(uid, asyncio.Lock())
+        self._lock_users[uid] = self._lock_users.get(uid, 0) + 1
+        try:
+            async with asyncio.timeout(self.lock_wait):
+                await guard.acquire()
+            try:
+                # Whatever an earlier request on this upload left in memory (one refused mid-body
+                # leaves its buffer and file open) was never acknowledged: it must not be appended.
+                self._pending.pop(uid, None)
+                fd = self._files.pop(uid, None)
+                if fd is not None:
+                    os.close(fd)
+                await asyncio.to_thread(self._trim, uid)
+                yield
+            finally:
+                guard.release()
+        finally:
+            self._lock_users[uid] -= 1
+            if not self._lock_users[uid]:
+                del self._lock_users[uid], self._locks[uid]
 
     def _trim(self, uid: str) -> None:
         """Make the data file and the recorded offset agree, before any byte is appended.
