@@ -13,7 +13,6 @@ import logging
 import sys
 import threading
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +28,14 @@ from dp3.errors import ConfigError
 from dp3.events import Status
 from dp3.topology import PORTAL, QueueSpec
 from dp3_portal import metrics
-from dp3_portal.auth import BasicCache, LoginThrottle, Sessions, SessionTable, Users, load_secret_key
+from dp3_portal.auth import LoginThrottle, Sessions, SessionTable, Users, load_secret_key
 from dp3_portal.catalog import Catalog
 from dp3_portal.consuming import RecorderThread
 from dp3_portal.device_registry import DeviceRegistry
 from dp3_portal.embedded import EmbeddedMongo, mongo_dir
+from dp3_portal.routes import api, devices, login, ops, pages
 from dp3_portal.settings import PortalSettings
+from dp3_portal.state import Portal
 from dp3_portal.store_schema import ensure_indexes_async
 from dp3_portal.stores import StoresProbe
 from dp3_portal.workers import WorkersProbe
@@ -44,26 +45,6 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
 STARTUP_FAILURE = 3
 """uvicorn's exit status when it could not start serving."""
-
-
-@dataclass
-class Portal:
-    """Everything a request handler may use; built in ``lifespan``."""
-
-    settings: PortalSettings
-    client: AsyncMongoClient[dict[str, Any]]
-    catalog: Catalog
-    users: Users
-    sessions: Sessions
-    session_table: SessionTable
-    templates: Jinja2Templates
-    workers: WorkersProbe
-    publisher: Publisher
-    throttle: LoginThrottle
-    stores: StoresProbe = field(default_factory=lambda: StoresProbe(None))
-    basic_cache: BasicCache = field(default_factory=BasicCache)
-    recorder: RecorderThread | None = None
-    devices: DeviceRegistry | None = None
 
 
 def create_app(
@@ -126,8 +107,6 @@ def create_app(
             if portal.devices is not None:
                 portal.devices.close()
             await client.close()
-
-    from dp3_portal.routes import api, devices, login, ops, pages
 
     app = FastAPI(
         title="DP3 portal",
@@ -225,4 +204,4 @@ class PortalApp:
             self._embedded = None
 
 
-__all__ = ["Portal", "PortalApp", "create_app"]
+__all__ = ["PortalApp", "create_app"]

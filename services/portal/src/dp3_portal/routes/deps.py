@@ -14,7 +14,6 @@ from typing import Annotated
 
 from fastapi import Depends, Form, HTTPException, Request
 
-from dp3_portal.app import Portal
 from dp3_portal.auth import (
     ADMIN,
     CSRF_COOKIE,
@@ -25,6 +24,7 @@ from dp3_portal.auth import (
     valid_username,
     verify_password,
 )
+from dp3_portal.state import Portal
 
 
 class NotAuthenticated(Exception):
