@@ -25,12 +25,11 @@ from dp3 import store_places
 from dp3.app import HandlerTable
 from dp3.broker import BrokerOptions, HandlerResult, Message, Publisher
 from dp3.errors import ConfigError
-from dp3.events import Status
 from dp3.topology import PORTAL, QueueSpec
 from dp3_portal import metrics
 from dp3_portal.auth import LoginThrottle, Sessions, SessionTable, Users, load_secret_key
 from dp3_portal.catalog import Catalog
-from dp3_portal.consuming import RecorderThread
+from dp3_portal.consuming import RecorderThread, journal_table
 from dp3_portal.device_registry import DeviceRegistry
 from dp3_portal.embedded import EmbeddedMongo, mongo_dir
 from dp3_portal.routes import api, devices, login, ops, pages
@@ -141,9 +140,9 @@ class PortalApp:
         self._server: uvicorn.Server | None = None
 
     def handlers(self) -> Mapping[QueueSpec, HandlerTable]:
-        # The recorder takes every event (portal.journal is bound to photo.#); the consumer
-        # itself is built in the web app's lifespan (dp3_portal.consuming).
-        return {PORTAL: dict.fromkeys(Status, self._record)}
+        # The consumer that dispatches through this table is built in the web app's
+        # lifespan (dp3_portal.consuming.RecorderThread), from the same journal_table.
+        return {PORTAL: journal_table(self._record)}
 
     def _record(self, message: Message) -> HandlerResult:
         portal: Portal | None = getattr(self._web.state, "portal", None) if self._web is not None else None
