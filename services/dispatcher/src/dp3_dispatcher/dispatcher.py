@@ -316,9 +316,9 @@ class Dispatcher:
     def _workers(self) -> int:
         """How many tasks can run at once: the workers connected, or the factory's maximum it will bring up."""
         connected = self._runner.stats.workers_connected
-        if self._settings.work_queue_batch == "none":
+        if self._settings.worker_provider == "none":
             return connected  # workers come from elsewhere: only those that are here count
-        return max(connected, self._settings.max_workers)
+        return max(connected, self._settings.workers_max)
 
     def _requeue(self, jobs: Iterable[_Job]) -> None:
         """Put photos back at the head of the line; they leave with the next submission."""
