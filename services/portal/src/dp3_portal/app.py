@@ -35,9 +35,9 @@ from dp3_portal.embedded import EmbeddedMongo, mongo_dir
 from dp3_portal.routes import api, devices, login, ops, pages
 from dp3_portal.settings import PortalSettings
 from dp3_portal.state import Portal
+from dp3_portal.store_health_probe import StoreHealthProbe
 from dp3_portal.store_schema import ensure_indexes_async
-from dp3_portal.stores import StoresProbe
-from dp3_portal.workers import WorkersProbe
+from dp3_portal.workers_probe import WorkersProbe
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,10 @@ def create_app(
             sessions=Sessions(secret, settings.session_hours * 3600),
             session_table=SessionTable(db, settings.session_hours * 3600),
             templates=Jinja2Templates(directory=str(TEMPLATES)),
-            workers=WorkersProbe(settings.dispatcher_metrics_url),
+            workers_probe=WorkersProbe(settings.dispatcher_metrics_url),
             publisher=publisher,
             throttle=LoginThrottle(settings.login_free_attempts, settings.login_delay_seconds),
-            stores=StoresProbe(settings.archiver_metrics_url),
+            store_health_probe=StoreHealthProbe(settings.archiver_metrics_url),
             devices=DeviceRegistry(mongo_url, settings.mongo_database),
         )
         if record:

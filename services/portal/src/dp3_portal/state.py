@@ -19,8 +19,8 @@ from dp3_portal.catalog import Catalog
 from dp3_portal.consuming import RecorderThread
 from dp3_portal.device_registry import DeviceRegistry
 from dp3_portal.settings import PortalSettings
-from dp3_portal.stores import StoresProbe
-from dp3_portal.workers import WorkersProbe
+from dp3_portal.store_health_probe import StoreHealthProbe
+from dp3_portal.workers_probe import WorkersProbe
 
 
 @dataclass
@@ -34,10 +34,10 @@ class Portal:
     sessions: Sessions
     session_table: SessionTable
     templates: Jinja2Templates
-    workers: WorkersProbe
+    workers_probe: WorkersProbe
     publisher: Publisher
     throttle: LoginThrottle
-    stores: StoresProbe = field(default_factory=lambda: StoresProbe(None))
+    store_health_probe: StoreHealthProbe = field(default_factory=lambda: StoreHealthProbe(None))
     basic_cache: BasicCache = field(default_factory=BasicCache)
     recorder: RecorderThread | None = None
     devices: DeviceRegistry | None = None

@@ -19,7 +19,7 @@ from dp3_portal.retry import request_retry
 from dp3_portal.routes.deps import CsrfDep, PortalDep, UserDep
 from dp3_portal.routes.filters import FilterDep
 from dp3_portal.routes.render import page
-from dp3_portal.stores import alias_lines
+from dp3_portal.store_health_probe import alias_lines
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -87,8 +87,8 @@ async def status_page(request: Request, portal: PortalDep, user: UserDep) -> Res
     stale_after = portal.settings.preview_stale_hours * 3600
     report, workers, stores, own_aliases = await asyncio.gather(
         portal.catalog.status_report(stale_after=stale_after),
-        portal.workers.workers_connected(),
-        portal.stores.stores(),
+        portal.workers_probe.workers_connected(),
+        portal.store_health_probe.stores(),
         asyncio.to_thread(store_places.check_distinct, portal.settings.stores),
     )
     # What the archiver sees, and what the portal sees of its own DP3_STORES (one mount table may differ).
@@ -98,7 +98,7 @@ async def status_page(request: Request, portal: PortalDep, user: UserDep) -> Res
         "report": report,
         "workers": "unknown" if workers is None else str(workers),
         "stores": stores,
-        "stores_known": portal.stores.url is not None,
+        "stores_known": portal.store_health_probe.url is not None,
         "now": time.time(),
         "statuses": [status.value for status in PIPELINE_STATUSES],
         "stale_hours": portal.settings.preview_stale_hours,
