@@ -53,7 +53,7 @@ async def _devices_page(
         "pairing": pairing_command(head_node_url(request, portal), new.token) if new else "",
         "error": error,
         "form": form or {"owner": "", "label": ""},
-        "p": presentation,
+        "presentation": presentation,
     }
     return page(request, portal, "devices.html", context, user=user, status_code=status_code)
 

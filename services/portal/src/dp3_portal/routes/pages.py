@@ -45,7 +45,7 @@ async def gallery(request: Request, portal: PortalDep, user: UserDep, params: Fi
         "models": await portal.catalog.facet("model"),
         "statuses": [status.value for status in Status],
         "zone": portal.settings.zone,
-        "p": presentation,
+        "presentation": presentation,
         "quote": quote,
     }
     return page(request, portal, "gallery.html", context, user=user, status_code=400 if error else 200)
@@ -69,7 +69,7 @@ async def photo_page(request: Request, portal: PortalDep, user: UserDep, photo_i
         "rows": presentation.flat_metadata(photo.get("meta")),
         "advice": presentation.advice(photo),
         "can_retry": presentation.can_retry(photo),
-        "p": presentation,
+        "presentation": presentation,
         "quote": quote,
     }
     return page(request, portal, "photo.html", context, user=user)
@@ -103,7 +103,7 @@ async def status_page(request: Request, portal: PortalDep, user: UserDep) -> Res
         "statuses": [status.value for status in PIPELINE_STATUSES],
         "stale_hours": portal.settings.preview_stale_hours,
         "zone": portal.settings.zone,
-        "p": presentation,
+        "presentation": presentation,
         "quote": quote,
     }
     return page(request, portal, "status.html", context, user=user)
