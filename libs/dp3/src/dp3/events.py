@@ -235,7 +235,10 @@ class JournalEntry(BaseModel):
 
 
 class InvalidEvent(ValueError):
-    """A message body that is not a journal entry."""
+    """A message body that is not a journal entry.
+
+    A ``ValueError``, not a :class:`dp3.errors.DP3Error`: callers catch it as a bad value.
+    """
 
 
 def path_fields(fs_path: str) -> dict[str, str | None]:

@@ -72,7 +72,10 @@ _SORT_KEY = re.compile(rf"^\d{{{SORT_WIDTH}}}\|.+$")
 
 
 class BadQuery(ValueError):
-    """A filter or cursor a client sent that cannot be used."""
+    """A filter or cursor a client sent that cannot be used (answered 400).
+
+    A ``ValueError``, not a :class:`dp3.errors.DP3Error`: callers catch it as a bad value.
+    """
 
 
 @dataclass(frozen=True)

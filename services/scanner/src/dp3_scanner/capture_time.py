@@ -72,7 +72,10 @@ EXIF_IFD_POINTER = 0x8769
 
 
 class _Unclear(Exception):
-    """The EXIF block is not plain enough to read two tags from it directly: let Pillow read all of it."""
+    """The EXIF block is not plain enough to read two tags from it directly: let Pillow read all of it.
+
+    Private control flow, never out of this module: not a :class:`dp3.errors.DP3Error`.
+    """
 
 
 def exif_date_tags(exif: bytes) -> tuple[str | None, str | None]:

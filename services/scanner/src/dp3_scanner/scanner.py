@@ -173,11 +173,11 @@ class Scanner:
             log.error("could not handle %s (%s: %s); trying it again later", escape_os(path), reason, exc)
             self.pending.pop(path, None)
             try:
-                self._set_aside(path, key, reason)
+                self._retry_later(path, key, reason)
             except Exception:  # not even recordable: the next rescan tries it again
                 log.exception("could not record the failure for %s", escape_os(path))
 
-    def _set_aside(self, path: str, key: FileKey | None, reason: str) -> None:
+    def _retry_later(self, path: str, key: FileKey | None, reason: str) -> None:
         """Remember the failure, so the file is retried after a growing interval rather than on every step."""
         previous = self._index.get(path)
         redrives = previous.redrives + 1 if previous is not None and previous.outcome == ScanOutcome.FAILED else 0

@@ -28,7 +28,10 @@ from dp3_portal.state import Portal
 
 
 class NotAuthenticated(Exception):
-    """Raised by :func:`current_user`; turned into a redirect or a 401 by the app."""
+    """Raised by :func:`current_user`; turned into a redirect or a 401 by the app.
+
+    Not a :class:`dp3.errors.DP3Error`: an answer to one request, which never leaves the portal.
+    """
 
     def __init__(self, api: bool) -> None:
         super().__init__("login required")
