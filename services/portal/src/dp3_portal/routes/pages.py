@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from dp3 import store_places
 from dp3.events import PIPELINE_STATUSES, Status
-from dp3_portal import presentation
+from dp3_portal import camera_filter, presentation
 from dp3_portal.catalog import BadQuery, Page
 from dp3_portal.retry import request_retry
 from dp3_portal.routes.deps import CsrfDep, PortalDep, UserDep
@@ -42,7 +42,8 @@ async def gallery(request: Request, portal: PortalDep, user: UserDep, params: Fi
         "first_link": f"/?{urlencode(flt.as_params())}" if cursor and not error else "",
         "error": error,
         "owners": await portal.catalog.facet("owner"),
-        "models": await portal.catalog.facet("model"),
+        "cameras": await portal.catalog.facet(camera_filter.FACET),
+        "camera_filter": camera_filter,
         "statuses": [status.value for status in Status],
         "zone": portal.settings.zone,
         "presentation": presentation,
