@@ -53,7 +53,6 @@ class Stack:
             DP3_STABLE_SECONDS="1",
             DP3_INCOMPLETE_SECONDS="4",  # truncated corpus files are detected 4 s after their last write
             DP3_RESCAN_SECONDS="2",
-            DP3_WORKERS="2",
             DP3_WORKERS_MAX="2",
             **{f"DP3_{name.upper()}_METRICS_PORT": str(port) for name, port in self.metrics_ports.items()},
         )

@@ -195,7 +195,7 @@ def test_a_failing_handler_is_retried_then_dead_lettered(amqp_url: str, running:
     publisher = Publisher(amqp_url, queues=[ALL_KEYS], options=FAST)
     publisher.publish(entry(3))
     wait_for(lambda: queue_depth(amqp_url, DEAD_LETTER_QUEUE) == 1, 20, "the dead letter")
-    assert [m.attempts for m in calls] == [0, 1, 2]  # max_attempts=3, then no more
+    assert [m.handler_failures for m in calls] == [0, 1, 2]  # max_attempts=3, then no more
     [(_, headers)] = get_dead_letters(amqp_url)
     assert headers[REASON_HEADER] == "KeyError: 'no such thing'"
     time.sleep(1.0)  # a retry delay and more: nothing comes back

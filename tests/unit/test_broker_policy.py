@@ -51,21 +51,23 @@ CASES: list[tuple[str, policy.Failure, int, int, policy.Action]] = [
     ("bug, first", BUG, 0, 0, policy.Retry(1.0, charged=True, count=1, reason="KeyError: 'width'")),
     ("bug, second", BUG, 1, 0, policy.Retry(5.0, charged=True, count=2, reason="KeyError: 'width'")),
     ("bug, retries do not count", BUG, 1, 9, policy.Retry(5.0, True, 2, "KeyError: 'width'")),
-    ("bug, last attempt", BUG, 2, 0, policy.DeadLetter("KeyError: 'width'", attempts=3)),
-    ("bug, past the limit", BUG, 7, 0, policy.DeadLetter("KeyError: 'width'", attempts=8)),
+    ("bug, last attempt", BUG, 2, 0, policy.DeadLetter("KeyError: 'width'", handler_failures=3)),
+    ("bug, past the limit", BUG, 7, 0, policy.DeadLetter("KeyError: 'width'", handler_failures=8)),
 ]
 
 
 @pytest.mark.parametrize(
-    ("failure", "attempts", "retries", "expected"), [case[1:] for case in CASES], ids=[case[0] for case in CASES]
+    ("failure", "handler_failures", "retries", "expected"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
 )
-def test_on_failure(failure: policy.Failure, attempts: int, retries: int, expected: policy.Action) -> None:
-    assert policy.on_failure(failure, LIMITS, attempts=attempts, retries=retries) == expected
+def test_on_failure(failure: policy.Failure, handler_failures: int, retries: int, expected: policy.Action) -> None:
+    assert policy.on_failure(failure, LIMITS, handler_failures=handler_failures, retries=retries) == expected
 
 
 def test_the_last_delay_repeats_for_bugs_when_attempts_outnumber_delays() -> None:
     limits = BrokerOptions(retry_delays=(2.0,), max_attempts=4)
-    assert [policy.on_failure(BUG, limits, attempts=n) for n in range(4)] == [
+    assert [policy.on_failure(BUG, limits, handler_failures=n) for n in range(4)] == [
         policy.Retry(2.0, True, 1, "KeyError: 'width'"),
         policy.Retry(2.0, True, 2, "KeyError: 'width'"),
         policy.Retry(2.0, True, 3, "KeyError: 'width'"),
@@ -86,7 +88,7 @@ def test_failure_of_an_exception_names_its_kind() -> None:
 
 
 def test_the_defaults_give_five_attempts() -> None:
-    actions = [policy.on_failure(BUG, BrokerOptions(), attempts=n) for n in range(5)]
+    actions = [policy.on_failure(BUG, BrokerOptions(), handler_failures=n) for n in range(5)]
     assert [type(a).__name__ for a in actions] == ["Retry"] * 4 + ["DeadLetter"]
     assert [a.delay for a in actions if isinstance(a, policy.Retry)] == [1.0, 5.0, 30.0, 120.0]
 

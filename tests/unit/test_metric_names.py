@@ -10,8 +10,8 @@ from prometheus_client import REGISTRY, generate_latest
 from dp3 import metric_names
 from dp3_archiver.metrics import archiver_metrics
 from dp3_dispatcher.metrics import dispatcher_metrics
-from dp3_portal.stores import parse_stores
-from dp3_portal.workers import parse_workers
+from dp3_portal.store_health_probe import parse_stores
+from dp3_portal.workers_probe import parse_workers
 
 STORE = "/unit-test/metric-names"
 

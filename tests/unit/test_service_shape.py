@@ -118,7 +118,7 @@ def test_dispatch_checks_the_table_before_it_hands_out_a_handler() -> None:
 
 def _message(status: Status) -> Message:
     entry = JournalEntry(id="OLGA-K_1_a.jpg", status=status, datetime=1, owner="OLGA-K", path="/inbox/OLGA-K/a.jpg")
-    return Message(entry=entry, redelivered=False, attempts=0, retries=0, body=entry.to_json())
+    return Message(entry=entry, redelivered=False, handler_failures=0, retries=0, body=entry.to_json())
 
 
 def test_dispatch_hands_each_status_to_its_own_handler_and_acknowledges_a_stray_one() -> None:

@@ -52,7 +52,11 @@ PIECE_BYTES = 16 * 1024
 
 
 class IntakeError(Exception):
-    """Something the head node's intake said or did not say; :attr:`plain` is for the photographer."""
+    """Something the head node's intake said or did not say; :attr:`plain` is for the photographer.
+
+    The field agent's own tree, not :class:`dp3.errors.DP3Error`: its errors are told to a
+    photographer on a laptop (:attr:`plain`), never handled by a service.
+    """
 
     plain = "the head node answered something unexpected"
 

@@ -22,7 +22,10 @@ TOKEN_PATTERN = re.compile(r"dp3d_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 
 
 class PairingError(ValueError):
-    """A pairing that cannot be used; the message says what to do."""
+    """A pairing that cannot be used; the message says what to do.
+
+    A ``ValueError``, not a :class:`dp3.errors.DP3Error`: callers catch it as a bad value.
+    """
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dp3 import render_task
+from dp3 import formats, render_task
 from dp3.files import sha256_file
 
 log = logging.getLogger(__name__)
@@ -43,13 +43,13 @@ def capture_time(exif: dict[str, Any], mtime: float, zone: zoneinfo.ZoneInfo) ->
     """(Unix seconds, day, ISO text or None) from the render's EXIF subset, else the file's mtime. Pure.
 
     The same reading the scanner makes: DateTimeOriginal with its offset, or
-    in the site's zone when it has none.
+    in the site's zone when it has none (:func:`dp3.formats.capture_moment`).
     """
     local = exif.get("datetime_original")
     if isinstance(local, str):
-        moment = dt.datetime.fromisoformat(local)
         offset = exif.get("offset_time_original")
-        moment = dt.datetime.fromisoformat(local + offset) if isinstance(offset, str) else moment.replace(tzinfo=zone)
+        minutes = formats.exif_offset_minutes(offset) if isinstance(offset, str) else None
+        moment = formats.capture_moment(dt.datetime.fromisoformat(local), minutes, zone)
         return moment.timestamp(), moment.date().isoformat(), moment.isoformat()
     moment = dt.datetime.fromtimestamp(mtime, zone)
     return mtime, moment.date().isoformat(), None

@@ -73,7 +73,7 @@ def test_renders_run_on_condor_job_workers_with_the_clusters_python(
     entries = [detected(photo, corpus) for photo in sorted((corpus / "jpg" / "orientation").glob("*.jpg"))]
     dispatcher = start_dispatcher(
         PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}",
-        DP3_WORK_QUEUE_BATCH="condor",
+        DP3_WORKER_PROVIDER="condor",
         DP3_WORK_QUEUE_HOST="127.0.0.1",  # the chroot shares the host's network
         DP3_WORK_QUEUE_SCRATCH=str(shared),
         DP3_WORKERS_MIN="0",

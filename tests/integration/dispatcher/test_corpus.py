@@ -35,7 +35,7 @@ def test_every_corpus_file_ends_processed_or_failed_with_a_specific_kind(
     files = _corpus_files(corpus)
     assert len(files) > 90
     entries = {detected(path, corpus).id: (path, detected(path, corpus)) for path in files}
-    dispatcher = start_dispatcher(DP3_WORK_QUEUE_BATCH="local", DP3_WORKERS="2")
+    dispatcher = start_dispatcher(DP3_WORKER_PROVIDER="local", DP3_WORKERS_MAX="2")
     publish(amqp_url, [entry for _path, entry in entries.values()])
     final = outcomes.wait_all(set(entries), timeout=180)
     staging = dispatcher.home / "staging"

@@ -48,7 +48,7 @@ def test_a_batch_that_cannot_run_is_split_and_nobody_is_charged(
     assert sum(path.stat().st_size for path in photos[1:]) > 3 * 1024 * 1024 > max(p.stat().st_size for p in photos)
     entries = {path: detected(path, inbox) for path in photos}
     dispatcher = start_dispatcher(
-        DP3_INBOX=str(inbox), DP3_WORK_QUEUE_BATCH="none", DP3_RENDER_BATCH=str(len(photos) - 1)
+        DP3_INBOX=str(inbox), DP3_WORKER_PROVIDER="none", DP3_RENDER_BATCH=str(len(photos) - 1)
     )
     metrics_port = dispatcher.metrics_port()
     port = dispatcher.manager_port()

@@ -36,7 +36,7 @@ def test_a_burst_brings_two_workers_up_and_they_leave_when_idle(
     assert len(photos) == 40
     entries = [detected(photo, corpus) for photo in photos]
     dispatcher = start_dispatcher(
-        DP3_WORK_QUEUE_BATCH="local",
+        DP3_WORKER_PROVIDER="local",
         DP3_WORKERS_MIN="0",
         DP3_WORKERS_MAX="2",
         DP3_WORKER_IDLE_TIMEOUT=str(IDLE_TIMEOUT),
@@ -78,7 +78,7 @@ def test_a_burst_brings_two_workers_up_and_they_leave_when_idle(
 
 def test_stopping_the_dispatcher_stops_the_factory_and_its_workers(start_dispatcher) -> None:
     dispatcher = start_dispatcher(
-        DP3_WORK_QUEUE_BATCH="local", DP3_WORKERS_MIN="2", DP3_WORKERS_MAX="2", DP3_WORKER_IDLE_TIMEOUT="300"
+        DP3_WORKER_PROVIDER="local", DP3_WORKERS_MIN="2", DP3_WORKERS_MAX="2", DP3_WORKER_IDLE_TIMEOUT="300"
     )
     metrics_port = dispatcher.metrics_port()
     wait_for(lambda: scrape(metrics_port)["dp3_dispatcher_workers_connected"] == 2, 30, "two idle workers")

@@ -39,7 +39,7 @@ def test_originals_gone_before_their_task_runs_leave_the_others_untouched(
 
     # No worker yet: the first photo leaves alone (an idle pool gets its first task at once);
     # the other four wait for a batch of four, which Work Queue holds until a worker comes.
-    dispatcher = start_dispatcher(DP3_INBOX=str(inbox), DP3_WORK_QUEUE_BATCH="none", DP3_RENDER_BATCH="4")
+    dispatcher = start_dispatcher(DP3_INBOX=str(inbox), DP3_WORKER_PROVIDER="none", DP3_RENDER_BATCH="4")
     metrics_port = dispatcher.metrics_port()
     port = dispatcher.manager_port()
     publish(amqp_url, list(entries.values()))

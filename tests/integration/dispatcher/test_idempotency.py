@@ -19,7 +19,7 @@ FAST_PATH = "dp3_dispatcher_fast_path_total"
 
 def test_a_replayed_detected_is_answered_from_staging(corpus: Path, amqp_url: str, outcomes, start_dispatcher) -> None:
     entry = detected(corpus / "jpg" / "gps" / "DSCN0010.jpg", corpus)
-    dispatcher = start_dispatcher(DP3_WORK_QUEUE_BATCH="local", DP3_WORKERS="1")
+    dispatcher = start_dispatcher(DP3_WORKER_PROVIDER="local", DP3_WORKERS_MAX="1")
     metrics_port = dispatcher.metrics_port()
     publish(amqp_url, [entry])
     first = outcomes.wait_all({entry.id}, timeout=60)[entry.id]
@@ -37,7 +37,7 @@ def test_a_replayed_detected_is_answered_from_staging(corpus: Path, amqp_url: st
 
 def test_tampered_staging_is_rendered_again(corpus: Path, amqp_url: str, outcomes, start_dispatcher) -> None:
     entry = detected(corpus / "jpg" / "gps" / "DSCN0012.jpg", corpus)
-    dispatcher = start_dispatcher(DP3_WORK_QUEUE_BATCH="local", DP3_WORKERS="1")
+    dispatcher = start_dispatcher(DP3_WORKER_PROVIDER="local", DP3_WORKERS_MAX="1")
     metrics_port = dispatcher.metrics_port()
     publish(amqp_url, [entry])
     outcomes.wait_all({entry.id}, timeout=60)
@@ -61,7 +61,7 @@ def test_a_dispatcher_killed_mid_batch_loses_nothing_and_renders_nothing_twice(
     # Small render batches: with the default (up to 16), the 27 photos could go as two batches
     # finishing together, all staged before the kill, and nothing would be tested.
     first = start_dispatcher(
-        DP3_WORK_QUEUE_BATCH="local", DP3_WORKERS="2", DP3_WORKER_IDLE_TIMEOUT="5", DP3_RENDER_BATCH="4"
+        DP3_WORKER_PROVIDER="local", DP3_WORKERS_MAX="2", DP3_WORKER_IDLE_TIMEOUT="5", DP3_RENDER_BATCH="4"
     )
     first.metrics_port()
     publish(amqp_url, entries)
@@ -75,7 +75,7 @@ def test_a_dispatcher_killed_mid_batch_loses_nothing_and_renders_nothing_twice(
     }
     assert len(staged) < len(entries), "the batch finished before the kill; nothing was tested"
 
-    second = start_dispatcher(DP3_WORK_QUEUE_BATCH="local", DP3_WORKERS="2", DP3_WORKER_IDLE_TIMEOUT="5")
+    second = start_dispatcher(DP3_WORKER_PROVIDER="local", DP3_WORKERS_MAX="2", DP3_WORKER_IDLE_TIMEOUT="5")
     metrics_port = second.metrics_port()
     final = outcomes.wait_all(ids, timeout=120)
     assert all(final[i].status in (Status.PROCESSED, Status.FAILED) for i in ids)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 def test_invalid_artifacts_are_retried_elsewhere_then_fail_as_render_failed(
     corpus: Path, tmp_path: Path, amqp_url: str, outcomes, start_dispatcher, start_worker
 ) -> None:
-    dispatcher = start_dispatcher(DP3_WORK_QUEUE_BATCH="none", DP3_RENDER_ATTEMPTS="3")
+    dispatcher = start_dispatcher(DP3_WORKER_PROVIDER="none", DP3_RENDER_ATTEMPTS="3")
     port, metrics_port = dispatcher.manager_port(), dispatcher.metrics_port()
     start_worker(port, "tampering", env=tampering_python_path(tmp_path / "bin"), hostname="tampering-node")
     wait_for(lambda: scrape(metrics_port)["dp3_dispatcher_workers_connected"] == 1, 30, "the tampering worker")
@@ -53,7 +53,7 @@ def test_a_worker_forging_meta_gets_a_failed_task_not_a_processed_photo(
     corpus: Path, tmp_path: Path, amqp_url: str, outcomes, start_dispatcher, start_worker
 ) -> None:
     # The example: width and height about 2**72, the aspect kept, so the geometry checks pass them.
-    dispatcher = start_dispatcher(DP3_WORK_QUEUE_BATCH="none", DP3_RENDER_ATTEMPTS="2")
+    dispatcher = start_dispatcher(DP3_WORKER_PROVIDER="none", DP3_RENDER_ATTEMPTS="2")
     port, metrics_port = dispatcher.manager_port(), dispatcher.metrics_port()
     start_worker(port, "forging", env=forging_meta_python_path(tmp_path / "bin"))
     photo = detected(corpus / "jpg" / "Canon_40D.jpg", corpus)

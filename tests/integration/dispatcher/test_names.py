@@ -40,7 +40,7 @@ def test_non_utf8_and_long_names_render_and_stage_within_name_max(
     entries = [detected(path, inbox) for path in (latin, longest, wide)]
     # Legacy: a Detected whose id was made by the old rule from the 255-byte name.
     legacy = entries[1].model_copy(update={"id": f"{entries[1].owner}_{entries[1].datetime}_{longest.name}"})
-    dispatcher = start_dispatcher(DP3_INBOX=str(inbox), DP3_WORK_QUEUE_BATCH="local", DP3_WORKERS="1")
+    dispatcher = start_dispatcher(DP3_INBOX=str(inbox), DP3_WORKER_PROVIDER="local", DP3_WORKERS_MAX="1")
     publish(amqp_url, [*entries, legacy])
     final = outcomes.wait_all({e.id for e in [*entries, legacy]}, timeout=120)
 
@@ -70,7 +70,7 @@ def test_artifacts_staged_for_other_bytes_are_rendered_again(
     _jpeg(edited, (30, 30, 200))
     os.utime(edited, (original.stat().st_mtime, original.stat().st_mtime))
     first, second = detected(original, inbox), detected(edited, inbox)
-    dispatcher = start_dispatcher(DP3_INBOX=str(inbox), DP3_WORK_QUEUE_BATCH="local", DP3_WORKERS="1")
+    dispatcher = start_dispatcher(DP3_INBOX=str(inbox), DP3_WORKER_PROVIDER="local", DP3_WORKERS_MAX="1")
     publish(amqp_url, [first])
     outcomes.wait_all({first.id}, timeout=90)
     staged = dispatcher.home / "staging" / first.id

@@ -29,7 +29,7 @@ import sys, time
 from pathlib import Path
 from dp3_dispatcher.workers import FactoryConfig, WorkerFactory
 config = FactoryConfig(
-    batch="local", manager_host="127.0.0.1", manager_port=int(sys.argv[2]),
+    provider="local", manager_host="127.0.0.1", manager_port=int(sys.argv[2]),
     workers_min=1, workers_max=1, idle_timeout=300, scratch=Path(sys.argv[1]),
 )
 WorkerFactory(config).ensure_running()
@@ -97,7 +97,7 @@ def test_a_killed_dispatchers_factory_and_workers_are_reaped(tmp_path: Path, fac
         # The restarted dispatcher's own factory, in the same scratch folder, must survive the reaping.
         live = WorkerFactory(
             FactoryConfig(
-                batch="local",
+                provider="local",
                 manager_host="127.0.0.1",
                 manager_port=manager.port,
                 workers_min=0,

@@ -36,7 +36,7 @@ def test_photos_render_into_staging_and_bad_files_fail_with_their_kind(
     not_an_image = owner / "notes.jpg"
     not_an_image.write_bytes(b"this is a text file, not a JPEG\n" * 10)
     entries = [detected(path, inbox) for path in (good, leading_dash, empty, not_an_image)]
-    dispatcher = start_dispatcher(DP3_INBOX=str(inbox), DP3_WORK_QUEUE_BATCH="local", DP3_WORKERS="2")
+    dispatcher = start_dispatcher(DP3_INBOX=str(inbox), DP3_WORKER_PROVIDER="local", DP3_WORKERS_MAX="2")
     metrics_port = dispatcher.metrics_port()
     publish(amqp_url, entries)
     final = outcomes.wait_all({e.id for e in entries}, timeout=90)

@@ -46,7 +46,7 @@ def test_photos_over_the_limits_fail_alone_with_their_own_kind(
 
     dispatcher = start_dispatcher(
         DP3_INBOX=str(inbox),
-        DP3_WORK_QUEUE_BATCH="none",
+        DP3_WORKER_PROVIDER="none",
         DP3_RENDER_BATCH=str(len(batch)),
         DP3_TASK_MEMORY_MB="1024",
         DP3_TASK_MAX_SECONDS="1",

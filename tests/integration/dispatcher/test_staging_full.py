@@ -63,7 +63,7 @@ def test_staging_full_before_the_render_holds_it_until_there_is_room(
 ) -> None:
     filler = fill(small_staging)
     dispatcher = start_dispatcher(
-        DP3_WORK_QUEUE_BATCH="none", DP3_STAGING=str(small_staging / "staging"), DP3_RENDER_ATTEMPTS="2"
+        DP3_WORKER_PROVIDER="none", DP3_STAGING=str(small_staging / "staging"), DP3_RENDER_ATTEMPTS="2"
     )
     port, metrics_port = dispatcher.manager_port(), dispatcher.metrics_port()
     start_worker(port, "healthy", env=pillow_path())
@@ -83,7 +83,7 @@ def test_staging_filling_up_during_the_render_is_not_the_photos_nor_the_workers_
     corpus: Path, tmp_path: Path, amqp_url: str, outcomes, start_dispatcher, start_worker, small_staging: Path
 ) -> None:
     dispatcher = start_dispatcher(
-        DP3_WORK_QUEUE_BATCH="none", DP3_STAGING=str(small_staging / "staging"), DP3_RENDER_ATTEMPTS="2"
+        DP3_WORKER_PROVIDER="none", DP3_STAGING=str(small_staging / "staging"), DP3_RENDER_ATTEMPTS="2"
     )
     port, metrics_port = dispatcher.manager_port(), dispatcher.metrics_port()
     start_worker(port, "slow", env=slow_python_path(tmp_path / "slow-bin", 4))

@@ -33,7 +33,7 @@ def received_anything(worker: Worker) -> bool:
 def test_only_a_worker_with_the_password_gets_tasks(
     corpus: Path, tmp_path: Path, amqp_url: str, outcomes, start_dispatcher, start_worker
 ) -> None:
-    dispatcher = start_dispatcher(DP3_WORK_QUEUE_BATCH="none")
+    dispatcher = start_dispatcher(DP3_WORKER_PROVIDER="none")
     port, metrics_port = dispatcher.manager_port(), dispatcher.metrics_port()
     password = dispatcher.home / PASSWORD_FILE_NAME
     assert len(password.read_bytes()) >= 32
@@ -71,7 +71,7 @@ def test_a_configured_password_file_is_used_and_a_missing_one_stops_start_up(
 
     shared = tmp_path / "shared-password"
     shared.write_text("a secret the operator chose\n")
-    dispatcher = start_dispatcher(DP3_WORK_QUEUE_BATCH="none", DP3_WORK_QUEUE_PASSWORD_FILE=str(shared))
+    dispatcher = start_dispatcher(DP3_WORKER_PROVIDER="none", DP3_WORK_QUEUE_PASSWORD_FILE=str(shared))
     port = dispatcher.manager_port()
     assert not (dispatcher.home / PASSWORD_FILE_NAME).exists()  # nothing generated when one is configured
     (tmp_path / "other").write_text("another secret\n")

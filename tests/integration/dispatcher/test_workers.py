@@ -27,7 +27,7 @@ def test_a_worker_without_pillow_is_blocked_and_its_task_runs_elsewhere(
 ) -> None:
     photos = sorted((corpus / "jpg" / "gps").glob("*.jpg"))[:6]
     entries = [detected(photo, corpus) for photo in photos]
-    dispatcher = start_dispatcher(DP3_WORK_QUEUE_BATCH="none")
+    dispatcher = start_dispatcher(DP3_WORKER_PROVIDER="none")
     port, metrics_port = dispatcher.manager_port(), dispatcher.metrics_port()
     # First only the broken worker (another host, whose python3 has no Pillow).
     start_worker(port, "broken", env=python_without_pillow_path(), hostname="broken-node")
@@ -53,7 +53,7 @@ def test_a_worker_killed_mid_task_loses_nothing(
     # The killed worker's task process lives on and keeps its socket open, as a
     # hung node would: the manager's keepalive finds the worker gone.
     dispatcher = start_dispatcher(
-        DP3_WORK_QUEUE_BATCH="none", DP3_WORKER_KEEPALIVE_INTERVAL="2", DP3_WORKER_KEEPALIVE_TIMEOUT="3"
+        DP3_WORKER_PROVIDER="none", DP3_WORKER_KEEPALIVE_INTERVAL="2", DP3_WORKER_KEEPALIVE_TIMEOUT="3"
     )
     port, metrics_port = dispatcher.manager_port(), dispatcher.metrics_port()
     slow = start_worker(port, "slow", env=slow_python_path(tmp_path / "slow-bin", 60))
@@ -75,7 +75,7 @@ def test_a_worker_without_pillow_heif_fails_heic_as_its_own_lack_and_stays_in_us
     shadow = tmp_path / "no-pillow-heif"
     shadow.mkdir()
     (shadow / "pillow_heif.py").write_text("raise ImportError('pillow_heif is not installed on this worker')\n")
-    dispatcher = start_dispatcher(DP3_WORK_QUEUE_BATCH="none", DP3_RENDER_ATTEMPTS="2")
+    dispatcher = start_dispatcher(DP3_WORKER_PROVIDER="none", DP3_RENDER_ATTEMPTS="2")
     port, metrics_port = dispatcher.manager_port(), dispatcher.metrics_port()
     start_worker(port, "no-heif", env={**pillow_path(), "PYTHONPATH": str(shadow)})
     wait_for(lambda: scrape(metrics_port)["dp3_dispatcher_workers_connected"] == 1, 30, "the worker")

@@ -197,7 +197,7 @@ def test_handler_publishes_collected_then_removes_staging(site: Site) -> None:
     [archived] = archiver(site).archive(entry)
     publisher = FakePublisher()
     handler = collector(site, publisher)
-    assert handler.handle(Message(entry=archived, redelivered=False, attempts=0, retries=0, body=b"")) == []
+    assert handler.handle(Message(entry=archived, redelivered=False, handler_failures=0, retries=0, body=b"")) == []
     assert [e.status for e in publisher.published] == [Status.COLLECTED]
     assert not layout.staging_dir(site.staging, entry.id).exists()
 
@@ -208,7 +208,9 @@ def test_a_collected_event_the_broker_does_not_confirm_keeps_staging_for_the_red
     publisher = FakePublisher()
     publisher.refuse = True
     with pytest.raises(PublishNotConfirmed):
-        collector(site, publisher).handle(Message(entry=archived, redelivered=False, attempts=0, retries=0, body=b""))
+        collector(site, publisher).handle(
+            Message(entry=archived, redelivered=False, handler_failures=0, retries=0, body=b"")
+        )
     assert layout.staging_dir(site.staging, entry.id).exists()  # the redelivered Archived still finds it
 
 

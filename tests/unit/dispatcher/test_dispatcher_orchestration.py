@@ -58,7 +58,7 @@ class Site:
             home=root / "home",
             inbox=self.inbox,
             staging=root / "staging",
-            work_queue_batch="none",  # the workers that count are the fake's: one
+            worker_provider="none",  # the workers that count are the fake's: one
             **settings,
         )
         self.runner: FakeWorkQueue = FakeRunner(stats(1), hosts={WORKER: HOST})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -23,19 +24,43 @@ from dp3_dispatcher.workers import FactoryConfig
 
 def test_settings_defaults_and_checks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DP3_HOME", str(tmp_path))
-    monkeypatch.setenv("DP3_WORKERS", "3")
+    monkeypatch.setenv("DP3_WORKERS_MAX", "3")
     settings = load_settings(DispatcherSettings)
-    assert settings.max_workers == 3 and settings.workers_min == 0
-    assert settings.work_queue_batch == "local" and settings.max_pixels == 200_000_000
+    assert settings.workers_max == 3 and settings.workers_min == 0
+    assert settings.worker_provider == "local" and settings.max_pixels == 200_000_000
     assert settings.scratch_dir == tmp_path / "work-queue"
     monkeypatch.setenv("DP3_WORKERS_MIN", "5")
     monkeypatch.setenv("DP3_WORKERS_MAX", "2")
     with pytest.raises(ConfigError, match="DP3_WORKERS_MIN"):
         load_settings(DispatcherSettings)
     monkeypatch.delenv("DP3_WORKERS_MIN")
-    monkeypatch.setenv("DP3_WORK_QUEUE_BATCH", "slurm")
-    with pytest.raises(ConfigError, match="DP3_WORK_QUEUE_BATCH"):
+    monkeypatch.setenv("DP3_WORKER_PROVIDER", "slurm")
+    with pytest.raises(ConfigError, match="DP3_WORKER_PROVIDER"):
         load_settings(DispatcherSettings)
+
+
+def test_the_worker_limit_defaults_to_the_cores_and_at_least_the_minimum(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DP3_HOME", str(tmp_path))
+    cores = os.cpu_count() or 1
+    assert load_settings(DispatcherSettings).workers_max == cores
+    monkeypatch.setenv("DP3_WORKERS_MIN", str(cores + 3))
+    assert load_settings(DispatcherSettings).workers_max == cores + 3
+
+
+def test_the_old_names_of_renamed_settings_are_still_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """DP3_WORKERS is the old DP3_WORKERS_MAX, DP3_WORK_QUEUE_BATCH the old DP3_WORKER_PROVIDER; the new ones win."""
+    monkeypatch.setenv("DP3_HOME", str(tmp_path))
+    monkeypatch.setenv("DP3_WORKERS", "3")
+    monkeypatch.setenv("DP3_WORK_QUEUE_BATCH", "none")
+    settings = load_settings(DispatcherSettings)
+    assert (settings.workers_max, settings.worker_provider) == (3, "none")
+    monkeypatch.setenv("DP3_WORKERS_MAX", "5")
+    monkeypatch.setenv("DP3_WORKER_PROVIDER", "condor")
+    settings = load_settings(DispatcherSettings)
+    assert (settings.workers_max, settings.worker_provider) == (5, "condor")
+    assert load_settings(DispatcherSettings, workers_max=7, worker_provider="local").workers_max == 7
 
 
 def test_the_task_command_holds_no_user_data() -> None:
@@ -47,7 +72,7 @@ def test_the_task_command_holds_no_user_data() -> None:
 
 def test_the_factory_command_line() -> None:
     config = FactoryConfig(
-        batch="condor",
+        provider="condor",
         manager_host="head.example.org",
         manager_port=9123,
         workers_min=0,

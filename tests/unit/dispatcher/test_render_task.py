@@ -25,7 +25,7 @@ from PIL import Image, ImageChops
 
 from dp3 import formats, render_task
 from dp3_dispatcher.verify import verify_render
-from dp3_portal.fold import camera_model
+from dp3_portal.camera_filter import camera_of
 from dp3_portal.presentation import gps
 from tests.unit.dispatcher.worker_files import worker_copy
 
@@ -161,7 +161,7 @@ def test_the_portal_reads_a_real_renders_meta_by_the_shared_keys(corpus_outcomes
     # meta.json's keys are declared once (dp3.formats): what the render writes is what the portal folds.
     canon = corpus_outcomes["jpg/Canon_40D.jpg"].meta
     assert tuple(sorted(canon)) == tuple(sorted(formats.META_KEYS))
-    assert camera_model(canon) == "Canon EOS 40D"
+    assert camera_of(canon) == "Canon EOS 40D"
     phone = corpus_outcomes["jpg/hdr/iphone_hdr_NO.jpg"].meta
     position = gps(phone)
     assert position is not None

@@ -16,7 +16,7 @@ from dp3_dispatcher.workqueue import Result, TaskResult
 LIMITS = rules.Limits(render_attempts=3, environment_failures_max=5)
 FRESH = rules.JobState()
 ALONE = rules.JobState(alone=True)
-LAST_TRY = rules.JobState(attempts=2, alone=True)
+LAST_TRY = rules.JobState(charged_renders=2, alone=True)
 
 
 def task(result: Result = Result.SUCCESS, status: int = 0, output: str = "") -> TaskResult:
@@ -184,7 +184,7 @@ CASES: list[tuple[str, TaskResult, list[PhotoOutcome] | None, list[rules.JobStat
         "per photo, last attempts",
         task(),
         [failed(formats.EXIT_RENDER_CRASHED), failed(formats.EXIT_RENDER_TIMEOUT), RENDERED],
-        [rules.JobState(attempts=2), rules.JobState(attempts=2), rules.JobState(attempts=2)],
+        [rules.JobState(charged_renders=2), rules.JobState(charged_renders=2), rules.JobState(charged_renders=2)],
         ["fail 0 render_crashed", "fail 1 render_timeout", "verify 2"],
     ),
     (
@@ -223,7 +223,7 @@ def test_verdict(
 def test_the_innocent_of_a_dead_batch_are_never_charged() -> None:
     # However often a batch dies, its photos only ever go again alone, uncharged.
     for death in (task(status=137), task(Result.TASK_MAX_RUN_TIME), task(Result.SIGNAL), task(status=1)):
-        actions = rules.verdict(death, None, [rules.JobState(attempts=2)] * 16, LIMITS)
+        actions = rules.verdict(death, None, [rules.JobState(charged_renders=2)] * 16, LIMITS)
         assert all(isinstance(a, rules.Retry) and not a.charged and a.alone for a in actions)
 
 

@@ -26,7 +26,7 @@ class OneBadEvent(Recorder):
 
 def message(photo_id: str) -> Message:
     entry = JournalEntry(id=photo_id, status=Status.DETECTED, datetime=0, path=f"/inbox/A/{photo_id}")
-    return Message(entry=entry, redelivered=False, attempts=0, retries=0, body=entry.to_json())
+    return Message(entry=entry, redelivered=False, handler_failures=0, retries=0, body=entry.to_json())
 
 
 def test_a_batch_with_one_bad_event_records_the_others() -> None:

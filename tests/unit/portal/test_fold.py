@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from dp3.events import ErrorInfo, ErrorKind, JournalEntry, Status
-from dp3_portal import fold
+from dp3_portal import camera_filter, fold
 
 META = {"model": "Canon EOS 40D", "width": 3888, "height": 2592}
 
@@ -105,10 +105,11 @@ def test_sort_key_orders_by_capture_time_then_id() -> None:
 
 
 def test_camera_model_is_read_from_flat_or_nested_meta() -> None:
-    assert fold.camera_model({"model": "X100"}) == "X100"
-    assert fold.camera_model({"exif": {"Model": "D70 "}}) == "D70"
-    assert fold.camera_model(None) == ""
-    assert fold.camera_model({"model": None}) == ""
+    assert camera_filter.camera_of({"model": "X100"}) == "X100"
+    assert camera_filter.camera_of({"exif": {"Model": "D70 "}}) == "D70"
+    assert camera_filter.camera_of(None) == ""
+    assert camera_filter.camera_of({"model": None}) == ""
+    assert camera_filter.wanted(" D70 ") == "D70"
 
 
 def test_the_stored_name_comes_from_the_archiver_events_in_any_order() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dp3_portal.presentation import advice, can_retry, flat_metadata, gps, map_link
-from dp3_portal.workers import parse_workers
+from dp3_portal.workers_probe import parse_workers
 
 
 def test_gps_is_found_flat_or_nested_and_checked() -> None:
@@ -39,7 +39,7 @@ def test_workers_connected_is_read_from_the_dispatcher_metrics() -> None:
 
 
 def test_store_health_is_read_from_the_archiver_metrics() -> None:
-    from dp3_portal.stores import parse_stores
+    from dp3_portal.store_health_probe import parse_stores
 
     text = (
         "# HELP dp3_archiver_store_up x\n"

@@ -112,6 +112,7 @@ class BrokerOptions:
 
     retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0)
     max_attempts: int = 5
+    """How many times a handler may fail on one message with a bug before it is dead-lettered."""
     delivery_limit: int = 50
     reconnect_max_delay: float = 5.0
     publish_timeout: float = 120.0
@@ -300,8 +301,11 @@ class Message:
 
     entry: JournalEntry
     redelivered: bool
-    attempts: int
+    handler_failures: int
+    """Times a handler raised a bug on this message so far (header ``x-dp3-attempts``): at
+    ``BrokerOptions.max_attempts`` it is dead-lettered (:mod:`dp3.broker_policy`)."""
     retries: int
+    """Transient failures so far (:class:`~dp3.errors.Retryable`, header ``x-dp3-retries``): never a limit."""
     body: bytes = field(repr=False)
 
 
@@ -423,7 +427,7 @@ class Consumer:
         message = Message(
             entry=entry,
             redelivered=delivery.redelivered,
-            attempts=header_count(delivery.headers, ATTEMPTS_HEADER),
+            handler_failures=header_count(delivery.headers, ATTEMPTS_HEADER),
             retries=header_count(delivery.headers, RETRIES_HEADER),
             body=delivery.body,
         )
@@ -460,21 +464,23 @@ class Consumer:
         self._ack_later(delivery, "acked")
 
     def _settle_failure(self, delivery: _Delivery, message: Message, exc: BaseException) -> None:
-        action = on_failure(Failure.raised(exc), self._options, attempts=message.attempts, retries=message.retries)
+        action = on_failure(
+            Failure.raised(exc), self._options, handler_failures=message.handler_failures, retries=message.retries
+        )
         self._carry_out(delivery, action, message.entry.id, exc)
 
     def _carry_out(self, delivery: _Delivery, action: Action, photo_id: str | None, exc: BaseException) -> None:
         """Do what :func:`dp3.broker_policy.on_failure` decided for a failed message."""
         if isinstance(action, DeadLetter):
-            if action.attempts:
+            if action.handler_failures:
                 log.error(
                     "dead-lettered after %d attempts: %s",
-                    action.attempts,
+                    action.handler_failures,
                     action.reason,
                     extra={"photo_id": photo_id},
                     exc_info=exc,
                 )
-            self._dead_letter(delivery, action.reason, attempts=action.attempts)
+            self._dead_letter(delivery, action.reason, handler_failures=action.handler_failures)
             return
         if action.charged:
             log.error(
@@ -502,10 +508,10 @@ class Consumer:
             return
         self._ack_later(delivery, "retried")
 
-    def _dead_letter(self, delivery: _Delivery, reason: str, attempts: int = 0) -> None:
+    def _dead_letter(self, delivery: _Delivery, reason: str, handler_failures: int = 0) -> None:
         headers = {**delivery.headers, REASON_HEADER: reason[:1000], QUEUE_HEADER: self._queue.name}
-        if attempts:
-            headers[ATTEMPTS_HEADER] = attempts
+        if handler_failures:
+            headers[ATTEMPTS_HEADER] = handler_failures
         log.error("dead-lettering a message from %s: %s", self._queue.name, reason)
         try:
             self._publisher.publish_raw(DEAD_LETTER_EXCHANGE, self._queue.name, delivery.body, headers=headers)

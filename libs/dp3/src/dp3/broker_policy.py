@@ -1,6 +1,6 @@
 """What the consumer does with a message it could not handle. Pure: plain values in, one action out.
 
-``on_failure(failure, attempts, retries, limits) -> Retry | DeadLetter``; the
+``on_failure(failure, limits, handler_failures, retries) -> Retry | DeadLetter``; the
 consumer (:class:`dp3.broker.Consumer`) only carries the action out (copies the
 message to a retry queue or to ``dp3.dead``, then acks the original). The
 rules, in order:
@@ -10,11 +10,11 @@ rules, in order:
 2. The handler raised :class:`~dp3.errors.Retryable` (a store is down):
    retried after ``retry_delays[retries]`` (the last delay once they run out),
    counted in ``x-dp3-retries``, without limit.
-3. The handler raised anything else (a bug): one attempt is counted in
-   ``x-dp3-attempts``; at ``max_attempts`` it is dead-lettered with the
+3. The handler raised anything else (a bug): one handler failure is counted
+   in ``x-dp3-attempts``; at ``max_attempts`` it is dead-lettered with the
    reason ``<ExceptionType>: <message>`` and the count ...
-4. ... otherwise retried after ``retry_delays[attempts]`` (the last delay once
-   they run out).
+4. ... otherwise retried after ``retry_delays[handler_failures]`` (the last
+   delay once they run out).
 
 Not decided here: a message whose copy (to the retry queue or to ``dp3.dead``)
 RabbitMQ does not confirm is left unacked and comes back; a consumer that keeps
@@ -81,27 +81,27 @@ class Retry:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """Copy the message to ``dp3.dead`` with ``reason`` (and ``attempts`` when counted), then ack the original."""
+    """Copy the message to ``dp3.dead`` with ``reason`` (and ``handler_failures`` when counted), then ack it."""
 
     reason: str
-    attempts: int = 0
+    handler_failures: int = 0
 
 
 Action = Retry | DeadLetter
 
 
-def on_failure(failure: Failure, limits: RetryLimits, *, attempts: int = 0, retries: int = 0) -> Action:
-    """The action for a message that failed with ``failure`` after ``attempts`` and ``retries`` counted so far."""
+def on_failure(failure: Failure, limits: RetryLimits, *, handler_failures: int = 0, retries: int = 0) -> Action:
+    """The action for a message that failed with ``failure`` after ``handler_failures`` and ``retries`` so far."""
     if failure.fault is Fault.INVALID_BODY:
         return DeadLetter(f"unparseable event: {failure.message}")
     if failure.fault is Fault.RETRYABLE:
         retries += 1
         return Retry(_delay(limits.retry_delays, retries), charged=False, count=retries, reason=failure.message)
-    attempts += 1
+    handler_failures += 1
     reason = f"{failure.error_type}: {failure.message}"
-    if attempts >= limits.max_attempts:
-        return DeadLetter(reason, attempts)
-    return Retry(_delay(limits.retry_delays, attempts), charged=True, count=attempts, reason=reason)
+    if handler_failures >= limits.max_attempts:
+        return DeadLetter(reason, handler_failures)
+    return Retry(_delay(limits.retry_delays, handler_failures), charged=True, count=handler_failures, reason=reason)
 
 
 def _delay(delays: tuple[float, ...], count: int) -> float:

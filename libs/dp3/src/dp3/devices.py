@@ -49,7 +49,10 @@ _SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class MalformedToken(ValueError):
-    """A string that is not a device token; the message says which part is wrong."""
+    """A string that is not a device token; the message says which part is wrong.
+
+    A ``ValueError``, not a :class:`dp3.errors.DP3Error`: callers catch it as a bad value.
+    """
 
 
 class DeviceToken(BaseModel):

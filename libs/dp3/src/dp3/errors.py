@@ -25,11 +25,18 @@ bounded number of times, then dead-lettered with the reason.
 
 Outside the tree, each for a reason its docstring gives: ``ValueError``
 subclasses that callers catch as bad values (``dp3.events.InvalidEvent``,
-``dp3.files.OutsideRoot``, ``dp3_dispatcher.artifact_meta.InvalidMeta``); the
-Work Queue binding's own (``WorkQueueError``, ``RunnerStopped``: the binding
-knows nothing of DP3); ``render_task.RenderError``, which runs on workers with
-the standard library and Pillow only; and private control flow
-(``dp3_dispatcher.verify._Rejected``).
+``dp3.files.OutsideRoot``, ``dp3.devices.MalformedToken``,
+``dp3_dispatcher.artifact_meta.InvalidMeta``, ``dp3_portal.catalog.BadQuery``,
+``dp3_field.pairing.PairingError``); the Work Queue binding's own
+(``WorkQueueError``, ``RunnerStopped``: the binding knows nothing of DP3);
+``render_task.RenderError``, which runs on workers with the standard library
+and Pillow only; answers to one HTTP request that never leave their service
+(``dp3_intake``: ``IntakeError``, ``ChecksumMismatch``, ``ResumeExisting``;
+``dp3_portal``: ``TooManyAttempts``, ``NotAuthenticated``); the field agent's
+own tree, told to a photographer (``dp3_field.intake.IntakeError``); and
+private control flow (``dp3_dispatcher.verify._Rejected``,
+``dp3_scanner.capture_time._Unclear``). ``tests/unit/test_errors.py`` holds
+every exception class to this list.
 """
 
 from __future__ import annotations

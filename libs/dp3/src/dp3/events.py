@@ -175,7 +175,12 @@ class JournalEntry(BaseModel):
     meta: dict[str, Any] | None = Field(default=None, description="metadata from the render (meta.json)")
     duplicate_of: str | None = Field(default=None, description="on Duplicate: the id already archived")
     upload_finished_at: float | None = Field(default=None, description="Unix time the upload was seen finished")
-    attempt: int = Field(default=0, ge=0, description="re-drive generation of a Detected")
+    attempt: int = Field(
+        default=0,
+        ge=0,
+        description="generation of a Detected or Duplicate: 0 when first seen, +1 per re-announcement by the "
+        "scanner, max+1 for a retry from the portal (a key of the wire format and of stored journals: kept)",
+    )
     stored_name: str | None = Field(
         default=None, description="on Archived/Collected: the original's file name in the stores (id, or id~sha)"
     )
@@ -230,7 +235,10 @@ class JournalEntry(BaseModel):
 
 
 class InvalidEvent(ValueError):
-    """A message body that is not a journal entry."""
+    """A message body that is not a journal entry.
+
+    A ``ValueError``, not a :class:`dp3.errors.DP3Error`: callers catch it as a bad value.
+    """
 
 
 def path_fields(fs_path: str) -> dict[str, str | None]:

@@ -144,7 +144,10 @@ def atomic_copy(source: Path, final: Path) -> tuple[str, int]:
 
 
 class OutsideRoot(ValueError):
-    """A path that would leave its root, or pass through a symlink."""
+    """A path that would leave its root, or pass through a symlink.
+
+    A ``ValueError``, not a :class:`dp3.errors.DP3Error`: callers catch it as a bad value.
+    """
 
 
 def path_under(root: Path, relative: str | Path) -> Path:

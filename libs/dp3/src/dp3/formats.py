@@ -1,7 +1,8 @@
 """Image-format contracts shared by the scanner, the dispatcher and the render task on a worker.
 
 One definition each of: the HEIF brands DP3 takes for a photo, the rule for
-reading an EXIF ``DateTimeOriginal`` / ``OffsetTimeOriginal``, the render
+reading an EXIF ``DateTimeOriginal`` / ``OffsetTimeOriginal`` (and the time
+zone of one without an offset, :func:`capture_moment`), the render
 task's exit statuses with the failure kind each one means, and the keys of
 the ``meta.json`` it writes (which the dispatcher verifies and the portal
 folds into the catalog).
@@ -85,6 +86,20 @@ def exif_offset_minutes(value: object) -> "int | None":
     if total > LATEST_OFFSET_MINUTES:
         return None
     return -total if sign == "-" else total
+
+
+def capture_moment(
+    local: "datetime.datetime", offset_minutes: "int | None", site_zone: "datetime.tzinfo"
+) -> "datetime.datetime":
+    """When a photo was taken: its EXIF local time at its own offset, else in the site's zone.
+
+    The one rule for a capture time without an offset: it is the site's wall
+    clock (``DP3_TIMEZONE``), for the scanner (``dp3_scanner.capture_time``)
+    and for the field agent's preview (``dp3_field.preview``) alike.
+    """
+    if offset_minutes is not None:
+        return local.replace(tzinfo=datetime.timezone(datetime.timedelta(minutes=offset_minutes)))
+    return local.replace(tzinfo=site_zone)
 
 
 def offset_text(minutes: int) -> str:

@@ -17,7 +17,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, overload
 
-from pydantic import AnyUrl, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, AnyUrl, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dp3.errors import ConfigError
@@ -26,10 +26,21 @@ SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 """Any ``DP3_*`` settings model: a service's (a :class:`Settings`) or the field agent's, which runs without one."""
 
 
+def renamed(field: str, *old_names: str) -> AliasChoices:
+    """The environment names a renamed setting is read from: ``DP3_<FIELD>``, then its old names.
+
+    The ``DP3_*`` variables are the operators' interface: a setting that gets a
+    clearer name keeps reading its old one, so no env file or compose override
+    breaks. The new name wins when both are set. Tests and flags still pass the
+    field's name (``validate_by_name``). Use as ``Field(validation_alias=...)``.
+    """
+    return AliasChoices(f"DP3_{field.upper()}", *old_names)
+
+
 class Settings(BaseSettings):
     """What every service needs to know about this installation."""
 
-    model_config = SettingsConfigDict(env_prefix="DP3_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="DP3_", extra="ignore", frozen=True, validate_by_name=True)
 
     home: Path = Path("./var")
     inbox: Path | None = None

@@ -31,9 +31,13 @@ ResultT = TypeVar("ResultT")
 StatsT = TypeVar("StatsT")
 
 
-def delivered(entry: JournalEntry, *, redelivered: bool = False, attempts: int = 0, retries: int = 0) -> Message:
+def delivered(
+    entry: JournalEntry, *, redelivered: bool = False, handler_failures: int = 0, retries: int = 0
+) -> Message:
     """``entry`` as a consumer's handler receives it."""
-    return Message(entry=entry, redelivered=redelivered, attempts=attempts, retries=retries, body=entry.to_json())
+    return Message(
+        entry=entry, redelivered=redelivered, handler_failures=handler_failures, retries=retries, body=entry.to_json()
+    )
 
 
 class FakePublisher:

@@ -102,19 +102,19 @@ class DispatcherApp:
 
     def _factory(self, manager_port: int) -> WorkerFactory | None:
         settings = self.settings
-        if settings.work_queue_batch == "none":
+        if settings.worker_provider == "none":
             return None
         config = FactoryConfig(
-            batch=settings.work_queue_batch,
-            manager_host=settings.work_queue_host or ("127.0.0.1" if settings.work_queue_batch == "local" else _fqdn()),
+            provider=settings.worker_provider,
+            manager_host=settings.work_queue_host or ("127.0.0.1" if settings.worker_provider == "local" else _fqdn()),
             manager_port=manager_port,
             workers_min=settings.workers_min,
-            workers_max=settings.max_workers,
+            workers_max=settings.workers_max,
             idle_timeout=settings.worker_idle_timeout,
             scratch=settings.scratch_dir,
             condor_requirements=settings.condor_requirements,
             password_file=settings.password_file.absolute(),  # the factory runs in a folder of its own
-            extra_env=local_worker_environment() if settings.work_queue_batch == "local" else {},
+            extra_env=local_worker_environment() if settings.worker_provider == "local" else {},
         )
         return WorkerFactory(config)
 
@@ -147,7 +147,7 @@ class DispatcherApp:
                         parts.dispatcher.demand,
                         stats.workers_connected,
                         self.settings.workers_min,
-                        self.settings.max_workers,
+                        self.settings.workers_max,
                     )
                 )
             factory = parts.factory

@@ -141,7 +141,7 @@ class _Job:
     source: Path
     future: concurrent.futures.Future[Events] = field(default_factory=concurrent.futures.Future)
     scratch: Path | None = None  # a workspace holding a private copy of the original (a retry from the stores)
-    attempts: int = 0
+    charged_renders: int = 0  # render attempts charged to this photo (verdict.JobState.charged_renders)
     environment_failures: int = 0
     alone: bool = False  # its batch died without outcomes: it runs in a task of its own until settled
 
@@ -316,9 +316,9 @@ class Dispatcher:
     def _workers(self) -> int:
         """How many tasks can run at once: the workers connected, or the factory's maximum it will bring up."""
         connected = self._runner.stats.workers_connected
-        if self._settings.work_queue_batch == "none":
+        if self._settings.worker_provider == "none":
             return connected  # workers come from elsewhere: only those that are here count
-        return max(connected, self._settings.max_workers)
+        return max(connected, self._settings.workers_max)
 
     def _requeue(self, jobs: Iterable[_Job]) -> None:
         """Put photos back at the head of the line; they leave with the next submission."""
@@ -416,7 +416,9 @@ class Dispatcher:
                     )
         missed = result.result is Result.INPUT_MISSING
         states = [
-            JobState(job.attempts, job.environment_failures, not missed or original_present(job.source), job.alone)
+            JobState(
+                job.charged_renders, job.environment_failures, not missed or original_present(job.source), job.alone
+            )
             for job in batch.jobs
         ]
         actions = verdict(result, outcomes, states, self._limits)
@@ -459,12 +461,12 @@ class Dispatcher:
             plog.error("render failed: %s: %s", action.kind.value, action.message)
             self._settle(job, [self._failed(job.entry, action.kind, action.message)])
         elif isinstance(action, Retry):
-            job.attempts += action.charged
+            job.charged_renders += action.charged
             job.environment_failures += action.environment
             job.alone = action.alone
             if action.charged:
                 self._metrics.tasks_failed.labels(action.kind.value).inc()
-                plog.warning("render attempt %d failed (%s); retrying", job.attempts, action.reason)
+                plog.warning("render attempt %d failed (%s); retrying", job.charged_renders, action.reason)
             elif action.environment:
                 self._metrics.tasks_failed.labels(ErrorKind.WORKER_ENVIRONMENT.value).inc()
                 plog.warning("the worker could not render (%s); sending it elsewhere", action.reason)
@@ -482,7 +484,7 @@ class Dispatcher:
             verification = verify_render(thumbnail, web, meta, entry.sha256, max_pixels=self._settings.max_pixels)
             if not verification.ok or verification.meta is None:
                 reason = f"invalid artifacts from {result.worker_address}: {verification.reason}"
-                state = JobState(job.attempts, job.environment_failures, True, job.alone)
+                state = JobState(job.charged_renders, job.environment_failures, True, job.alone)
                 return charge(0, state, ErrorKind.RENDER_FAILED, reason, self._limits)
             self._staging.commit(workspace, entry.id)
         finally:

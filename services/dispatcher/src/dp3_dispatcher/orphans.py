@@ -41,16 +41,16 @@ FOLDER_PREFIX = "factory-"
 
 
 def factory_folder_prefix() -> str:
-    """The prefix of a factory folder made by this process: it names its owner."""
+    """The prefix of a factory folder made by this process: it names the process that made it."""
     return f"{FOLDER_PREFIX}{os.getpid()}-"
 
 
-def owner_of(folder: Path) -> int | None:
+def creator_pid(folder: Path) -> int | None:
     """The pid of the dispatcher that made a factory folder, if the name says."""
     if not folder.name.startswith(FOLDER_PREFIX):
         return None
-    owner = folder.name.removeprefix(FOLDER_PREFIX).split("-", 1)[0]
-    return int(owner) if owner.isdigit() else None
+    pid = folder.name.removeprefix(FOLDER_PREFIX).split("-", 1)[0]
+    return int(pid) if pid.isdigit() else None
 
 
 def reap_orphaned_factories(scratch: Path) -> int:
@@ -65,7 +65,7 @@ def reap_orphaned_factories(scratch: Path) -> int:
         folder = _cwd(pid)
         if folder is None or folder.parent != root:
             continue
-        if parent == owner_of(folder):
+        if parent == creator_pid(folder):
             live_folders.add(folder)
         else:
             orphaned_sessions.add(session)
@@ -74,7 +74,7 @@ def reap_orphaned_factories(scratch: Path) -> int:
         folder = _executable_folder(pid)
         if folder is None or folder.parent != root or folder in live_folders:
             continue
-        if folder.name.startswith(FOLDER_PREFIX) and owner_of(folder) != mine:
+        if folder.name.startswith(FOLDER_PREFIX) and creator_pid(folder) != mine:
             orphaned_sessions.add(session)
     killed: set[int] = set()
     for _ in range(5):  # a factory may fork a worker while we look: look again
@@ -90,7 +90,7 @@ def reap_orphaned_factories(scratch: Path) -> int:
     while time.monotonic() < deadline and any(alive(pid) for pid in killed):
         time.sleep(0.05)
     for folder in root.iterdir() if root.is_dir() else ():
-        stale = folder.name.startswith(FOLDER_PREFIX) and folder not in live_folders and owner_of(folder) != mine
+        stale = folder.name.startswith(FOLDER_PREFIX) and folder not in live_folders and creator_pid(folder) != mine
         if stale and folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
     if killed:

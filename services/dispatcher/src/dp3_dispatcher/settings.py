@@ -9,24 +9,34 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from dp3 import ports
-from dp3.settings import Settings
+from dp3.settings import Settings, renamed
 
 DEFAULT_MAX_PIXELS = 200_000_000
 PASSWORD_FILE_NAME = "work-queue-password"  # noqa: S105 - the name of the file, not a password
+
+WorkerProvider = Literal["local", "condor", "none"]
+"""Who starts the workers: ``work_queue_factory -T local`` or ``-T condor``, or someone else (``none``)."""
 
 
 class DispatcherSettings(Settings):
     """How the dispatcher runs its Work Queue manager and provisions workers."""
 
-    # Workers: a factory keeps between workers_min and workers_max of them, by demand.
-    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="default for workers_max")
+    # Workers: the provider keeps between workers_min and workers_max of them, by demand.
+    worker_provider: WorkerProvider = Field(
+        default="local",
+        validation_alias=renamed("worker_provider", "DP3_WORK_QUEUE_BATCH"),
+        description="who starts the workers: local or condor (work_queue_factory -T), none (started elsewhere)",
+    )
     workers_min: int = Field(default=0, ge=0)
-    workers_max: int | None = Field(default=None, ge=1)
+    workers_max: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        validation_alias=renamed("workers_max", "DP3_WORKERS"),
+        description="the one limit on workers: renders at once (default: the cores, at least workers_min)",
+    )
     worker_idle_timeout: int = Field(default=60, ge=2, description="seconds an idle worker stays before leaving")
-    # local: work_queue_factory -T local; condor: -T condor; none: workers come from elsewhere.
     worker_keepalive_interval: int = Field(default=30, ge=1, description="seconds between checks of a silent worker")
     worker_keepalive_timeout: int = Field(default=30, ge=1, description="seconds a worker has to answer a check")
-    work_queue_batch: Literal["local", "condor", "none"] = "local"
     work_queue_port: int = Field(
         default=ports.WORK_QUEUE, ge=0, le=65535, description="0: the first free port from 1024"
     )
@@ -69,9 +79,8 @@ class DispatcherSettings(Settings):
 
     @model_validator(mode="after")
     def _check_workers(self) -> DispatcherSettings:
-        if self.workers_max is None:
-            object.__setattr__(self, "workers_max", max(self.workers, self.workers_min, 1))
-        assert self.workers_max is not None
+        if "workers_max" not in self.model_fields_set:
+            object.__setattr__(self, "workers_max", max(self.workers_max, self.workers_min))
         if self.workers_min > self.workers_max:
             raise ValueError(f"DP3_WORKERS_MIN ({self.workers_min}) is above DP3_WORKERS_MAX ({self.workers_max})")
         if self.work_queue_scratch is None:
@@ -82,11 +91,6 @@ class DispatcherSettings(Settings):
     def password_file(self) -> Path:
         """The workers' password: the configured file, else ``$DP3_HOME/work-queue-password`` (made at start)."""
         return self.work_queue_password_file or self.home / PASSWORD_FILE_NAME
-
-    @property
-    def max_workers(self) -> int:
-        assert self.workers_max is not None
-        return self.workers_max
 
     @property
     def scratch_dir(self) -> Path:

@@ -47,8 +47,12 @@ _SHELL_KILLED = 128  # a shell reports a command killed by signal N as 128 + N
 class JobState:
     """What the verdict needs to know about one photo of the task."""
 
-    attempts: int = 0
+    charged_renders: int = 0
+    """Render attempts charged to this photo so far (its fault, or not yet known not to be); re-sends
+    the photo is not to blame for (a worker without libraries, a dead batch, a full staging) do not
+    count. At ``Limits.render_attempts`` it fails."""
     environment_failures: int = 0
+    """Times a worker could not render it at all (exit 20/21): re-sent uncharged, up to a limit."""
     original_present: bool = True
     alone: bool = False
 
@@ -109,7 +113,7 @@ Action = Verify | Fail | Drop | Retry | BlockHost | SetAside
 
 def charge(index: int, job: JobState, kind: ErrorKind, reason: str, limits: Limits) -> Retry | Fail:
     """One attempt counted against the photo: again while attempts remain, else Failed with ``kind``."""
-    attempts = job.attempts + 1
+    attempts = job.charged_renders + 1
     if attempts < limits.render_attempts:
         return Retry(index, reason, kind, charged=True, alone=job.alone)
     if kind is ErrorKind.RENDER_FAILED:

@@ -56,7 +56,7 @@ FACTORY = "work_queue_factory"
 class FactoryConfig:
     """What the factory is told; see ``work_queue_factory --help``."""
 
-    batch: str  # "local" or "condor"
+    provider: str  # "local" or "condor": the factory's -T (its "batch type"); DP3_WORKER_PROVIDER
     manager_host: str
     manager_port: int
     workers_min: int
@@ -75,7 +75,7 @@ class FactoryConfig:
         args = [
             FACTORY,
             "-T",
-            self.batch,
+            self.provider,
             "--min-workers",
             str(self.workers_min),
             "--max-workers",
@@ -123,7 +123,7 @@ class DemandFile:
     """A factory's ``--config-file``: the worker count the dispatcher asks for (see :func:`factory_workers`).
 
     Written by the dispatcher for the factory it runs, and, when workers come
-    from elsewhere (``DP3_WORK_QUEUE_BATCH=none``), as
+    from elsewhere (``DP3_WORKER_PROVIDER=none``), as
     ``$DP3_HOME/work-queue-demand.json`` for a factory started outside it
     (compose's condor profile), which cannot see the demand either.
     """
@@ -202,7 +202,7 @@ class WorkerFactory:
             )
             log.info(
                 "started work_queue_factory -T %s (pid %d, %d..%d workers)",
-                self.config.batch,
+                self.config.provider,
                 self._process.pid,
                 self.config.workers_min,
                 self.config.workers_max,
@@ -231,7 +231,7 @@ class WorkerFactory:
             # For Condor the factory's own clean-up removes its jobs (condor_rm);
             # local workers get the SIGTERM themselves, as the factory alone
             # would leave them running until their idle timeout.
-            targets = [process.pid] if self.config.batch == "condor" else [process.pid, *below]
+            targets = [process.pid] if self.config.provider == "condor" else [process.pid, *below]
             for pid in targets:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGTERM)
@@ -250,7 +250,7 @@ class WorkerFactory:
 
     def _remove_condor_jobs(self, folder: Path) -> None:
         """Remove the Condor jobs a factory working in ``folder`` left queued (none if it cleaned up)."""
-        if self.config.batch != "condor":
+        if self.config.provider != "condor":
             return
         quoted = str(folder).replace("\\", "\\\\").replace('"', '\\"')  # a ClassAd string literal
         try:

@@ -64,7 +64,11 @@ TUS_PREFIX = "files"
 
 
 class ResumeExisting(Exception):
-    """Creation of an upload the device already has: answer with that upload's Location."""
+    """Creation of an upload the device already has: answer with that upload's Location.
+
+    Not a :class:`dp3.errors.DP3Error`: it is an answer to one request, turned into an HTTP
+    response by the app, and never leaves the service.
+    """
 
     def __init__(self, uid: str) -> None:
         super().__init__(uid)

@@ -12,7 +12,11 @@ CHECKSUM_MISMATCH = 460
 
 
 class IntakeError(Exception):
-    """A request the intake refuses; nothing was written to the inbox."""
+    """A request the intake refuses; nothing was written to the inbox.
+
+    Not a :class:`dp3.errors.DP3Error`: it is an answer to one request, turned into an HTTP
+    response by the app, and never leaves the service.
+    """
 
     def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(f"{code}: {detail}")

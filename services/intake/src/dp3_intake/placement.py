@@ -25,7 +25,11 @@ log = logging.getLogger(__name__)
 
 
 class ChecksumMismatch(Exception):
-    """The upload's bytes do not hash to the declared sha256."""
+    """The upload's bytes do not hash to the declared sha256.
+
+    Not a :class:`dp3.errors.DP3Error`: it is an answer to one request, turned into an HTTP
+    response by the app, and never leaves the service.
+    """
 
     def __init__(self, got: str) -> None:
         super().__init__(f"the bytes hash to {got[:12]}...")

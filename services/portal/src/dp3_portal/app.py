@@ -13,7 +13,6 @@ import logging
 import sys
 import threading
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,44 +25,25 @@ from dp3 import store_places
 from dp3.app import HandlerTable
 from dp3.broker import BrokerOptions, HandlerResult, Message, Publisher
 from dp3.errors import ConfigError
-from dp3.events import Status
 from dp3.topology import PORTAL, QueueSpec
 from dp3_portal import metrics
-from dp3_portal.auth import BasicCache, LoginThrottle, Sessions, SessionTable, Users, load_secret_key
+from dp3_portal.auth import LoginThrottle, Sessions, SessionTable, Users, load_secret_key
 from dp3_portal.catalog import Catalog
-from dp3_portal.consuming import RecorderThread
+from dp3_portal.consuming import RecorderThread, journal_table
 from dp3_portal.device_registry import DeviceRegistry
 from dp3_portal.embedded import EmbeddedMongo, mongo_dir
+from dp3_portal.routes import api, devices, login, ops, pages
 from dp3_portal.settings import PortalSettings
+from dp3_portal.state import Portal
+from dp3_portal.store_health_probe import StoreHealthProbe
 from dp3_portal.store_schema import ensure_indexes_async
-from dp3_portal.stores import StoresProbe
-from dp3_portal.workers import WorkersProbe
+from dp3_portal.workers_probe import WorkersProbe
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 STARTUP_FAILURE = 3
 """uvicorn's exit status when it could not start serving."""
-
-
-@dataclass
-class Portal:
-    """Everything a request handler may use; built in ``lifespan``."""
-
-    settings: PortalSettings
-    client: AsyncMongoClient[dict[str, Any]]
-    catalog: Catalog
-    users: Users
-    sessions: Sessions
-    session_table: SessionTable
-    templates: Jinja2Templates
-    workers: WorkersProbe
-    publisher: Publisher
-    throttle: LoginThrottle
-    stores: StoresProbe = field(default_factory=lambda: StoresProbe(None))
-    basic_cache: BasicCache = field(default_factory=BasicCache)
-    recorder: RecorderThread | None = None
-    devices: DeviceRegistry | None = None
 
 
 def create_app(
@@ -98,10 +78,10 @@ def create_app(
             sessions=Sessions(secret, settings.session_hours * 3600),
             session_table=SessionTable(db, settings.session_hours * 3600),
             templates=Jinja2Templates(directory=str(TEMPLATES)),
-            workers=WorkersProbe(settings.dispatcher_metrics_url),
+            workers_probe=WorkersProbe(settings.dispatcher_metrics_url),
             publisher=publisher,
             throttle=LoginThrottle(settings.login_free_attempts, settings.login_delay_seconds),
-            stores=StoresProbe(settings.archiver_metrics_url),
+            store_health_probe=StoreHealthProbe(settings.archiver_metrics_url),
             devices=DeviceRegistry(mongo_url, settings.mongo_database),
         )
         if record:
@@ -126,8 +106,6 @@ def create_app(
             if portal.devices is not None:
                 portal.devices.close()
             await client.close()
-
-    from dp3_portal.routes import api, devices, login, ops, pages
 
     app = FastAPI(
         title="DP3 portal",
@@ -162,9 +140,9 @@ class PortalApp:
         self._server: uvicorn.Server | None = None
 
     def handlers(self) -> Mapping[QueueSpec, HandlerTable]:
-        # The recorder takes every event (portal.journal is bound to photo.#); the consumer
-        # itself is built in the web app's lifespan (dp3_portal.consuming).
-        return {PORTAL: dict.fromkeys(Status, self._record)}
+        # The consumer that dispatches through this table is built in the web app's
+        # lifespan (dp3_portal.consuming.RecorderThread), from the same journal_table.
+        return {PORTAL: journal_table(self._record)}
 
     def _record(self, message: Message) -> HandlerResult:
         portal: Portal | None = getattr(self._web.state, "portal", None) if self._web is not None else None
@@ -225,4 +203,4 @@ class PortalApp:
             self._embedded = None
 
 
-__all__ = ["Portal", "PortalApp", "create_app"]
+__all__ = ["PortalApp", "create_app"]

@@ -213,7 +213,11 @@ def csrf_ok(cookie: str | None, submitted: str | None) -> bool:
 
 
 class TooManyAttempts(Exception):
-    """A login attempt refused unchecked: it would have waited longer than ``MAX_DELAY`` for its turn."""
+    """A login attempt refused unchecked: it would have waited longer than ``MAX_DELAY`` for its turn.
+
+    Not a :class:`dp3.errors.DP3Error`: it is an answer to one request, turned into an HTTP
+    response by the app, and never leaves the service.
+    """
 
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"too many login attempts; try again in {math.ceil(retry_after)} s")

@@ -51,6 +51,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from dp3.events import PIPELINE_STATUSES, PREVIEW_ID_PREFIX, Status
+from dp3_portal import camera_filter
 from dp3_portal.fold import (
     FILTER_KEYS,
     KEY_END,
@@ -72,7 +73,10 @@ _SORT_KEY = re.compile(rf"^\d{{{SORT_WIDTH}}}\|.+$")
 
 
 class BadQuery(ValueError):
-    """A filter or cursor a client sent that cannot be used."""
+    """A filter or cursor a client sent that cannot be used (answered 400).
+
+    A ``ValueError``, not a :class:`dp3.errors.DP3Error`: callers catch it as a bad value.
+    """
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ class PhotoFilter:
         """The filter as query-string parameters (for the next-page link)."""
         params = {
             "owner": self.owner,
-            "model": self.model,
+            camera_filter.PARAM: self.model,
             "status": self.status,
             "date_from": self.date_from.isoformat() if self.date_from else "",
             "date_to": self.date_to.isoformat() if self.date_to else "",
@@ -127,7 +131,7 @@ def photo_query(flt: PhotoFilter, zone: zoneinfo.ZoneInfo, after: str | None = N
     if flt.owner:
         equalities.append(("owner", flt.owner))
     if flt.model:
-        equalities.append(("model", flt.model))
+        equalities.append((camera_filter.FIELD, flt.model))
     if flt.status == FAILED:
         equalities.append(("failed", "1"))
     elif flt.status:

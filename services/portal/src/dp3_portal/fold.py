@@ -55,8 +55,9 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
-from dp3 import filenames, formats
+from dp3 import filenames
 from dp3.events import FIELD_UPLOAD_STATUSES, PIPELINE_RANK, JournalEntry, Status, disambiguated_id
+from dp3_portal import camera_filter
 
 PREVIEW_RANK = -1
 """Below every pipeline status: a preview record's rank, and a preview event's place in a history."""
@@ -77,7 +78,12 @@ KEY_SEPARATOR = "\x1f"
 KEY_END = "\x7f"
 """Above every sort key: the open upper end of a ``k_*`` range."""
 
-FILTER_KEYS = {"owner": "k_owner", "model": "k_model", "status": "k_status", "failed": "k_failed"}
+FILTER_KEYS = {
+    "owner": "k_owner",
+    camera_filter.FIELD: camera_filter.PAGING_KEY,
+    "status": "k_status",
+    "failed": "k_failed",
+}
 """Filter field -> the stored ``value + separator + sort_key`` string that pages by it."""
 
 
@@ -100,19 +106,6 @@ def at_seconds(at: str) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed.timestamp()
-
-
-def camera_model(meta: dict[str, Any] | None) -> str:
-    """The camera model from the render's metadata, tolerant of how it is nested."""
-    if not meta:
-        return ""
-    for holder in (meta, meta.get(formats.META_EXIF) or {}):
-        if isinstance(holder, dict):
-            for key in (formats.EXIF_MODEL, "Model", "camera_model"):
-                value = holder.get(key)
-                if isinstance(value, str) and value.strip():
-                    return value.strip().strip("\x00")
-    return ""
 
 
 def display_name(entry: JournalEntry) -> str:
@@ -165,7 +158,7 @@ def with_keys(photo: Photo) -> Photo:
     """Derive the paging keys from the photo's fields (see :mod:`dp3_portal.catalog`)."""
     key = photo["sort_key"]
     photo["k_owner"] = f"{photo['owner']}{KEY_SEPARATOR}{key}"
-    photo["k_model"] = f"{photo['model']}{KEY_SEPARATOR}{key}"
+    photo[camera_filter.PAGING_KEY] = f"{photo[camera_filter.FIELD]}{KEY_SEPARATOR}{key}"
     photo["k_status"] = f"{photo['status']}{KEY_SEPARATOR}{key}"
     photo["k_failed"] = f"{int(bool(photo['failed']))}{KEY_SEPARATOR}{key}"
     # Failed photos by when they failed, for the status page; "" sorts below every failed one.
@@ -197,7 +190,7 @@ def new_photo(entry: JournalEntry) -> Photo:
             "size": entry.size if entry.size is not None else 0,
             "archives": list(entry.archives),
             "meta": entry.meta,
-            "model": camera_model(entry.meta),
+            camera_filter.FIELD: camera_filter.camera_of(entry.meta),
             "error": entry.error.model_dump(mode="json") if entry.error else None,
             "failed": entry.error is not None or entry.status is Status.FAILED,
             "error_kind": entry.error.kind.value if entry.error else "",
@@ -377,7 +370,7 @@ def apply(photo: Photo | None, entry: JournalEntry) -> Photo:
         updated["archives"] = list(entry.archives)
     if entry.meta is not None and (updated["meta"] is None or entry.status is Status.PROCESSED):
         updated["meta"] = entry.meta
-        updated["model"] = camera_model(entry.meta)
+        updated[camera_filter.FIELD] = camera_filter.camera_of(entry.meta)
     if not updated.get("stored_name") and entry.stored_name:
         updated["stored_name"] = entry.stored_name
     if not updated["sha256"] and entry.sha256:

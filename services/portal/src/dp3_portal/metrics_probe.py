@@ -1,4 +1,7 @@
-"""Read another service's ``/metrics`` for the status page, with a short cache.
+"""Read another service's ``/metrics`` for the status page, with a short cache: the probes' base.
+
+The probes: :mod:`dp3_portal.workers_probe` (the dispatcher's workers
+connected) and :mod:`dp3_portal.store_health_probe` (the archiver's stores).
 
 The status page shows numbers only other services know (workers connected,
 store health). It must never wait on them twice in a row, nor fail when they

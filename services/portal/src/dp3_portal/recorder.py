@@ -35,7 +35,7 @@ from pymongo.errors import BulkWriteError, ConnectionFailure
 from dp3.broker import Message
 from dp3.errors import Retryable
 from dp3.events import JournalEntry
-from dp3_portal import fold, join
+from dp3_portal import camera_filter, fold, join
 from dp3_portal.store_schema import FACETS, JOURNAL, PHOTOS, THROUGHPUT
 
 log = logging.getLogger(__name__)
@@ -173,9 +173,9 @@ class Recorder:
         for entry in entries:
             if entry.owner:
                 values.add(("owner", entry.owner))
-            model = fold.camera_model(entry.meta)
-            if model:
-                values.add(("model", model))
+            camera = camera_filter.camera_of(entry.meta)
+            if camera:
+                values.add((camera_filter.FACET, camera))
         new = [(kind, value) for kind, value in values if f"{kind}:{value}" not in self._known_facets]
         if not new:
             return

@@ -16,7 +16,7 @@ from fastapi import HTTPException
 
 from dp3.events import JournalEntry, Status
 from dp3_portal import presentation
-from dp3_portal.app import Portal
+from dp3_portal.state import Portal
 
 log = logging.getLogger(__name__)
 

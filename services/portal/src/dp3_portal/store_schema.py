@@ -14,6 +14,8 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.database import Database
 
+from dp3_portal import camera_filter
+
 JOURNAL = "journal"
 PHOTOS = "photos"
 USERS = "users"
@@ -36,7 +38,7 @@ JOURNAL_INDEXES = [
 PHOTO_INDEXES = [
     IndexModel([("sort_key", DESCENDING)], unique=True, name="sort_key"),
     IndexModel([("k_owner", DESCENDING)], name="k_owner"),
-    IndexModel([("k_model", DESCENDING)], name="k_model"),
+    IndexModel([(camera_filter.PAGING_KEY, DESCENDING)], name=camera_filter.PAGING_KEY),
     IndexModel([("k_status", DESCENDING)], name="k_status"),
     IndexModel([("k_failed", DESCENDING)], name="k_failed"),
     IndexModel([("failed_recent", DESCENDING)], name="failed_recent"),

@@ -10,7 +10,6 @@ bad tag must never stop a photo, let alone the scanner.
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 import logging
 import struct
@@ -22,7 +21,7 @@ from typing import BinaryIO
 import exifread
 from PIL import ExifTags, Image
 
-from dp3.formats import exif_local_datetime, exif_offset_minutes, exif_tag
+from dp3.formats import capture_moment, exif_local_datetime, exif_offset_minutes, exif_tag
 
 log = logging.getLogger(__name__)
 logging.getLogger("exifread").setLevel(logging.ERROR)  # it warns about every odd IFD; we fall back anyway
@@ -60,10 +59,8 @@ def parse_exif_datetime(raw: object, offset: object, zone: zoneinfo.ZoneInfo) ->
     if local is None:
         return None
     minutes = exif_offset_minutes(offset)
-    if minutes is not None:
-        aware = local.replace(tzinfo=dt.timezone(dt.timedelta(minutes=minutes)))
-        return CaptureTime(int(aware.timestamp()), TimeSource.EXIF_OFFSET)
-    return CaptureTime(int(local.replace(tzinfo=zone).timestamp()), TimeSource.EXIF_SITE_ZONE)
+    source = TimeSource.EXIF_SITE_ZONE if minutes is None else TimeSource.EXIF_OFFSET
+    return CaptureTime(int(capture_moment(local, minutes, zone).timestamp()), source)
 
 
 _TIFF_ORDER = {b"II*\x00": "<", b"MM\x00*": ">"}
@@ -72,7 +69,10 @@ EXIF_IFD_POINTER = 0x8769
 
 
 class _Unclear(Exception):
-    """The EXIF block is not plain enough to read two tags from it directly: let Pillow read all of it."""
+    """The EXIF block is not plain enough to read two tags from it directly: let Pillow read all of it.
+
+    Private control flow, never out of this module: not a :class:`dp3.errors.DP3Error`.
+    """
 
 
 def exif_date_tags(exif: bytes) -> tuple[str | None, str | None]:

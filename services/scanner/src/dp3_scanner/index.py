@@ -122,7 +122,10 @@ class SeenFile:
     event: str | None = None
     """The last event emitted for this file, as JSON (re-driven as is, with a new event_id)."""
     emitted_at: float | None = None
-    attempt: int = 0
+    redrives: int = 0
+    """How many times this file was re-driven: re-announced (its last event's ``attempt``), or looked at
+    again after a failure. Each doubles the wait before the next. (Column ``attempt``, its old name:
+    renaming it would need a migration of every index for nothing.)"""
     next_redrive_at: float | None = None
     """Unix time of the next re-drive (or re-read, for an unreadable file); None = never."""
 
@@ -239,7 +242,7 @@ class Index:
                     record.sha256,
                     record.event,
                     record.emitted_at,
-                    record.attempt,
+                    record.redrives,
                     record.next_redrive_at,
                 )
             )

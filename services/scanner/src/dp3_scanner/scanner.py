@@ -173,14 +173,14 @@ class Scanner:
             log.error("could not handle %s (%s: %s); trying it again later", escape_os(path), reason, exc)
             self.pending.pop(path, None)
             try:
-                self._set_aside(path, key, reason)
+                self._retry_later(path, key, reason)
             except Exception:  # not even recordable: the next rescan tries it again
                 log.exception("could not record the failure for %s", escape_os(path))
 
-    def _set_aside(self, path: str, key: FileKey | None, reason: str) -> None:
+    def _retry_later(self, path: str, key: FileKey | None, reason: str) -> None:
         """Remember the failure, so the file is retried after a growing interval rather than on every step."""
         previous = self._index.get(path)
-        attempt = previous.attempt + 1 if previous is not None and previous.outcome == ScanOutcome.FAILED else 0
+        redrives = previous.redrives + 1 if previous is not None and previous.outcome == ScanOutcome.FAILED else 0
         if key is None:
             try:
                 key = _key(os.lstat(path))
@@ -192,8 +192,8 @@ class Scanner:
                 key=key,
                 outcome=ScanOutcome.FAILED,
                 reason=f"error:{reason}",
-                attempt=attempt,
-                next_redrive_at=self._wall() + self._redrive_interval(attempt),
+                redrives=redrives,
+                next_redrive_at=self._wall() + self._redrive_interval(redrives),
             )
         )
 
@@ -444,7 +444,7 @@ class Scanner:
                 sha256=entry.sha256,
                 event=entry.to_json().decode(),
                 emitted_at=wall,
-                attempt=entry.attempt,
+                redrives=entry.attempt,
                 next_redrive_at=wall + self._redrive_interval(entry.attempt) if redriven else None,
             )
         )
@@ -457,7 +457,7 @@ class Scanner:
         due = self._redrive_at.get(record.path)
         if due is None:  # first seen since start: from the index's wall-clock deadline, bounded
             assert record.next_redrive_at is not None
-            wait = remaining_wait(record.next_redrive_at, wall, self._redrive_interval(record.attempt))
+            wait = remaining_wait(record.next_redrive_at, wall, self._redrive_interval(record.redrives))
             due = self._redrive_at[record.path] = now + wait
         return due <= now
 
@@ -467,10 +467,10 @@ class Scanner:
         else:
             self._redrive_at[path] = self._clock() + interval
 
-    def _redrive_interval(self, attempt: int) -> float:
-        """``DP3_REDRIVE_SECONDS`` doubled per attempt, capped at ``DP3_REDRIVE_MAX_SECONDS``."""
+    def _redrive_interval(self, redrives: int) -> float:
+        """``DP3_REDRIVE_SECONDS`` doubled per re-drive so far, capped at ``DP3_REDRIVE_MAX_SECONDS``."""
         base, cap = self._settings.redrive_seconds, self._settings.redrive_max_seconds
-        return float(min(base * 2 ** min(attempt, 40), cap))
+        return float(min(base * 2 ** min(redrives, 40), cap))
 
     def _redrive(self, record: SeenFile) -> None:
         if record.outcome == ScanOutcome.FAILED:
@@ -487,7 +487,7 @@ class Scanner:
             self._index.forget([record.path])
             self.pending[record.path] = Watched(_state(record.key), self._clock() - self._settings.stable_seconds)
             return
-        entry = last.next(last.status, service=SERVICE, attempt=record.attempt + 1)
+        entry = last.next(last.status, service=SERVICE, attempt=record.redrives + 1)
         if self._emit(entry, record.path, record.key):
             self._metrics.redriven.labels(entry.status.value).inc()
             log.info("re-drove %s (attempt %d)", entry.status, entry.attempt, extra={"photo_id": entry.id})
@@ -496,11 +496,11 @@ class Scanner:
         previous = self._index.get(path)
         wall = self._wall()
         if previous is not None and previous.outcome == ScanOutcome.FAILED and previous.reason == "unreadable":
-            attempt = previous.attempt + 1
-            previous.key, previous.attempt = key, attempt
-            previous.next_redrive_at = wall + self._redrive_interval(attempt)
+            redrives = previous.redrives + 1
+            previous.key, previous.redrives = key, redrives
+            previous.next_redrive_at = wall + self._redrive_interval(redrives)
             self._index.put(previous)  # reported already: just look again later
-            self._schedule_redrive(path, self._redrive_interval(attempt))
+            self._schedule_redrive(path, self._redrive_interval(redrives))
             return
         entry = unreadable(path, name, owner, key[1], exc.strerror or type(exc).__name__)
         if self._emit(entry, path, key):

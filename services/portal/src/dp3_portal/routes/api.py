@@ -18,11 +18,11 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
 from dp3_portal import images, presentation
-from dp3_portal.app import Portal
 from dp3_portal.catalog import DEFAULT_LIMIT, MAX_LIMIT, BadQuery
 from dp3_portal.retry import request_retry
 from dp3_portal.routes.deps import PortalDep, UserDep
 from dp3_portal.routes.filters import FilterDep
+from dp3_portal.state import Portal
 
 router = APIRouter(prefix="/api", tags=["photos"])
 PhotoId = Annotated[str, Path(max_length=400, description="the photo id, e.g. JAEGER-NICHOLAS_1355517208_DSC00372.JPG")]

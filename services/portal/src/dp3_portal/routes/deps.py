@@ -14,7 +14,6 @@ from typing import Annotated
 
 from fastapi import Depends, Form, HTTPException, Request
 
-from dp3_portal.app import Portal
 from dp3_portal.auth import (
     ADMIN,
     CSRF_COOKIE,
@@ -25,10 +24,14 @@ from dp3_portal.auth import (
     valid_username,
     verify_password,
 )
+from dp3_portal.state import Portal
 
 
 class NotAuthenticated(Exception):
-    """Raised by :func:`current_user`; turned into a redirect or a 401 by the app."""
+    """Raised by :func:`current_user`; turned into a redirect or a 401 by the app.
+
+    Not a :class:`dp3.errors.DP3Error`: an answer to one request, which never leaves the portal.
+    """
 
     def __init__(self, api: bool) -> None:
         super().__init__("login required")

@@ -15,10 +15,10 @@ from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from dp3_portal import presentation
-from dp3_portal.app import Portal
 from dp3_portal.device_registry import DeviceRegistry, NewDevice, label_problem, owner_problem, pairing_command
 from dp3_portal.routes.deps import AdminDep, CsrfDep, PortalDep
 from dp3_portal.routes.render import page
+from dp3_portal.state import Portal
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -53,7 +53,7 @@ async def _devices_page(
         "pairing": pairing_command(head_node_url(request, portal), new.token) if new else "",
         "error": error,
         "form": form or {"owner": "", "label": ""},
-        "p": presentation,
+        "presentation": presentation,
     }
     return page(request, portal, "devices.html", context, user=user, status_code=status_code)
 

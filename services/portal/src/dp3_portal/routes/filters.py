@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
+from dp3_portal import camera_filter
 from dp3_portal.catalog import BadQuery, PhotoFilter
 
 
@@ -33,7 +34,7 @@ class FilterParams:
         """Raises BadQuery with a sentence for the user."""
         return PhotoFilter(
             owner=self.owner.strip(),
-            model=self.model.strip(),
+            model=camera_filter.wanted(self.model),
             status=self.status.strip(),
             date_from=_date(self.date_from.strip(), "date_from"),
             date_to=_date(self.date_to.strip(), "date_to"),
@@ -43,7 +44,14 @@ class FilterParams:
 
 def filter_params(
     owner: Annotated[str, Query(description="photographer folder name, e.g. JAEGER-NICHOLAS", max_length=200)] = "",
-    model: Annotated[str, Query(description="camera model, exactly as in the EXIF", max_length=200)] = "",
+    model: Annotated[
+        str,
+        Query(
+            alias=camera_filter.PARAM,
+            description=camera_filter.PARAM_HELP,
+            max_length=camera_filter.PARAM_MAX_LENGTH,
+        ),
+    ] = "",
     status: Annotated[
         str, Query(description="Detected, Processed, Archived, Collected, Failed, Duplicate, or 'failed'")
     ] = "",

@@ -13,13 +13,13 @@ from fastapi.responses import RedirectResponse, Response
 
 from dp3 import store_places
 from dp3.events import PIPELINE_STATUSES, Status
-from dp3_portal import presentation
+from dp3_portal import camera_filter, presentation
 from dp3_portal.catalog import BadQuery, Page
 from dp3_portal.retry import request_retry
 from dp3_portal.routes.deps import CsrfDep, PortalDep, UserDep
 from dp3_portal.routes.filters import FilterDep
 from dp3_portal.routes.render import page
-from dp3_portal.stores import alias_lines
+from dp3_portal.store_health_probe import alias_lines
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -42,10 +42,11 @@ async def gallery(request: Request, portal: PortalDep, user: UserDep, params: Fi
         "first_link": f"/?{urlencode(flt.as_params())}" if cursor and not error else "",
         "error": error,
         "owners": await portal.catalog.facet("owner"),
-        "models": await portal.catalog.facet("model"),
+        "cameras": await portal.catalog.facet(camera_filter.FACET),
+        "camera_filter": camera_filter,
         "statuses": [status.value for status in Status],
         "zone": portal.settings.zone,
-        "p": presentation,
+        "presentation": presentation,
         "quote": quote,
     }
     return page(request, portal, "gallery.html", context, user=user, status_code=400 if error else 200)
@@ -69,7 +70,7 @@ async def photo_page(request: Request, portal: PortalDep, user: UserDep, photo_i
         "rows": presentation.flat_metadata(photo.get("meta")),
         "advice": presentation.advice(photo),
         "can_retry": presentation.can_retry(photo),
-        "p": presentation,
+        "presentation": presentation,
         "quote": quote,
     }
     return page(request, portal, "photo.html", context, user=user)
@@ -87,8 +88,8 @@ async def status_page(request: Request, portal: PortalDep, user: UserDep) -> Res
     stale_after = portal.settings.preview_stale_hours * 3600
     report, workers, stores, own_aliases = await asyncio.gather(
         portal.catalog.status_report(stale_after=stale_after),
-        portal.workers.workers_connected(),
-        portal.stores.stores(),
+        portal.workers_probe.workers_connected(),
+        portal.store_health_probe.stores(),
         asyncio.to_thread(store_places.check_distinct, portal.settings.stores),
     )
     # What the archiver sees, and what the portal sees of its own DP3_STORES (one mount table may differ).
@@ -98,12 +99,12 @@ async def status_page(request: Request, portal: PortalDep, user: UserDep) -> Res
         "report": report,
         "workers": "unknown" if workers is None else str(workers),
         "stores": stores,
-        "stores_known": portal.stores.url is not None,
+        "stores_known": portal.store_health_probe.url is not None,
         "now": time.time(),
         "statuses": [status.value for status in PIPELINE_STATUSES],
         "stale_hours": portal.settings.preview_stale_hours,
         "zone": portal.settings.zone,
-        "p": presentation,
+        "presentation": presentation,
         "quote": quote,
     }
     return page(request, portal, "status.html", context, user=user)

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from dp3_portal.app import Portal
 from dp3_portal.auth import CSRF_COOKIE, CSRF_FIELD, new_csrf_token
+from dp3_portal.state import Portal
 
 
 def page(

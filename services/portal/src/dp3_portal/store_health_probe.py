@@ -3,7 +3,7 @@
 The archiver keeps, per store, ``dp3_archiver_store_up``, the start and end of
 its current or last problem (``..._problem_since_seconds`` /
 ``..._problem_until_seconds``) and its error counts by kind. Parsing is pure
-(:func:`parse_stores`); :class:`StoresProbe` fetches, with a short cache, and
+(:func:`parse_stores`); :class:`StoreHealthProbe` fetches, with a short cache, and
 answers None when the archiver does not answer (shown as "unknown").
 """
 
@@ -77,7 +77,7 @@ def alias_lines(stores: list[StoreHealth] | None) -> list[str]:
     ]
 
 
-class StoresProbe(MetricsProbe[list[StoreHealth]]):
+class StoreHealthProbe(MetricsProbe[list[StoreHealth]]):
     """The status page's view of that endpoint (``None`` when it is unknown)."""
 
     def __init__(self, url: str | None, timeout: float = 1.0) -> None:
