@@ -586,7 +586,7 @@ def split_pipeline(args: argparse.Namespace, run: split_cores.Run, photos: list[
         url,
         {
             "DP3_STABLE_SECONDS": f"{args.stable:g}",
-            "DP3_WORK_QUEUE_BATCH": "none",  # the benchmark starts the workers, on the worker core
+            "DP3_WORKER_PROVIDER": "none",  # the benchmark starts the workers, on the worker core
             "DP3_RENDER_BATCH": str(args.batch),
         },
     )
@@ -803,7 +803,6 @@ def main() -> int:
         url,
         {
             "DP3_STABLE_SECONDS": f"{args.stable:g}",
-            "DP3_WORKERS": str(os.cpu_count() or 1),
             "DP3_WORKERS_MAX": str(os.cpu_count() or 1),
             "DP3_RENDER_BATCH": str(args.batch),
         },
