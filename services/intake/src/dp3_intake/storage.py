@@ -49,6 +49,7 @@ from typing import Any
 from pydantic import BaseModel
 from tuspyserver.storage.local import LocalFileStorage
 
+from dp3.errors import ConfigError
 from dp3.files import atomic_write_bytes, fsync_dir, write_all
 from dp3_intake import metrics
 
@@ -58,8 +59,8 @@ OWNER_LOCK = ".intake.lock"
 """In the uploads folder: held (``flock``, never unlinked) by the one intake process that writes it."""
 
 
-class FolderInUse(Exception):
-    """Another intake process holds the uploads folder."""
+class FolderInUse(ConfigError):
+    """Another intake process holds the uploads folder: a deployment mistake, said at start in one line."""
 
 
 def hold_uploads_folder(folder: Path) -> int:
