@@ -239,6 +239,9 @@ def add(settings: Settings, service: str) -> int:
         print(f"dp3: another portal on http://127.0.0.1:{env['DP3_PORTAL_PORT']}/", flush=True)
     elif service == "intake":
         env["DP3_INTAKE_PORT"] = os.environ.get("DP3_ADD_PORT", str(ports.free_port()))
+        # One intake per partial-uploads folder (it locks its uploads in memory); a device resumes
+        # at the intake that gave it its upload's URL, so each keeps its own.
+        env.setdefault("DP3_INTAKE_UPLOADS", str(home / "intake" / f"uploads-{env['DP3_INTAKE_PORT']}"))
         print(f"dp3: another intake on http://127.0.0.1:{env['DP3_INTAKE_PORT']}/files", flush=True)
     else:
         print(f"dp3: another {service}, metrics on port {env['DP3_METRICS_PORT']}", flush=True)

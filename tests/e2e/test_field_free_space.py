@@ -39,7 +39,12 @@ def test_free_space_deletes_only_what_it_sent_after_an_archived_receipt(
     wait_for(lambda: not (stack.inbox / OWNER / had_before.name).exists(), 180, "the synced photo collected")
 
     intake = IntakeProcess(
-        home=stack.home, mongo_url=mongo_url(stack), database="dp3", amqp_url=stack.env["DP3_AMQP_URL"]
+        home=stack.home,
+        mongo_url=mongo_url(stack),
+        database="dp3",
+        amqp_url=stack.env["DP3_AMQP_URL"],
+        # Beside the stack's own intake: a folder of its own for partial uploads (one intake per folder).
+        env_extra={"DP3_INTAKE_UPLOADS": str(tmp_path / "uploads")},
     )
     intake.start()
     try:
