@@ -283,10 +283,11 @@ class Intake:
         return body if isinstance(body, dict) else {}
 
     def receipt(self, sha256: str) -> dict[str, Any]:
-        body = self._call("GET", f"api/receipts/{sha256}").json()
-        if not isinstance(body, dict):
-            raise Unreachable("the receipt is not a JSON object")
-        return body
+        """One photo's receipt: the many-photo question, asked about one."""
+        answers = self.receipts([sha256])
+        if sha256 not in answers:
+            raise Unreachable("the head node gave no receipt for the photo asked about")
+        return answers[sha256]
 
     def receipts(self, sha256s: list[str]) -> dict[str, dict[str, Any]]:
         """The receipts of many photos in one round trip, by sha256 (``POST /api/receipts``)."""

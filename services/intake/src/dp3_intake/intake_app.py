@@ -25,7 +25,7 @@ from dp3_intake.app import Intake, create_app
 from dp3_intake.mongo import mongo_url
 from dp3_intake.receipts import COLLECTION, QUEUE, ReceiptIndex
 from dp3_intake.settings import IntakeSettings
-from dp3_intake.storage import FolderInUse, hold_uploads_folder
+from dp3_intake.storage import hold_uploads_folder
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,9 @@ class IntakeApp:
         settings = self.settings
         try:
             url = mongo_url(settings)
+            uploads_lock = hold_uploads_folder(settings.uploads_dir)  # FolderInUse is a ConfigError
         except ConfigError as exc:
             raise SystemExit(f"dp3-intake: bad configuration: {exc}") from None
-        try:
-            uploads_lock = hold_uploads_folder(settings.uploads_dir)
-        except FolderInUse as exc:
-            raise SystemExit(f"dp3-intake: {exc}") from None
         client: MongoClient[dict[str, object]] = MongoClient(url, serverSelectionTimeoutMS=5000)
         database = client[settings.mongo_database]
         publisher = Publisher(settings.amqp_url)
