@@ -174,6 +174,35 @@ def test_a_patch_whose_link_died_is_cut_off_keeps_its_bytes_and_frees_the_upload
     assert (intake.inbox / owner / photo.name).read_bytes() == data
 
 
+def test_a_head_waits_for_a_patch_in_progress(intake: IntakeProcess, photo: Path, owner: str) -> None:
+    """A HEAD asked while a PATCH is still taking in its bytes answers the offset that PATCH leaves.
+
+    The laptop asks (HEAD) after giving up on a PATCH whose last bytes its kernel
+    still delivers once the link is back: a stale answer would make it send a
+    whole chunk the intake then refuses (409), over a link where every byte counts.
+    """
+    _, token = intake.device(owner)
+    data = photo.read_bytes()
+    first = uploader(intake.url, token, photo, owner=owner, chunk=64 * 1024)
+    first.upload_chunk()
+    url = url_of(first)
+    offset, length = 64 * 1024, 4096
+    slow = dead_link_patch(intake, token, url, offset, data[offset : offset + 1000], length)
+    answers: list[int] = []
+    asking = threading.Thread(target=lambda: answers.append(head_offset(intake, token, url)))
+    try:
+        time.sleep(0.3)  # the PATCH holds the upload
+        asking.start()
+        time.sleep(0.7)
+        assert answers == [], "HEAD answered while a PATCH was still writing the upload"
+        slow.sendall(data[offset + 1000 : offset + length])
+        asking.join(10)
+        assert answers == [offset + length]
+        assert b" 204 " in slow.recv(4096)
+    finally:
+        slow.close()
+
+
 def test_a_sigkilled_intake_loses_no_acknowledged_byte(intake: IntakeProcess, photo: Path, owner: str) -> None:
     _, token = intake.device(owner)
     size = photo.stat().st_size

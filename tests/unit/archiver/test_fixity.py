@@ -6,11 +6,15 @@ import os
 import time
 import zoneinfo
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from dp3 import layout
 from dp3.files import TEMP_PREFIX
 from dp3_archiver.archive import Archiver
 from dp3_archiver.fixity import audit
+from dp3_archiver.metrics import archiver_metrics
 from dp3_archiver.naming import StoredFiles
 from dp3_archiver.stores import Store
 from tests.unit.archiver.site import DATE, Site, sha256_of
@@ -134,3 +138,23 @@ def test_a_photo_still_being_written_is_left_for_the_next_audit(tmp_path: Path) 
     later = audit(site.stores(), settle_seconds=15, now=time.time() + 16)
     assert [(f.path, f.problem, f.repaired) for f in later.findings] == [(in_progress, "missing", True)]
     assert later.skipped_recent == 0 and in_progress.is_file()
+
+
+def test_a_failure_is_counted_before_its_repair_is_visible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whoever sees a repaired copy (an operator, a test polling the store) sees the failure counted already."""
+    site, (first, *_rest) = archived_site(tmp_path)
+    label = site.stores()[1].label
+    flip_a_byte(site.store_roots[1] / DATE / first)
+    counter = archiver_metrics().fixity_failures.labels(label)
+    before = counter._value.get()
+    counted_at_repair: list[float] = []
+    ensure_copy = Store.ensure_copy
+
+    def observed(self: Store, *args: Any, **kwargs: Any) -> Any:
+        counted_at_repair.append(counter._value.get() - before)
+        return ensure_copy(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "ensure_copy", observed)
+    report = audit(site.stores())
+    assert [f.repaired for f in report.findings] == [True]
+    assert counted_at_repair == [1.0]

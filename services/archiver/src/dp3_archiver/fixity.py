@@ -112,9 +112,6 @@ def audit(
             _check_photo(photo, usable, report, repair)
         except StoreUnavailable as exc:
             report.findings.append(Finding(exc.store, Path(exc.store), "unavailable", False, str(exc)))
-    for finding in report.findings:
-        if finding.problem != "unavailable":
-            archiver_metrics().fixity_failures.labels(finding.store).inc()
     log.info("fixity audit: %s", report.summary())
     return report
 
@@ -152,6 +149,7 @@ def _check_photo(photo: _Photo, stores: Sequence[Store], report: AuditReport, re
     if not parsed:
         for label in photo.documents:
             path = Path(label) / photo.date / StoredFiles(photo.name).sidecar
+            _count_failure(label)
             report.findings.append(Finding(label, path, "corrupt", False, "no store has a readable sidecar"))
         return
     hashes: dict[tuple[str, str], str | None] = {}
@@ -177,6 +175,7 @@ def _check_photo(photo: _Photo, stores: Sequence[Store], report: AuditReport, re
                 continue
             problem = "missing" if got is None else "corrupt"
             detail = f"expected sha256 {record.sha256[:12]}" + ("" if got is None else f", found {got[:12]}")
+            _count_failure(store.label)
             repaired = False
             if repair and good:
                 try:
@@ -197,6 +196,7 @@ def _check_sidecars(photo: _Photo, stores: Sequence[Store], report: AuditReport,
             continue
         path = store.root / photo.date / StoredFiles(photo.name).sidecar
         problem = "missing" if store.label not in photo.documents else "corrupt"
+        _count_failure(store.label)
         repaired = False
         if repair:
             try:
@@ -205,6 +205,11 @@ def _check_sidecars(photo: _Photo, stores: Sequence[Store], report: AuditReport,
             except StoreUnavailable as exc:
                 log.warning("fixity: could not restore %s: %s", path, exc)
         report.findings.append(Finding(store.label, path, problem, repaired, "sidecar"))
+
+
+def _count_failure(store_label: str) -> None:
+    """Counted when found, before any repair: whoever sees a repaired copy also sees its failure counted."""
+    archiver_metrics().fixity_failures.labels(store_label).inc()
 
 
 def _all_records(documents: Any) -> list[sidecar.FileRecord]:

@@ -252,7 +252,13 @@ Device = Annotated[DeviceRecord, Depends(authenticated)]
 
 
 async def tus_guard(request: Request, device: Device) -> None:
-    """Refuse the tus features DP3 does not offer, before tuspyserver reads anything."""
+    """Refuse the tus features DP3 does not offer, before tuspyserver reads anything; HEAD waits for writers."""
+    uid = request.path_params.get("uuid")
+    if request.method == "HEAD" and uid is not None:
+        try:
+            await intake_of(request).storage.settle(uid)
+        except TimeoutError:
+            raise IntakeError(503, "busy", "another request is still writing this upload: ask again") from None
     if request.method == "POST":
         if request.headers.get("upload-concat") is not None:
             raise IntakeError(400, "unsupported", "the concatenation extension is not offered")

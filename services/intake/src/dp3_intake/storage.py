@@ -243,6 +243,18 @@ class DurableStorage(LocalFileStorage):
             if not self._lock_users[uid]:
                 del self._lock_users[uid], self._locks[uid]
 
+    async def settle(self, uid: str) -> None:
+        """Wait until no request is writing ``uid`` (at most ``lock_wait`` seconds; TimeoutError past that).
+
+        A HEAD waits here before it reads the offset, as tusd's does: answered
+        while a PATCH whose link died is still taking in its last bytes (the
+        laptop gave up on it, its kernel did not), the offset would be stale, and
+        the laptop's next PATCH would carry a whole chunk over the link only to be
+        refused with 409 once that earlier PATCH moved the offset.
+        """
+        async with self.lock(uid):
+            pass
+
     def _trim(self, uid: str) -> None:
         """Make the data file and the recorded offset agree, before any byte is appended.
 
