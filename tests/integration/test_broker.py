@@ -13,7 +13,7 @@ import pika
 import pytest
 
 from dp3.broker import REASON_HEADER, BrokerOptions, Consumer, Message, Publisher
-from dp3.errors import Retryable
+from dp3.errors import PublishNotConfirmed, Retryable
 from dp3.events import JournalEntry, Status
 from dp3.topology import DEAD_LETTER_QUEUE, QueueSpec
 from tests.rabbit import REPO_ROOT, restart_broker_app, wait_for
@@ -265,3 +265,19 @@ def test_a_broker_restart_mid_stream_loses_nothing(amqp_url: str, running: Calla
     assert twice <= redelivered | republished_ids, twice - redelivered - republished_ids
     assert worker.consumer.connected.is_set()
     publisher.close()
+
+
+def test_a_retired_binding_is_undone_at_declare(amqp_url: str) -> None:
+    """A broker carried over from a release that bound more stops delivering what it no longer wants."""
+    old = QueueSpec("test.retiring", (Status.DETECTED.routing_key, Status.PROCESSED.routing_key))
+    new = QueueSpec("test.retiring", (Status.DETECTED.routing_key,), retired=(Status.PROCESSED.routing_key,))
+    Publisher(amqp_url, queues=[old], options=FAST).close()  # the earlier release's declare
+    publisher = Publisher(amqp_url, queues=[new], options=FAST)
+    try:
+        with pytest.raises(PublishNotConfirmed, match=r"no queue is bound for 'photo\.processed'"):
+            publisher.publish(entry(1, Status.PROCESSED))
+        publisher.publish(entry(2, Status.DETECTED))
+    finally:
+        publisher.close()
+    assert queue_depth(amqp_url, "test.retiring") == 1
+    Publisher(amqp_url, queues=[new], options=FAST).close()  # and declaring again is harmless

@@ -83,7 +83,6 @@ def test_the_tables_say_which_service_takes_which_status(tmp_path: Path) -> None
     assert set(apps["portal"].handlers()[PORTAL]) == set(Status)
     assert set(apps["intake"].handlers()[INTAKE_RECEIPTS]) == {
         Status.DETECTED,
-        Status.PROCESSED,
         Status.FAILED,
         Status.DUPLICATE,
         Status.ARCHIVED,

@@ -10,7 +10,7 @@ from typing import Any
 from dp3 import layout
 from dp3.copies import store_folder
 from dp3.events import JournalEntry, Status
-from dp3_intake.receipts import index_document, state_of, supersedes, verified_stores
+from dp3_intake.receipts import QUEUE, index_document, replaceable, state_of, supersedes, verified_stores
 
 SHA = "ab" * 32
 
@@ -71,3 +71,21 @@ def test_two_stores_whose_copies_are_one_file_count_once(tmp_path: Path) -> None
     (folders[1] / name).unlink()
     (folders[1] / name).write_bytes(data)  # a real second copy
     assert verified_stores(document, stores, zone) == [str(root) for root in stores]
+
+
+def test_an_event_replaces_its_own_status_and_every_earlier_one() -> None:
+    assert replaceable(Status.DETECTED) == ["Detected"]
+    assert set(replaceable(Status.FAILED)) == {"Detected", "Processed", "Failed", "Duplicate"}
+    assert set(replaceable(Status.COLLECTED)) == {
+        "Detected",
+        "Processed",
+        "Failed",
+        "Duplicate",
+        "Archived",
+        "Collected",
+    }
+
+
+def test_the_receipt_queue_wants_no_processed_event_and_unbinds_the_old_binding() -> None:
+    assert Status.PROCESSED.routing_key not in QUEUE.bindings
+    assert QUEUE.retired == (Status.PROCESSED.routing_key,)

@@ -150,6 +150,8 @@ def declare_topology(channel: BlockingChannel, queues: Iterable[QueueSpec], opti
         )
         for key in spec.bindings:
             channel.queue_bind(spec.name, EXCHANGE, routing_key=key)
+        for key in spec.retired:
+            channel.queue_unbind(spec.name, EXCHANGE, routing_key=key)  # idempotent: no such binding is fine
         for delay in options.retry_delays:
             # A retry queue holds a message for `delay`, then dead-letters it
             # back to its stage's queue (and to no other consumer).

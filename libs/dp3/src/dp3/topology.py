@@ -16,6 +16,9 @@ from dp3.events import Status
 class QueueSpec:
     name: str
     bindings: tuple[str, ...]
+    retired: tuple[str, ...] = ()
+    """Routing keys an earlier release bound to this queue: unbound at every declare, so a broker
+    carried over from that release stops delivering them (a binding outlives the code that made it)."""
 
 
 DISPATCHER = QueueSpec("dispatcher", (Status.DETECTED.routing_key,))

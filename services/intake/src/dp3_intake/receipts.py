@@ -11,6 +11,7 @@ archiver may delete the original".
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import zoneinfo
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError
 
 from dp3 import layout, store_places
 from dp3.broker import Message
@@ -35,13 +37,15 @@ QUEUE = QueueSpec(
         status.routing_key
         for status in (
             Status.DETECTED,
-            Status.PROCESSED,
             Status.FAILED,
             Status.DUPLICATE,
             Status.ARCHIVED,
             Status.COLLECTED,
         )
     ),
+    # Processed says nothing a receipt shows (Detected already reads "processing", and Archived
+    # brings the stores): one event fewer per photo for the head node (issue 17).
+    retired=(Status.PROCESSED.routing_key,),
 )
 """The intake's own queue. Not in :data:`dp3.topology.ALL_QUEUES`: only the intake declares it,
 so an installation without an intake never accumulates its messages."""
@@ -51,9 +55,17 @@ def record_key(owner: str, sha256: str) -> str:
     return f"{owner}/{sha256}"
 
 
+def replaceable(new: Status) -> list[str]:
+    """The indexed statuses an event with status ``new`` replaces: its own and every earlier one.
+
+    Redeliveries arrive out of order; a later status is never replaced by an earlier one.
+    """
+    return [status.value for status, rank in PIPELINE_RANK.items() if rank <= PIPELINE_RANK[new]]
+
+
 def supersedes(new: Status, current: str | None) -> bool:
-    """Whether an event with status ``new`` replaces the indexed one (redeliveries arrive out of order)."""
-    return current is None or PIPELINE_RANK[new] >= PIPELINE_RANK[Status(current)]
+    """Whether an event with status ``new`` replaces the indexed one (``current``: its status, if any)."""
+    return current is None or current in replaceable(new)
 
 
 def index_document(entry: JournalEntry) -> dict[str, Any] | None:
@@ -80,11 +92,13 @@ class ReceiptIndex:
         self.collection = collection
 
     def handle(self, message: Message) -> list[JournalEntry]:
+        """Index one event in one round trip: an upsert whose filter matches only a status it supersedes."""
         document = index_document(message.entry)
         if document is not None:
-            current = self.collection.find_one({"_id": document["_id"]}, {"status": 1})
-            if supersedes(message.entry.status, None if current is None else current["status"]):
-                self.collection.replace_one({"_id": document["_id"]}, document, upsert=True)
+            wanted = {"_id": document["_id"], "status": {"$in": replaceable(message.entry.status)}}
+            # A refused insert: the record holds a later status (this event is a late redelivery), and stays.
+            with contextlib.suppress(DuplicateKeyError):
+                self.collection.replace_one(wanted, document, upsert=True)
         return []
 
     def find(self, owner: str, sha256: str) -> dict[str, Any] | None:
