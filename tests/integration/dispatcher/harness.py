@@ -281,6 +281,22 @@ def scrape(port: int) -> dict[str, float]:
     return samples
 
 
+TASKS_SUBMITTED = "dp3_dispatcher_tasks_submitted_total"
+
+
+def submit_one_then_a_batch(amqp_url: str, metrics_port: int, entries: list[JournalEntry]) -> None:
+    """With no worker yet: the first entry leaves as a task of its own, then the rest as one batch.
+
+    Published together, two events the dispatcher takes in at once would leave in one task
+    (spread over the one free worker it assumes), and the rest would wait for a batch that never
+    fills: so the first is published alone and its task seen before the rest follow.
+    """
+    publish(amqp_url, entries[:1])
+    wait_for(lambda: scrape(metrics_port).get(TASKS_SUBMITTED) == 1, 30, "the first photo's task submitted")
+    publish(amqp_url, entries[1:])
+    wait_for(lambda: scrape(metrics_port).get(TASKS_SUBMITTED) == 2, 30, "two tasks submitted")
+
+
 def slow_python_path(folder: Path, seconds: int) -> dict[str, str]:
     """PATH whose python3 waits ``seconds`` before running: a worker slow enough to kill mid-task."""
     folder.mkdir(parents=True, exist_ok=True)

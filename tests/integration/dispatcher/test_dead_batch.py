@@ -18,12 +18,14 @@ import pytest
 
 from dp3.events import Status
 from dp3_dispatcher.settings import PASSWORD_FILE_NAME
-from tests.integration.dispatcher.harness import Worker, detected, pillow_path, publish, scrape
-from tests.rabbit import wait_for
+from tests.integration.dispatcher.harness import (
+    Worker,
+    detected,
+    pillow_path,
+    submit_one_then_a_batch,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-SUBMITTED = "dp3_dispatcher_tasks_submitted_total"
 
 
 @pytest.fixture
@@ -52,8 +54,7 @@ def test_a_batch_that_cannot_run_is_split_and_nobody_is_charged(
     )
     metrics_port = dispatcher.metrics_port()
     port = dispatcher.manager_port()
-    publish(amqp_url, list(entries.values()))
-    wait_for(lambda: scrape(metrics_port).get(SUBMITTED) == 2, 30, "two tasks submitted")
+    submit_one_then_a_batch(amqp_url, metrics_port, list(entries.values()))
     # Work Queue cannot stage the batch's four photos on this worker: it tries 11 times (about a minute).
     password = tmp_path / "home" / PASSWORD_FILE_NAME  # the one start_dispatcher's dispatcher generated
     worker = Worker(port, workdir=small_disk, env=pillow_path(), password_file=password)

@@ -15,12 +15,15 @@ from pathlib import Path
 import pytest
 
 from dp3.events import ErrorKind, Status
-from tests.integration.dispatcher.harness import detected, pillow_path, publish, scrape
-from tests.rabbit import wait_for
+from tests.integration.dispatcher.harness import (
+    TASKS_SUBMITTED,
+    detected,
+    pillow_path,
+    scrape,
+    submit_one_then_a_batch,
+)
 
 pytestmark = pytest.mark.integration
-
-SUBMITTED = "dp3_dispatcher_tasks_submitted_total"
 
 
 def test_originals_gone_before_their_task_runs_leave_the_others_untouched(
@@ -42,8 +45,7 @@ def test_originals_gone_before_their_task_runs_leave_the_others_untouched(
     dispatcher = start_dispatcher(DP3_INBOX=str(inbox), DP3_WORKER_PROVIDER="none", DP3_RENDER_BATCH="4")
     metrics_port = dispatcher.metrics_port()
     port = dispatcher.manager_port()
-    publish(amqp_url, list(entries.values()))
-    wait_for(lambda: scrape(metrics_port).get(SUBMITTED) == 2, 30, "two tasks submitted")
+    submit_one_then_a_batch(amqp_url, metrics_port, list(entries.values()))
     for path in going:
         path.unlink()
 
@@ -60,4 +62,4 @@ def test_originals_gone_before_their_task_runs_leave_the_others_untouched(
         dispatcher.wait_log(rf"{entries[path].id}.*the original is no longer in the inbox", timeout=10)
         assert outcomes.count(entries[path].id) == 0
     # The batch went again without its two missing inputs: once, not once per attempt.
-    assert scrape(metrics_port)[SUBMITTED] == 3
+    assert scrape(metrics_port)[TASKS_SUBMITTED] == 3

@@ -19,13 +19,14 @@ import pytest
 
 from dp3 import formats
 from dp3.events import ErrorKind, Status
-from tests.integration.dispatcher.harness import detected, pillow_path, publish, scrape
-from tests.rabbit import wait_for
+from tests.integration.dispatcher.harness import (
+    detected,
+    pillow_path,
+    submit_one_then_a_batch,
+)
 from tests.unit.dispatcher import heavy_images
 
 pytestmark = pytest.mark.integration
-
-SUBMITTED = "dp3_dispatcher_tasks_submitted_total"
 
 
 def test_photos_over_the_limits_fail_alone_with_their_own_kind(
@@ -54,9 +55,8 @@ def test_photos_over_the_limits_fail_alone_with_their_own_kind(
     )
     metrics_port = dispatcher.metrics_port()
     port = dispatcher.manager_port()
-    publish(amqp_url, list(entries.values()))
+    submit_one_then_a_batch(amqp_url, metrics_port, list(entries.values()))
     # No worker yet: the first photo leaves alone, the other seven wait as one batch.
-    wait_for(lambda: scrape(metrics_port).get(SUBMITTED) == 2, 30, "two tasks submitted")
     worker = start_worker(port, "worker", env=pillow_path())
     final = outcomes.wait_all({entry.id for entry in entries.values()}, timeout=240)
 
