@@ -11,6 +11,7 @@ from pymongo.collection import Collection
 
 from dp3.broker import Message
 from dp3.events import Status
+from dp3.testing import delivered
 from dp3_intake.receipts import ReceiptIndex
 from tests.unit.intake.test_receipt_rules import SHA, entry
 
@@ -29,7 +30,7 @@ def collection(mongo_url: str) -> Iterator[Collection[dict[str, Any]]]:
 
 
 def message(status: Status, **changes: object) -> Message:
-    return Message(entry=entry(status, **changes), redelivered=False, handler_failures=0, retries=0, body=b"")
+    return delivered(entry(status, **changes))
 
 
 @pytest.mark.parametrize(
