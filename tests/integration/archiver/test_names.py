@@ -145,6 +145,9 @@ def test_a_photo_under_an_id_the_stores_hold_for_other_bytes_never_touches_the_f
         first = site.photo("DSC00372.JPG", data=b"edited" * 300, sub="edited")
     journal.publish(first)
     journal.wait_all({first.id}, Status.COLLECTED, 30)
+    # Collected is published before the archiver removes staging: a test that stages in place, as Site does,
+    # waits for that removal (the dispatcher commits by a rename, which the removal leaves to the new photo)
+    wait_for(lambda: not layout.staging_dir(site.staging, first.id).exists(), 30, "the first photo's staging to go")
     kept = {root: {p.name: p.read_bytes() for p in (root / DATE).iterdir()} for root in site.store_roots}
     if order == "edited first":
         second = site.photo("DSC00372.JPG", data=b"original" * 300)

@@ -16,7 +16,7 @@ from dp3.errors import PublishNotConfirmed
 from dp3.events import ErrorKind, Status
 from dp3.testing import FakePublisher
 from dp3_archiver.archive import Archiver
-from dp3_archiver.collector import Collector, CopiesNotVerified
+from dp3_archiver.collector import Collector, CopiesNotVerified, staging_is_of_other_bytes
 from dp3_archiver.naming import StoredFiles, collision_name
 from dp3_archiver.stores import StoreUnavailable
 from tests.unit.archiver.site import DATE, Site, failed, sha256_of, snapshot
@@ -200,6 +200,28 @@ def test_handler_publishes_collected_then_removes_staging(site: Site) -> None:
     assert handler.handle(Message(entry=archived, redelivered=False, handler_failures=0, retries=0, body=b"")) == []
     assert [e.status for e in publisher.published] == [Status.COLLECTED]
     assert not layout.staging_dir(site.staging, entry.id).exists()
+
+
+def test_staging_that_now_holds_other_bytes_renders_is_left_to_them(site: Site) -> None:
+    """The id handed out again (a scanner's index lost): the first photo's Collected removes only its own renders."""
+    entry = site.photo(data=b"first" * 300)
+    [archived] = archiver(site).archive(entry)
+    again = site.photo(data=b"second" * 300, sub="again", photo_id=entry.id)  # committed under the same id
+    staged = {p.name: p.read_bytes() for p in layout.staging_dir(site.staging, entry.id).iterdir()}
+    handler = collector(site)
+    handler.handle(Message(entry=archived, redelivered=False, handler_failures=0, retries=0, body=b""))
+    folder = layout.staging_dir(site.staging, again.id)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == staged
+    assert not [p for p in site.staging.iterdir() if p != folder]  # the claim taken for the check is gone
+
+
+@pytest.mark.parametrize(
+    ("staged_for", "other"),
+    [(None, False), ("", False), ("a" * 64, False), ("b" * 64, True)],
+    ids=["nothing staged", "meta.json unreadable", "these bytes", "other bytes"],
+)
+def test_which_staging_folders_are_another_photos(staged_for: str | None, other: bool) -> None:
+    assert staging_is_of_other_bytes(staged_for, "a" * 64) is other
 
 
 def test_a_collected_event_the_broker_does_not_confirm_keeps_staging_for_the_redelivery(site: Site) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import time
 import zoneinfo
@@ -25,8 +26,9 @@ from dp3.broker import EventPublisher, Message
 from dp3.copies import CopyRead, one_file, store_folder
 from dp3.errors import Retryable
 from dp3.events import JournalEntry, Status
+from dp3.files import TEMP_PREFIX
 from dp3_archiver import sidecar
-from dp3_archiver.archive import SERVICE
+from dp3_archiver.archive import SERVICE, staged_sha256
 from dp3_archiver.deletion_rule import Deletion, collect_original
 from dp3_archiver.metrics import archiver_metrics
 from dp3_archiver.naming import StoredFiles
@@ -127,11 +129,45 @@ class Collector:
         return result
 
     def _remove_staging(self, entry: JournalEntry) -> None:
+        """Remove ``staging/<id>/`` if it still holds this photo's renders, and never another photo's.
+
+        Between this photo's Collected and this removal, the dispatcher may have
+        committed the renders of other bytes under the same id (a scanner that
+        lost its index hands the id out again). The folder is first claimed by
+        a rename, which takes one whole commit (the dispatcher's commits are
+        renames too), and is only then read and removed; a claimed folder that
+        proves to be another photo's goes back under its name.
+        """
         folder = layout.staging_dir(self.staging, entry.id)
         if folder.is_symlink():
             folder.unlink()
-        elif folder.is_dir():
-            shutil.rmtree(folder, ignore_errors=True)
+            return
+        claimed = self.staging / f"{TEMP_PREFIX}{secrets.token_hex(6)}-collected"
+        try:
+            folder.rename(claimed)
+        except FileNotFoundError:
+            return
+        except OSError as exc:  # a store-like failure of staging: the dispatcher's reap or the next run tidies up
+            log.warning("staging folder kept: %s", exc, extra={"photo_id": entry.id})
+            return
+        assert entry.sha256 is not None
+        if staging_is_of_other_bytes(staged_sha256(claimed), entry.sha256):
+            try:
+                claimed.rename(folder)
+                return
+            except OSError:  # a newer commit took the name meanwhile: it replaces this one, as a commit does
+                pass
+        shutil.rmtree(claimed, ignore_errors=True)
+
+
+def staging_is_of_other_bytes(staged_for: str | None, sha256: str) -> bool:
+    """True if a staging folder's meta.json proves it was rendered from bytes other than ``sha256``.
+
+    A folder whose meta.json is missing or unreadable (``""``) proves nothing:
+    no commit of the dispatcher's looks like that, and renders can always be
+    made again, so it is removed with the photo it is named after.
+    """
+    return bool(staged_for) and staged_for != sha256
 
 
 def _ensure_distinct_copies(copies: dict[str, CopyRead | None], name: str) -> None:
