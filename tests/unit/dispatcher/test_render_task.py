@@ -358,7 +358,7 @@ def test_pixel_modes_become_rgb_jpegs(rendered: Any, mode: str, name: str) -> No
     outcome = rendered(image, name)
     web = outcome.web()
     assert web.mode == "RGB" and web.size == (640, 320)
-    assert outcome.meta["web"] == {"width": 640, "height": 320}
+    assert (outcome.meta["web"]["width"], outcome.meta["web"]["height"]) == (640, 320)
 
 
 def test_transparent_pixels_render_on_white(rendered: Any) -> None:

@@ -30,6 +30,10 @@ def check(outdir: Path, sha256: str) -> Verification:
     return verify_render(outdir / "thumbnail.jpg", outdir / "web.jpg", outdir / "meta.json", sha256)
 
 
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def rewrite_meta(outdir: Path, change: Callable[[dict[str, Any]], object]) -> None:
     meta = json.loads((outdir / "meta.json").read_text())
     change(meta)
@@ -42,7 +46,8 @@ def test_real_render_verifies(artifacts: tuple[Path, str]) -> None:
     assert verdict == Verification(ok=True, reason="", meta=verdict.meta)
     assert verdict.meta is not None
     assert (verdict.meta["width"], verdict.meta["height"]) == (450, 600)
-    assert verdict.meta["web"] == {"width": 360, "height": 480}
+    assert verdict.meta["web"] == {"width": 360, "height": 480, "sha256": sha256_of(outdir / "web.jpg")}
+    assert verdict.meta["thumbnail"]["sha256"] == sha256_of(outdir / "thumbnail.jpg")
 
 
 def test_other_bytes_rendered(artifacts: tuple[Path, str]) -> None:
@@ -93,20 +98,47 @@ def test_web_not_an_image(artifacts: tuple[Path, str]) -> None:
     outdir, sha256 = artifacts
     (outdir / "web.jpg").write_text("<html>502 Bad Gateway</html>")
     verdict = check(outdir, sha256)
-    assert not verdict.ok and "web.jpg is not a decodable JPEG" in verdict.reason
+    assert not verdict.ok and "web.jpg is not the file the worker wrote" in verdict.reason
 
 
-def test_truncated_thumbnail(artifacts: tuple[Path, str]) -> None:
+def test_web_not_an_image_though_meta_json_has_its_sha256(artifacts: tuple[Path, str]) -> None:
+    """A worker's render task that wrote garbage and hashed it: the header read on the head node refuses it."""
     outdir, sha256 = artifacts
-    data = (outdir / "thumbnail.jpg").read_bytes()
-    (outdir / "thumbnail.jpg").write_bytes(data[: len(data) // 2])
+    (outdir / "web.jpg").write_text("<html>502 Bad Gateway</html>")
+    rewrite_meta(outdir, lambda meta: meta["web"].update(sha256=sha256_of(outdir / "web.jpg")))
     verdict = check(outdir, sha256)
-    assert not verdict.ok and "thumbnail.jpg is not a decodable JPEG" in verdict.reason
+    assert not verdict.ok and "web.jpg is not a readable JPEG" in verdict.reason
+
+
+@pytest.mark.parametrize("name", ["thumbnail.jpg", "web.jpg"])
+@pytest.mark.parametrize("kept", [0.1, 0.5, 0.99])
+def test_truncated_artifact(artifacts: tuple[Path, str], name: str, kept: float) -> None:
+    outdir, sha256 = artifacts
+    data = (outdir / name).read_bytes()
+    (outdir / name).write_bytes(data[: int(len(data) * kept)])
+    verdict = check(outdir, sha256)
+    assert not verdict.ok and f"{name} is not the file the worker wrote" in verdict.reason
+
+
+@pytest.mark.parametrize("name", ["thumbnail.jpg", "web.jpg"])
+def test_a_bit_flipped_in_transit_is_found_though_the_jpeg_still_decodes(
+    artifacts: tuple[Path, str], name: str
+) -> None:
+    """What the decode on the head node used to pass: entropy-coded data that is wrong but still parses."""
+    outdir, sha256 = artifacts
+    data = bytearray((outdir / name).read_bytes())
+    data[len(data) * 2 // 3] ^= 0x01
+    (outdir / name).write_bytes(bytes(data))
+    with Image.open(outdir / name) as flipped:
+        flipped.load()  # a decode alone would have passed it
+    verdict = check(outdir, sha256)
+    assert not verdict.ok and f"{name} is not the file the worker wrote" in verdict.reason
 
 
 def test_web_in_another_format(artifacts: tuple[Path, str]) -> None:
     outdir, sha256 = artifacts
     Image.new("RGB", (360, 480)).save(outdir / "web.jpg", "PNG")
+    rewrite_meta(outdir, lambda meta: meta["web"].update(sha256=sha256_of(outdir / "web.jpg")))
     verdict = check(outdir, sha256)
     assert not verdict.ok and "PNG, not JPEG" in verdict.reason
 
@@ -114,7 +146,10 @@ def test_web_in_another_format(artifacts: tuple[Path, str]) -> None:
 def replace_web(outdir: Path, size: tuple[int, int]) -> None:
     """A valid JPEG of another size as web.jpg, with meta.json agreeing, so only geometry is wrong."""
     Image.new("RGB", size, "green").save(outdir / "web.jpg", "JPEG")
-    rewrite_meta(outdir, lambda meta: meta.update(web={"width": size[0], "height": size[1]}))
+    rewrite_meta(
+        outdir,
+        lambda meta: meta.update(web={"width": size[0], "height": size[1], "sha256": sha256_of(outdir / "web.jpg")}),
+    )
 
 
 def test_oversize_web(artifacts: tuple[Path, str]) -> None:
@@ -141,7 +176,7 @@ def test_web_too_small_for_its_box(artifacts: tuple[Path, str]) -> None:
 
 def test_artifact_disagrees_with_meta(artifacts: tuple[Path, str]) -> None:
     outdir, sha256 = artifacts
-    rewrite_meta(outdir, lambda meta: meta.update(thumbnail={"width": 67, "height": 90}))
+    rewrite_meta(outdir, lambda meta: meta["thumbnail"].update(width=67, height=90))
     verdict = check(outdir, sha256)
     assert not verdict.ok and "meta.json says 67x90" in verdict.reason
 
@@ -152,7 +187,7 @@ def test_rounding_is_tolerated(tmp_path: Path) -> None:
     render_task.render(str(tmp_path / "odd.jpg"), str(tmp_path / "out"))
     verdict = check(tmp_path / "out", hashlib.sha256((tmp_path / "odd.jpg").read_bytes()).hexdigest())
     assert verdict.ok, verdict.reason
-    assert verdict.meta is not None and verdict.meta["web"] == {"width": 639, "height": 480}
+    assert verdict.meta is not None and (verdict.meta["web"]["width"], verdict.meta["web"]["height"]) == (639, 480)
 
 
 # ---------------------------------------------------------------- exit status

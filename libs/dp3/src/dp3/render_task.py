@@ -823,10 +823,21 @@ def resize_in_bands(image: Any, size: "tuple[int, int]", reducing_gap: float) ->
 # ---------------------------------------------------------------- output
 
 
-def save_jpeg(image: Any, path: str, progressive: bool) -> None:
+def save_jpeg(image: Any, path: str, progressive: bool) -> str:
+    """Encode ``image`` as a JPEG at ``path``; the sha256 of the bytes written.
+
+    The sha256 goes into meta.json, so the dispatcher can prove that the file it
+    received is the one libjpeg wrote here, byte for byte, without decoding it
+    on the head node (``dp3_dispatcher.verify``).
+    """
+    encoded = io.BytesIO()
+    image.save(encoded, "JPEG", quality=JPEG_QUALITY, progressive=progressive)
+    data = encoded.getbuffer()
     # No fsync: a worker's sandbox is disposable (a lost worker means a re-run task);
     # the dispatcher makes the staging copy durable.
-    image.save(path, "JPEG", quality=JPEG_QUALITY, progressive=progressive)
+    with open(path, "wb") as handle:
+        handle.write(data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def remove_artifacts(outdir: str) -> None:
@@ -875,8 +886,8 @@ def render(
     thumbnail = web.resize(fit_within(web.width, web.height, THUMBNAIL_BOX), LANCZOS, reducing_gap=2.0)
     os.makedirs(outdir, exist_ok=True)
     # (Encoding the web version in a thread beside the thumbnail saved nothing: measured 2026-11-29.)
-    save_jpeg(thumbnail, os.path.join(outdir, f".{THUMBNAIL_NAME}.tmp"), progressive=False)
-    save_jpeg(web, os.path.join(outdir, f".{WEB_NAME}.tmp"), progressive=True)
+    thumbnail_sha256 = save_jpeg(thumbnail, os.path.join(outdir, f".{THUMBNAIL_NAME}.tmp"), progressive=False)
+    web_sha256 = save_jpeg(web, os.path.join(outdir, f".{WEB_NAME}.tmp"), progressive=True)
     width, height = (stored[1], stored[0]) if swaps_axes(orientation) else stored
     meta = {
         "sha256": hasher.result(),
@@ -884,8 +895,8 @@ def render(
         "format": image_format,
         "width": width,
         "height": height,
-        "thumbnail": {"width": thumbnail.width, "height": thumbnail.height},
-        "web": {"width": web.width, "height": web.height},
+        "thumbnail": {"width": thumbnail.width, "height": thumbnail.height, "sha256": thumbnail_sha256},
+        "web": {"width": web.width, "height": web.height, "sha256": web_sha256},
         "exif": exif,
         "render_seconds": round(time.perf_counter() - started, 4),
     }

@@ -76,9 +76,10 @@ def check_meta(content: object, *, max_pixels: int) -> None:
     if meta["width"] * meta["height"] > max_pixels:
         raise InvalidMeta(f"width x height {meta['width']}x{meta['height']} is more than DP3_MAX_PIXELS {max_pixels}")
     for role, box in (("thumbnail", render_task.THUMBNAIL_BOX), ("web", render_task.WEB_BOX)):
-        dims = _exact_keys(role, meta[role], ("width", "height"))
-        _integer(f"{role}.width", dims["width"], 1, box[0])
-        _integer(f"{role}.height", dims["height"], 1, box[1])
+        artifact = _exact_keys(role, meta[role], ("width", "height", "sha256"))
+        _integer(f"{role}.width", artifact["width"], 1, box[0])
+        _integer(f"{role}.height", artifact["height"], 1, box[1])
+        _sha256(f"{role}.sha256", artifact["sha256"])
     _number("render_seconds", meta["render_seconds"], 0.0, RENDER_SECONDS_LIMIT)
     _check_exif(meta["exif"])
 
