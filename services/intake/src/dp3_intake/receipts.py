@@ -63,11 +63,6 @@ def replaceable(new: Status) -> list[str]:
     return [status.value for status, rank in PIPELINE_RANK.items() if rank <= PIPELINE_RANK[new]]
 
 
-def supersedes(new: Status, current: str | None) -> bool:
-    """Whether an event with status ``new`` replaces the indexed one (``current``: its status, if any)."""
-    return current is None or current in replaceable(new)
-
-
 def index_document(entry: JournalEntry) -> dict[str, Any] | None:
     """The index's document for a pipeline event, or None when it cannot be indexed (no owner or sha256)."""
     if entry.owner is None or entry.sha256 is None or not entry.status.is_pipeline:
