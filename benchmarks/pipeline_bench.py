@@ -665,8 +665,6 @@ def report_split_cpu(burst: Burst[tuple[str, str]], photos: int, cores: split_co
 
 def split_main(args: argparse.Namespace, cores: split_cores.Cores, photos: list[Path]) -> int:
     """The split-core mode (``--split-cores``): see docs/pipeline.md."""
-    # A SIGTERM runs the clean-ups below too: RabbitMQ must not stay on one core.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     split_cores.pin(cores.head)  # this process, and all it starts from here on: the stack included
     burst = photos[: args.photos]
     work = Path(tempfile.mkdtemp(prefix="dp3-bench-split-"))
@@ -762,6 +760,9 @@ def main() -> int:
         help="split-core mode: the core of the added archivers ('worker' stands in for a second host)",
     )
     args = parser.parse_args()
+    # A SIGTERM (a timeout, a CI job cancelled) runs the clean-ups too, as Ctrl-C does: the stack stops, its
+    # vhost goes, and in split-core mode RabbitMQ gets its cores back.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.photos < 1 or args.singles < 0:
         parser.error("--photos must be at least 1 and --singles at least 0")
     if not args.split_cores and (args.archivers != 1 or args.extra_archivers_on != "head"):
