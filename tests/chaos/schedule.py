@@ -30,13 +30,21 @@ class Action:
         return f"t+{self.at:6.1f}s {self.kind} {self.target}".rstrip()
 
 
-def plan(seed: int, window: float, *, broker_restart: bool = True) -> list[Action]:
-    """Every action, in time order, within ``window`` seconds of the first drop."""
+def plan(seed: int, window: float, *, drops_end: float, broker_restart: bool = True) -> list[Action]:
+    """Every action, in time order, within ``window`` seconds of the first drop.
+
+    The worker is killed while photos still arrive (before 0.6 of ``drops_end``,
+    the last drop's time): after that, a fast pipeline may have rendered
+    everything, and no worker is left with a task to be killed in (session 9's
+    CI run: planned at t+41.5 s of a 70 s window whose drops ended at 40 s).
+    """
+    if not 0 < drops_end <= window:
+        raise ValueError(f"drops_end {drops_end} must be within the window of {window} s")
     rng = random.Random(seed)
     actions: list[Action] = []
     for service in SERVICES:
         actions += [Action(at, "kill", service) for at in _spread(rng, KILLS_PER_SERVICE, 2.0, window)]
-    actions.append(Action(round(rng.uniform(0.15 * window, 0.6 * window), 1), "kill_worker"))
+    actions.append(Action(round(rng.uniform(0.15 * drops_end, 0.6 * drops_end), 1), "kill_worker"))
     if broker_restart:
         actions.append(Action(round(rng.uniform(0.25 * window, 0.75 * window), 1), "restart_broker"))
     return sorted(actions)

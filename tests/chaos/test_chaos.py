@@ -88,7 +88,7 @@ def test_nothing_lost_or_doubled_under_chaos(chaos_stack: StackFactory, corpus: 
     chaos_window = drop_window + 30.0
     photos = make_photos(corpus, count, seed)
     drops = drop_plan(photos, seed, drop_window)
-    actions = plan(seed, chaos_window, broker_restart=broker_restart)
+    actions = plan(seed, chaos_window, drops_end=drop_window, broker_restart=broker_restart)
     print(f"chaos seed {seed} (replay: DP3_CHAOS_SEED={seed}); {count} photos over {drop_window:.0f}s", flush=True)
     print(f"chaos plan: {len(drops)} drops ({sum(d.slow for d in drops)} slow uploads)", flush=True)
     for action in actions:
