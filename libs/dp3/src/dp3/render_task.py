@@ -832,12 +832,12 @@ def save_jpeg(image: Any, path: str, progressive: bool) -> str:
     """
     encoded = io.BytesIO()
     image.save(encoded, "JPEG", quality=JPEG_QUALITY, progressive=progressive)
-    data = encoded.getbuffer()
+    data = encoded.getvalue()
     # No fsync: a worker's sandbox is disposable (a lost worker means a re-run task);
     # the dispatcher makes the staging copy durable.
     with open(path, "wb") as handle:
         handle.write(data)
-    return hashlib.sha256(data).hexdigest()
+    return sha256_hex(data)
 
 
 def remove_artifacts(outdir: str) -> None:

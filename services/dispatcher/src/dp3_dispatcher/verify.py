@@ -102,7 +102,7 @@ def verify_render(
             (thumbnail, render_task.THUMBNAIL_BOX, "thumbnail"),
             (web, render_task.WEB_BOX, "web"),
         ):
-            size = _jpeg_size(path, role, content[role]["sha256"])
+            size = _received_jpeg_size(path, role, content[role]["sha256"])
             _check_geometry(size, original, box, role)
             recorded = (content[role]["width"], content[role]["height"])
             if size != recorded:
@@ -130,7 +130,7 @@ def _read_meta(path: Path, expected_sha256: str, max_pixels: int) -> dict[str, A
     return content
 
 
-def _jpeg_size(path: Path, role: str, written_sha256: str) -> tuple[int, int]:
+def _received_jpeg_size(path: Path, role: str, written_sha256: str) -> tuple[int, int]:
     """The size of the JPEG the worker wrote, byte for byte, or _Rejected.
 
     The sha256 the render task took of the bytes libjpeg gave it (meta.json)
