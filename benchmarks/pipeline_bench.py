@@ -64,7 +64,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks import capacity, split_cores  # noqa: E402
+from benchmarks import capacity, split_cores, timeline  # noqa: E402
 from benchmarks.split_cores import CpuPair  # noqa: E402
 from dp3 import render_task  # noqa: E402
 from dp3.files import sha256_file  # noqa: E402
@@ -285,6 +285,8 @@ class Burst(Generic[ProgramKey]):
     elapsed: float
     cpu: dict[ProgramKey, CpuPair]  # (user, kernel) CPU seconds per program during the burst
     busy: float  # share of the machine's CPU time that was busy
+    first_drop: float  # epoch seconds
+    core_samples: list[tuple[float, dict[int, tuple[int, int]]]]  # (epoch seconds, busy/total ticks per core)
 
 
 def pipeline(
@@ -301,6 +303,7 @@ def pipeline(
     before = collected_count(stack)
     cpu_before, busy_before = cpu_sample(), machine_busy()
     first_drop = time.time()
+    core_samples = [(first_drop, timeline.cpu_ticks(Path("/proc/stat").read_text()))]
     for index, photo in enumerate(photos):
         folder = stack.inbox / OWNERS[index % len(OWNERS)]
         folder.mkdir(parents=True, exist_ok=True)
@@ -309,6 +312,8 @@ def pipeline(
     dropped = [stack.inbox / OWNERS[index % len(OWNERS)] / photo.name for index, photo in enumerate(photos)]
 
     def done() -> bool:
+        if time.time() - core_samples[-1][0] >= 1:
+            core_samples.append((time.time(), timeline.cpu_ticks(Path("/proc/stat").read_text())))
         if watch is not None and time.monotonic() - last["watched"] >= 2:
             watch()
             last["watched"] = time.monotonic()
@@ -336,7 +341,7 @@ def pipeline(
         at(e) for e in export_journal(stack) if e["status"] == "Collected" and Path(e["path"]).name in names
     )
     elapsed = last_collected - first_drop
-    return Burst(len(photos) / elapsed, elapsed, cpu, busy)
+    return Burst(len(photos) / elapsed, elapsed, cpu, busy, first_drop, core_samples)
 
 
 def more_collected(stack: Stack, before: int) -> bool:
@@ -563,6 +568,27 @@ def archived_total(metrics_url: str) -> int:
     return int(sum(metric_samples(metrics_url, "dp3_archiver_archived_total").values()))
 
 
+def render_tasks(stack: Stack) -> dict[str, float]:
+    """The dispatcher's photos-per-task histogram so far: ``le`` bucket -> tasks, and ``count``."""
+    url = f"http://127.0.0.1:{stack.metrics_ports['dispatcher']}/metrics"
+    buckets = metric_samples(url, "dp3_dispatcher_photos_per_task_bucket")
+    counts = {labels.split('"')[1]: value for labels, value in buckets.items()}
+    counts["count"] = sum(metric_samples(url, "dp3_dispatcher_photos_per_task_count").values())
+    return counts
+
+
+def describe_tasks(before: dict[str, float], after: dict[str, float], photos: int) -> str:
+    """How many render tasks carried the burst, and how many of them carried how many photos."""
+    tasks = after["count"] - before["count"]
+    cumulative = {le: after[le] - before.get(le, 0.0) for le in after if le != "count"}
+    cells, below = [], 0.0
+    for le, total in cumulative.items():
+        if total - below:
+            cells.append(f"{total - below:.0f} of <= {le}")
+        below = total
+    return f"render tasks in the burst: {tasks:.0f}, {photos / tasks:.1f} photos per task ({', '.join(cells)})"
+
+
 def workers_connected(stack: Stack) -> int:
     url = f"http://127.0.0.1:{stack.metrics_ports['dispatcher']}/metrics"
     return int(metric_samples(url, "dp3_dispatcher_workers_connected").get("", 0))
@@ -573,6 +599,8 @@ class SplitRun:
     burst: Burst[tuple[str, str]]
     latencies: list[float]
     stages: dict[str, list[float]]
+    timeline: timeline.Timeline
+    tasks: str  # the render tasks that carried the burst, described
     pinning: split_cores.PinningCheck
     archived: list[int]  # photos each archiver archived in the burst: the stack's, then the added ones
 
@@ -606,18 +634,22 @@ def split_pipeline(args: argparse.Namespace, run: split_cores.Run, photos: list[
         wait_for(lambda: workers_connected(stack) >= len(workers), 60, "the workers connected", interval=0.5)
         pinning.look(run)
         archived_before = [archived_total(url) for url in archivers]
+        tasks_before = render_tasks(stack)
         measured = pipeline(stack, burst, run.cpu_by_group, functools.partial(pinning.look, run))
+        tasks = describe_tasks(tasks_before, render_tasks(stack), len(burst))
         archived = [archived_total(url) - before for url, before in zip(archivers, archived_before, strict=True)]
         pinning.look(run)
         latencies = singles(stack, one_by_one) if one_by_one else []
         pinning.look(run)
-        stages = stage_times(export_journal(stack), {p.name for p in burst})
+        entries, names = export_journal(stack), {p.name for p in burst}
+        stages = stage_times(entries, names)
+        steps = timeline.burst_timeline(entries, names, measured.first_drop, at)
     finally:
         stop_archivers(added)  # first: the stack's stop counts any process left with its DP3_HOME as an error
         stop_workers(workers)
         stack.stop()
         delete_vhost(vhost)
-    return SplitRun(measured, latencies, stages, pinning, archived)
+    return SplitRun(measured, latencies, stages, steps, tasks, pinning, archived)
 
 
 def group_total(cpu: dict[tuple[str, str], CpuPair], group: str) -> float:
@@ -714,6 +746,14 @@ def split_main(args: argparse.Namespace, cores: split_cores.Cores, photos: list[
         "raw render's (Work Queue's transfers, one Python start per task)"
     )
     print_stages(measured.stages)
+    print("\n".join(measured.timeline.describe(raw.rate)))
+    print(measured.tasks)
+    for label, core in (
+        (f"{split_cores.WORKER} {cores.worker}", cores.worker),
+        (f"{split_cores.HEAD} {cores.head}", cores.head),
+    ):
+        shares = timeline.busy_by_interval(burst_run.core_samples, core)
+        print(timeline.describe_busy(shares, burst_run.first_drop, label))
     to_raw = burst_run.rate / raw.rate
     to_floor = head_cpu * 1000 / floor.cpu_ms_per_photo
     print("targets, ratios from this one run:")
@@ -812,7 +852,9 @@ def main() -> int:
         stack.start()
         measured = pipeline(stack, burst, cpu_by_program)
         latencies = singles(stack, one_by_one) if one_by_one else []
-        stages = stage_times(export_journal(stack), {p.name for p in burst})
+        entries, names = export_journal(stack), {p.name for p in burst}
+        stages = stage_times(entries, names)
+        steps = timeline.burst_timeline(entries, names, measured.first_drop, at)
     finally:
         stack.stop()
         delete_vhost(vhost)
@@ -825,6 +867,7 @@ def main() -> int:
         print(latency_line(latencies, args.stable)[0])
     report_cpu(measured, len(burst))
     print_stages(stages)
+    print("\n".join(steps.describe(raw_rate)))
     return 0
 
 

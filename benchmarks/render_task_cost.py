@@ -6,14 +6,17 @@ same 12 MP photos, in one run:
 
 1. ``render()`` in this process, photo after photo: the raw render;
 2. ``render_isolated()`` in this process: each photo in a forked child under
-   the dispatcher's default limits, as a task renders it;
-3. the worker's own command (``dp3_dispatcher.dispatcher.render_command``) as a
+   the dispatcher's default limits, as a single photo (and a failure) renders;
+3. ``render_each()`` in this process: the photos in one shared forked child
+   under those limits, as a batch renders them (docs/render.md, "Limits per
+   photo");
+4. the worker's own command (``dp3_dispatcher.dispatcher.render_command``) as a
    subprocess in a sandbox laid out as Work Queue lays it out (the shipped
    ``render_task.py`` and ``dp3_formats.py``, the photos as ``photo0..``), for
    batches of 1 and of ``DP3_RENDER_BATCH``'s default: Python's start, the
    imports, the warm-up and the results tar, shared by a batch's photos.
 
-What is left of the pipeline's worker-core figure after (3) is Work Queue's:
+What is left of the pipeline's worker-core figure after (4) is Work Queue's:
 the transfer of each input into the worker's cache and sandbox, and of the
 results tar back. Run from the repository root (about two minutes)::
 
@@ -57,6 +60,18 @@ def per_photo_ms(photos: list[Path], run: Callable[[Path, Path], object], scratc
     return (after - before) / len(photos) * 1000
 
 
+def shared_child_ms(photos: list[Path], limits: render_task.Limits, scratch: Path) -> float:
+    """CPU per photo of the photos rendered one after another in one shared child, as a batch renders them."""
+    outdirs = [str(scratch / f"out-{index}") for index in range(len(photos))]
+    before = cpu_seconds(resource.RUSAGE_SELF) + cpu_seconds(resource.RUSAGE_CHILDREN)
+    verdicts = list(render_task.render_each([str(photo) for photo in photos], outdirs, limits))
+    after = cpu_seconds(resource.RUSAGE_SELF) + cpu_seconds(resource.RUSAGE_CHILDREN)
+    failed = [verdict for verdict in verdicts if verdict[1] != render_task.EXIT_OK]
+    if failed:
+        raise SystemExit(f"the shared child failed photos: {failed}")
+    return (after - before) / len(photos) * 1000
+
+
 def worker_commands_ms(photos: list[Path], batch: int, settings: DispatcherSettings, scratch: Path) -> float:
     """CPU per photo of the worker's command, run as Work Queue runs it, in batches of ``batch``."""
     before = cpu_seconds(resource.RUSAGE_CHILDREN)
@@ -95,6 +110,7 @@ def main() -> None:
         "each photo in a forked child": lambda scratch: per_photo_ms(
             photos, lambda p, out: render_task.render_isolated(str(p), str(out), limits), scratch
         ),
+        "the photos in one shared child": lambda scratch: shared_child_ms(photos, limits, scratch),
         "the worker's command, 1 per task": lambda scratch: worker_commands_ms(photos, 1, settings, scratch),
         f"the worker's command, {largest} per task": lambda scratch: worker_commands_ms(
             photos, largest, settings, scratch
@@ -119,7 +135,9 @@ def main() -> None:
     forked = median["each photo in a forked child"]
     start = median["the worker's command, 1 per task"] - forked  # a task of one photo, less its forked render
     print("what it is made of, from the medians:")
+    shared = median["the photos in one shared child"]
     print(f"  the fork (the child's fresh memory, cold caches, its exit)   {forked - raw:5.1f} ms per photo")
+    print(f"  ... shared by a batch's photos (one child for them all)      {shared - raw:5.1f} ms per photo")
     print(f"  a task's start (Python, Pillow, warm-up) and its tar          {start:5.1f} ms per task")
     print(f"  so at {largest} per task, the start's share                     {start / largest:5.1f} ms per photo")
     print("what the pipeline's worker core spends beyond the command's figure is Work Queue's (transfers, sandboxes)")

@@ -38,11 +38,14 @@ Exit status is the contract with the dispatcher (``dp3_dispatcher.verify``)::
 On a non-zero exit, stdout carries one JSON line ``{"kind", "message"}`` and no
 artifact file is left in OUTDIR.
 
-Limits per photo: each photo is rendered in a child process (forked after
-Pillow is imported, so it costs about a millisecond) whose address space is
-capped at ``--memory-mb`` (RLIMIT_AS) and which is killed after
-``--seconds``. A photo that exhausts memory, hangs or crashes the decoder
-therefore fails alone, with its own kind, and the batch goes on.
+Limits per photo: photos are rendered in a child process (forked after
+Pillow is imported) whose address space is capped at ``--memory-mb``
+(RLIMIT_AS) and whose timer ends it after ``--seconds`` on one photo. A
+batch's photos share one such child while they render; a photo that fails
+there, or on which the child dies, is rendered again in a child of its own,
+and that child's verdict is the photo's (:func:`render_each`). A photo that
+exhausts memory, hangs or crashes the decoder therefore fails alone, with its
+own kind, and the batch goes on.
 
 Batch mode, ``python3 render_task.py [--max-pixels N] --batch RESULTS.tar
 INPUT...``, renders several photos in one process: starting Python and
@@ -1011,6 +1014,23 @@ def warm_up() -> None:
         ImageCms.createProfile("sRGB")
 
 
+def fork_reporting() -> "tuple[int, int]":
+    """Fork a render child with a pipe back: ``(0, write end)`` in the child, ``(pid, read end)`` in the parent."""
+    sys.stdout.flush()  # else what is buffered would be written twice, once by each process
+    sys.stderr.flush()
+    reader, writer = os.pipe()
+    pid = os.fork()
+    os.close(reader if pid == 0 else writer)
+    return pid, writer if pid == 0 else reader
+
+
+def send_report(writer: int, status: int, message: str) -> None:
+    """In a render child: one photo's verdict, one JSON line, through the pipe to the parent."""
+    payload = (json.dumps({"status": status, "message": message}, ensure_ascii=False) + "\n").encode("utf-8")
+    while payload:
+        payload = payload[os.write(writer, payload) :]
+
+
 def render_isolated(source: str, outdir: str, limits: Limits) -> "tuple[int, str]":
     """Render one photo in a forked child under ``limits``; (exit status, message), whatever the child does.
 
@@ -1020,21 +1040,14 @@ def render_isolated(source: str, outdir: str, limits: Limits) -> "tuple[int, str
     """
     if not hasattr(os, "fork"):
         return render_one(source, outdir, limits)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    reader, writer = os.pipe()
-    pid = os.fork()
+    pid, pipe_end = fork_reporting()
     if pid == 0:  # the child: never returns
-        os.close(reader)
         try:
             apply_limits(limits)
-            status, message = render_one(source, outdir, limits)
-            payload = json.dumps({"status": status, "message": message}, ensure_ascii=False).encode("utf-8")
-            while payload:
-                payload = payload[os.write(writer, payload) :]
+            send_report(pipe_end, *render_one(source, outdir, limits))
         finally:
             os._exit(0)
-    os.close(writer)
+    reader = pipe_end
     chunks = []
     with os.fdopen(reader, "rb") as pipe:
         chunks.append(pipe.read())
@@ -1050,16 +1063,101 @@ def render_isolated(source: str, outdir: str, limits: Limits) -> "tuple[int, str
         return EXIT_RENDER_CRASHED, f"the render process ended without a verdict (wait status {wait_status})"
 
 
+def render_in_one_child(
+    sources: "list[str]", outdirs: "list[str]", limits: Limits
+) -> "typing.Iterator[tuple[int, int, str]]":
+    """The batch's fast path: photos rendered one after another in a single forked child, up to the first failure.
+
+    Yields ``(index, exit status, message)`` for each photo the child reported,
+    in order, as it reports it. The child stops after the first photo that
+    failed; when it dies instead (a signal), the photo it was on is yielded with
+    the verdict of its death (:func:`ended_by_signal`). Either way the caller
+    goes on after the last index yielded. The child's limits are one photo's:
+    its address space capped once, its timer re-armed for each photo.
+    """
+    pid, pipe_end = fork_reporting()
+    if pid == 0:  # the child: never returns
+        try:
+            apply_limits(Limits(limits.max_pixels, limits.memory_mb, None))
+            for index in range(len(sources)):  # (no zip(strict=): this file runs on Python 3.7)
+                if limits.seconds is not None:
+                    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+                    signal.alarm(limits.seconds)
+                status, message = render_one(sources[index], outdirs[index], limits)
+                signal.alarm(0)
+                send_report(pipe_end, status, message)
+                if status != EXIT_OK:
+                    break
+        finally:
+            os._exit(0)
+    reader = pipe_end
+    reported, failed, ended = 0, False, False
+    try:
+        with os.fdopen(reader, "rb") as pipe:
+            for line in pipe:
+                try:
+                    verdict = json.loads(line.decode("utf-8"))
+                    status, message = int(verdict["status"]), str(verdict["message"])
+                except (ValueError, KeyError, TypeError):
+                    break  # a garbled report: judged as a death below
+                yield reported, status, message
+                reported, failed = reported + 1, status != EXIT_OK
+        _pid, wait_status = os.waitpid(pid, 0)
+        ended = True
+    finally:
+        if not ended:  # the caller stopped listening (an exception): the child must not outlive the batch
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+    if reported < len(sources) and not failed:
+        remove_artifacts(outdirs[reported])
+        if os.WIFSIGNALED(wait_status):
+            status, message = ended_by_signal(os.WTERMSIG(wait_status), limits)
+        else:
+            status = EXIT_RENDER_CRASHED
+            message = f"the render process ended without a verdict (wait status {wait_status})"
+        yield reported, status, message
+
+
+def render_each(sources: "list[str]", outdirs: "list[str]", limits: Limits) -> "typing.Iterator[tuple[int, int, str]]":
+    """Every photo's verdict, in order: fast where photos render, each failure judged by a child of its own.
+
+    The photos go through one shared child (:func:`render_in_one_child`): a
+    forked child per photo costs its fresh memory, about a quarter of a 12 MP
+    render here (docs/render.md, "Limits per photo"). But no failure is decided
+    there. A photo the shared child failed, or died on, is rendered again in a
+    child of its own (:func:`render_isolated`), whose verdict is the photo's,
+    so a photo's outcome never depends on the photos before it (a heap left
+    fragmented, an address space nearly used, a decoder's state), and the rest
+    of the batch goes on in a new shared child. The one exception is the timer:
+    a photo that ran out of time in the shared child had the whole limit to
+    itself, so it is not given a second one.
+    """
+    if not hasattr(os, "fork"):  # not a POSIX system (workers are Linux): one photo after another, in process
+        for index in range(len(sources)):
+            yield (index, *render_isolated(sources[index], outdirs[index], limits))
+        return
+    done = 0
+    while done < len(sources):
+        first = done
+        for offset, status, message in render_in_one_child(sources[first:], outdirs[first:], limits):
+            index = first + offset
+            if status not in (EXIT_OK, EXIT_RENDER_TIMEOUT):
+                status, message = render_isolated(sources[index], outdirs[index], limits)
+            yield index, status, message
+            done = index + 1
+
+
 def render_batch(sources: "list[str]", results: str, limits: "Limits | int") -> None:
-    """Render every source, each in its own child; write each one's artifacts or failure into the tar ``results``."""
+    """Render every source (:func:`render_each`); write each one's artifacts or failure into the tar ``results``."""
     if not isinstance(limits, Limits):
         limits = Limits(limits, None, None)
     scratch = tempfile.mkdtemp(prefix="dp3-batch-", dir=os.path.dirname(os.path.abspath(results)))
+    outdirs = [os.path.join(scratch, str(index)) for index in range(len(sources))]
     try:
         with tarfile.open(results + ".tmp", "w", format=tarfile.PAX_FORMAT) as archive:
-            for index, source in enumerate(sources):
-                outdir = os.path.join(scratch, str(index))
-                status, message = render_isolated(source, outdir, limits)
+            for index, status, message in render_each(sources, outdirs, limits):
+                outdir = outdirs[index]
                 if status != EXIT_OK:
                     os.makedirs(outdir, exist_ok=True)
                     failure = {"status": status, "kind": KIND_BY_EXIT[status], "message": message}
