@@ -358,7 +358,8 @@ class Dispatcher:
             memory_mb=self._settings.task_memory_mb,
             max_retries=10,  # lost workers: Work Queue resubmits by itself, up to this many tries
             # Each photo's own timer fires first (it names the photo); this bounds the rest (start-up, the tar).
-            max_run_seconds=self._settings.task_max_seconds * len(jobs) + TASK_START_SECONDS,
+            # A photo may render twice: in the batch's shared child, then alone after a failure there.
+            max_run_seconds=2 * self._settings.task_max_seconds * len(jobs) + TASK_START_SECONDS,
         )
         self._metrics.tasks_submitted.inc()
         self._metrics.photos_per_task.observe(len(jobs))
