@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -38,5 +39,34 @@ def test_a_batch_with_one_bad_event_records_the_others() -> None:
         with pytest.raises(ValueError, match="cannot be encoded"):
             futures["bad"].result(5)
         assert sorted(recorder.recorded) == ["a", "c"]
+    finally:
+        handler.stop()
+
+
+class Batches(Recorder):
+    """Records the size of each batch it is given."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def record(self, entries: Sequence[JournalEntry]) -> int:
+        self.sizes.append(len(entries))
+        return len(entries)
+
+
+def test_events_arriving_a_tenth_of_a_second_apart_share_one_batch_by_default() -> None:
+    # A photo's events reach the portal spread out; each batch costs the catalog the same few round trips,
+    # so the default linger gathers what arrives within a quarter of a second (issue 17: 50 ms made batches
+    # of 3-4 events at a cluster's rate). With the old 50 ms the third event below would start a second batch.
+    recorder = Batches()
+    handler = BatchingHandler(recorder)
+    try:
+        futures = []
+        for photo_id in ("a", "b", "c"):
+            futures.append(handler(message(photo_id)))
+            time.sleep(0.05)
+        for future in futures:
+            assert future.result(5) == ()
+        assert recorder.sizes == [3]
     finally:
         handler.stop()
