@@ -972,12 +972,16 @@ def share_malloc_arena() -> None:
         pass
 
 
-def apply_limits(limits: Limits) -> None:
-    """In the child: cap its address space and arm its timer (SIGALRM's default action ends it)."""
+def cap_memory(limits: Limits) -> None:
+    """In the child: cap its address space (once: it holds for every photo the child renders)."""
     if limits.memory_bytes is not None and resource is not None:
         _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         cap = limits.memory_bytes if hard == resource.RLIM_INFINITY else min(limits.memory_bytes, hard)
         resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+
+
+def arm_timer(limits: Limits) -> None:
+    """In the child, before each photo: SIGALRM's default action ends it after ``limits.seconds``."""
     if limits.seconds is not None:
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.alarm(limits.seconds)
@@ -1031,6 +1035,22 @@ def send_report(writer: int, status: int, message: str) -> None:
         payload = payload[os.write(writer, payload) :]
 
 
+def read_report(report: bytes) -> "tuple[int, str] | None":
+    """A verdict :func:`send_report` wrote, or None for anything else (a child that died mid-write)."""
+    try:
+        verdict = json.loads(report.decode("utf-8"))
+        return int(verdict["status"]), str(verdict["message"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def death_verdict(wait_status: int, limits: Limits) -> "tuple[int, str]":
+    """The verdict on the photo a render child was on when it ended without reporting one."""
+    if os.WIFSIGNALED(wait_status):
+        return ended_by_signal(os.WTERMSIG(wait_status), limits)
+    return EXIT_RENDER_CRASHED, f"the render process ended without a verdict (wait status {wait_status})"
+
+
 def render_isolated(source: str, outdir: str, limits: Limits) -> "tuple[int, str]":
     """Render one photo in a forked child under ``limits``; (exit status, message), whatever the child does.
 
@@ -1043,24 +1063,19 @@ def render_isolated(source: str, outdir: str, limits: Limits) -> "tuple[int, str
     pid, pipe_end = fork_reporting()
     if pid == 0:  # the child: never returns
         try:
-            apply_limits(limits)
+            cap_memory(limits)
+            arm_timer(limits)
             send_report(pipe_end, *render_one(source, outdir, limits))
         finally:
             os._exit(0)
-    reader = pipe_end
-    chunks = []
-    with os.fdopen(reader, "rb") as pipe:
-        chunks.append(pipe.read())
+    with os.fdopen(pipe_end, "rb") as pipe:
+        report = pipe.read()
     _pid, wait_status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(wait_status):
+    verdict = None if os.WIFSIGNALED(wait_status) else read_report(report)
+    if verdict is None:
         remove_artifacts(outdir)
-        return ended_by_signal(os.WTERMSIG(wait_status), limits)
-    try:
-        verdict = json.loads(b"".join(chunks).decode("utf-8"))
-        return int(verdict["status"]), str(verdict["message"])
-    except (ValueError, KeyError, TypeError):
-        remove_artifacts(outdir)
-        return EXIT_RENDER_CRASHED, f"the render process ended without a verdict (wait status {wait_status})"
+        return death_verdict(wait_status, limits)
+    return verdict
 
 
 def render_in_one_child(
@@ -1078,11 +1093,9 @@ def render_in_one_child(
     pid, pipe_end = fork_reporting()
     if pid == 0:  # the child: never returns
         try:
-            apply_limits(Limits(limits.max_pixels, limits.memory_mb, None))
+            cap_memory(limits)
             for index in range(len(sources)):  # (no zip(strict=): this file runs on Python 3.7)
-                if limits.seconds is not None:
-                    signal.signal(signal.SIGALRM, signal.SIG_DFL)
-                    signal.alarm(limits.seconds)
+                arm_timer(limits)
                 status, message = render_one(sources[index], outdirs[index], limits)
                 signal.alarm(0)
                 send_report(pipe_end, status, message)
@@ -1090,16 +1103,14 @@ def render_in_one_child(
                     break
         finally:
             os._exit(0)
-    reader = pipe_end
     reported, failed, ended = 0, False, False
     try:
-        with os.fdopen(reader, "rb") as pipe:
+        with os.fdopen(pipe_end, "rb") as pipe:
             for line in pipe:
-                try:
-                    verdict = json.loads(line.decode("utf-8"))
-                    status, message = int(verdict["status"]), str(verdict["message"])
-                except (ValueError, KeyError, TypeError):
+                verdict = read_report(line)
+                if verdict is None:
                     break  # a garbled report: judged as a death below
+                status, message = verdict
                 yield reported, status, message
                 reported, failed = reported + 1, status != EXIT_OK
         _pid, wait_status = os.waitpid(pid, 0)
@@ -1111,12 +1122,7 @@ def render_in_one_child(
                 os.waitpid(pid, 0)
     if reported < len(sources) and not failed:
         remove_artifacts(outdirs[reported])
-        if os.WIFSIGNALED(wait_status):
-            status, message = ended_by_signal(os.WTERMSIG(wait_status), limits)
-        else:
-            status = EXIT_RENDER_CRASHED
-            message = f"the render process ended without a verdict (wait status {wait_status})"
-        yield reported, status, message
+        yield (reported, *death_verdict(wait_status, limits))
 
 
 def render_each(sources: "list[str]", outdirs: "list[str]", limits: Limits) -> "typing.Iterator[tuple[int, int, str]]":
